@@ -1,0 +1,61 @@
+// The composition root: one event loop, the network, the node and its chat services, wired
+// together; signals stop it cleanly. `chat-node run` is this alone; send and ping add a
+// client process once the node is registered.
+#pragma once
+
+#include <uv.h>
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "chat/app/options.hpp"
+#include "chat/chat/output.hpp"
+#include "chat/chat/services.hpp"
+#include "chat/net/network.hpp"
+#include "chat/net/runtime.hpp"
+#include "chat/node/node.hpp"
+
+namespace chat::app {
+
+class App {
+ public:
+  explicit App(const Options& options);
+  App(const App&) = delete;
+  App& operator=(const App&) = delete;
+  ~App();
+
+  using Client = std::function<void(App&)>;
+  // Runs until stop() or a signal; `on_ready` runs once the node is registered with EPMD.
+  int run(Client on_ready = {});
+  // Ends the run with `code` once the current callback has returned.
+  void stop(int code);
+
+  node::Node& node() { return *node_; }
+  service::Output& out() { return out_; }
+  const Options& options() const { return options_; }
+  // Why the last connection attempt to `peer` failed, or "".
+  std::string connect_error(const std::string& peer) const;
+
+ private:
+  void halt();
+
+  Options options_;
+  net::Runtime runtime_;
+  service::Output out_;
+  std::unique_ptr<net::Network> network_;
+  std::unique_ptr<node::Node> node_;
+  service::ChatContext ctx_;
+  std::map<std::string, std::string> connect_errors_;
+  uv_signal_t sigterm_{};
+  uv_signal_t sigint_{};
+  int exit_code_ = 0;
+  bool stopping_ = false;
+};
+
+int run_send(const Options& options);
+int run_ping(const Options& options);
+int run_gen_secret(const Options& options);
+
+}  // namespace chat::app

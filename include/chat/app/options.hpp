@@ -1,0 +1,37 @@
+// Command line of chat-node (Boost.Program_options). Throws std::invalid_argument with a
+// message meant for the user on anything it cannot accept.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace chat::app {
+
+enum class Command { kRun, kSend, kPing, kGenSecret, kHelp };
+
+struct Options {
+  Command command = Command::kRun;
+  std::string node_name;  // alive@host, resolved from --name or --sname
+  std::string cookie;
+  uint32_t net_ticktime = 60;
+  std::string log_level = "info";
+  uint16_t epmd_port = 4369;
+  uint16_t dist_port = 0;
+  uint64_t timeout_ms = 5000;
+  std::string target;  // send, ping
+  std::string message;  // send
+  size_t secret_length = 64;
+  std::string help;
+};
+
+Options parse_options(int argc, char** argv);
+
+// Cookie: --cookie, else $ERLANG_COOKIE, else ~/.erlang.cookie (owner-only, as erl insists).
+std::string resolve_cookie(const std::optional<std::string>& flag);
+// --sname: alive@<this machine's short host name>, as erl -sname does.
+std::string short_node_name(const std::string& alive);
+bool valid_node_name(const std::string& name);
+
+}  // namespace chat::app

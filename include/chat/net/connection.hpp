@@ -1,0 +1,72 @@
+// One distribution connection: (resolve → EPMD → connect →) handshake → frames and ticks.
+// Owned by Network; it reports its end to Network and is freed later, outside its callbacks.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "chat/dist/framing.hpp"
+#include "chat/dist/handshake.hpp"
+#include "chat/net/stream.hpp"
+
+namespace chat::net {
+
+class Network;
+
+class Connection final : Stream::Events {
+ public:
+  enum class Role { kInitiator, kAcceptor };
+  enum class State { kResolving, kAskingEpmd, kConnecting, kHandshake, kUp, kClosed };
+
+  // Initiator: find `peer` through its host's EPMD and connect.
+  Connection(Network& net, std::string peer);
+  // Acceptor: a stream the listener accepted.
+  Connection(Network& net, Stream* accepted);
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+  ~Connection() override;
+
+  void queue(const term::Term& control, const term::Term* payload);
+  // Hands frames queued before the handshake to another connection (simultaneous connect).
+  std::string take_queued() { return std::exchange(queued_, {}); }
+  void add_queued(const std::string& frames) { queued_ += frames; }
+  // Ends the connection; `notify` reports it to Network (which tells the node).
+  void close(const std::string& why, bool notify = true);
+  void tick(uint64_t now_ms);
+
+  [[nodiscard]] Role role() const { return role_; }
+  [[nodiscard]] State state() const { return state_; }
+  [[nodiscard]] const std::string& peer() const { return peer_; }
+  [[nodiscard]] uint64_t flags() const { return flags_; }
+  [[nodiscard]] bool up() const { return state_ == State::kUp; }
+
+ private:
+  void resolved(const sockaddr_storage& host);
+  void ask_epmd(const sockaddr_storage& host);
+  void start_handshake();
+  void on_connected(Stream& s) override;
+  void on_data(Stream& s, std::string_view bytes) override;
+  void on_closed(Stream& s, const std::string& why) override;
+  void handshake_data(std::string_view bytes);
+  void frames();
+  void write(std::string_view bytes);
+
+  Network& net_;
+  Role role_;
+  State state_;
+  std::string peer_;
+  Stream* stream_ = nullptr;
+  std::optional<dist::Handshake> handshake_;
+  dist::FrameReader reader_;
+  std::string queued_;  // frames waiting for the handshake
+  uint64_t flags_ = 0;
+  uint64_t setup_timer_ = 0;
+  uint64_t last_read_ms_ = 0;
+  uint64_t last_write_ms_ = 0;
+  // Asynchronous steps (DNS, EPMD) hold a weak copy and check it before touching us.
+  std::shared_ptr<Connection*> token_;
+};
+
+}  // namespace chat::net

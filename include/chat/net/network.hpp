@@ -1,0 +1,90 @@
+// The distribution network of one node: the listening socket, the EPMD registration and one
+// connection per peer. Implements node::Transport for the node layer.
+#pragma once
+
+#include <netinet/in.h>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "chat/node/node.hpp"
+#include "chat/node/ports.hpp"
+#include "chat/dist/handshake.hpp"
+#include "chat/net/runtime.hpp"
+
+namespace chat::net {
+
+class Connection;
+class EpmdRegistration;
+
+struct NetworkConfig {
+  std::string name;  // alive@host
+  std::string cookie;
+  uint16_t epmd_port = 4369;
+  uint16_t listen_port = 0;        // 0: any free port
+  uint32_t net_ticktime_s = 60;
+  uint32_t setup_timeout_ms = 7000;  // net_setuptime's default
+  size_t max_frame = 128U << 20U;
+  uint64_t flags = 0;
+};
+
+class Network final : public node::Transport {
+ public:
+  Network(Runtime& runtime, NetworkConfig config);
+  Network(const Network&) = delete;
+  Network& operator=(const Network&) = delete;
+  ~Network() override;
+
+  void attach(node::Node& node) { node_ = &node; }
+
+  // Listens, then registers with EPMD; `ready` gets the creation EPMD assigned.
+  // `fatal` is called if either fails, or if the registration is lost.
+  void start(std::function<void(uint32_t creation)> ready, std::function<void(const std::string&)> fatal);
+  // Closes every connection and the EPMD registration (which unregisters the name).
+  void stop();
+
+  // Called when a connection to `peer` could not be set up, with the cause.
+  std::function<void(const std::string& peer, const std::string& why)> on_connect_failed;
+
+  // node::Transport
+  void send(const std::string& peer, const term::Term& control, const term::Term* payload) override;
+  [[nodiscard]] uint64_t flags(const std::string& peer) const override;
+  [[nodiscard]] std::vector<std::string> peers() const override;
+
+  // Called by connections.
+  Runtime& runtime() { return runtime_; }
+  const NetworkConfig& config() const { return config_; }
+  node::Node& node() { return *node_; }
+  dist::Admission admit(Connection& c, const std::string& peer);
+  void connection_up(Connection& c);
+  void connection_failed(Connection& c, const std::string& why);
+  void connection_closed(Connection& c, const std::string& why);
+  // Drops a connection that never carried anything the node knows about.
+  void forget(Connection& c);
+  uint16_t listen_port() const { return listen_port_; }
+  const sockaddr_storage& epmd_address() const { return epmd_addr_; }
+
+ private:
+  static void on_connection(uv_stream_t* server, int status);
+  void remove(Connection& c);
+  void tick();
+
+  Runtime& runtime_;
+  NetworkConfig config_;
+  node::Node* node_ = nullptr;
+  uv_tcp_t* listener_ = nullptr;
+  uint16_t listen_port_ = 0;
+  sockaddr_storage epmd_addr_{};
+  std::unique_ptr<EpmdRegistration> registration_;
+  std::unordered_map<std::string, Connection*> by_peer_;
+  std::unordered_map<Connection*, std::unique_ptr<Connection>> all_;
+  std::vector<std::unique_ptr<Connection>> closed_;  // freed before the next poll
+  uint64_t ticker_ = 0;
+  bool stopping_ = false;
+};
+
+}  // namespace chat::net

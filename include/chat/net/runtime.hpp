@@ -1,0 +1,59 @@
+// The event loop: libuv timers behind node::Timers, and work that must happen once per loop
+// iteration before the loop blocks (flushing queued writes and stdout in one go).
+#pragma once
+
+#include <uv.h>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <unordered_map>
+#include <vector>
+
+#include "chat/node/ports.hpp"
+
+namespace chat::net {
+
+class Runtime final : public node::Timers {
+ public:
+  Runtime();
+  Runtime(const Runtime&) = delete;
+  Runtime& operator=(const Runtime&) = delete;
+  ~Runtime() override;
+
+  uv_loop_t* loop() { return &loop_; }
+  uint64_t now_ms() { return uv_now(&loop_); }
+
+  uint64_t start(uint64_t ms, std::function<void()> fire) override;
+  void cancel(uint64_t id) override;
+
+  // Called before every poll, in the order added.
+  void before_poll(std::function<void()> fn) { before_poll_.push_back(std::move(fn)); }
+
+  // Runs until every handle is closed.
+  void run();
+  // Stops timers and the per-iteration hook so that run() can return once the owners of the
+  // remaining handles have closed them.
+  void shutdown();
+
+ private:
+  struct Timer;
+  static void on_prepare(uv_prepare_t* h);
+
+  uv_loop_t loop_{};
+  uv_prepare_t prepare_{};
+  uint64_t next_id_ = 1;
+  std::unordered_map<uint64_t, Timer*> timers_;
+  std::vector<std::function<void()>> before_poll_;
+  bool shut_ = false;
+};
+
+// Closes a heap-allocated handle and deletes its owner in the close callback, the only safe
+// moment to free memory libuv still points at.
+template <typename Owner, typename Handle>
+void close_and_delete(Owner* owner, Handle* handle) {
+  handle->data = owner;
+  uv_close(reinterpret_cast<uv_handle_t*>(handle), [](uv_handle_t* h) { delete static_cast<Owner*>(h->data); });
+}
+
+}  // namespace chat::net

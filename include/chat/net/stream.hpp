@@ -1,0 +1,62 @@
+// A TCP stream over libuv that owns its handle and frees itself in the close callback, so its
+// user can drop it at any time (even inside one of its callbacks) by calling close().
+// Writes are queued: the first goes out at once, later ones are coalesced while it is in flight.
+#pragma once
+
+#include <uv.h>
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace chat::net {
+
+class Stream {
+ public:
+  class Events {
+   public:
+    virtual ~Events() = default;
+    virtual void on_connected(Stream& s) = 0;
+    virtual void on_data(Stream& s, std::string_view bytes) = 0;
+    // The peer closed, or an I/O error: `why` says which. Not called after close(), and
+    // always from a libuv callback, never from inside write() or connect().
+    virtual void on_closed(Stream& s, const std::string& why) = 0;
+  };
+
+  static Stream* create(uv_loop_t* loop, Events* events);
+  Stream(const Stream&) = delete;
+  Stream& operator=(const Stream&) = delete;
+
+  uv_tcp_t* handle() { return &tcp_; }
+  void set_events(Events* e) { events_ = e; }
+  // Starts reading an accepted stream.
+  void start_reading();
+  void connect(const struct sockaddr* addr);
+  void write(std::string_view bytes);
+  [[nodiscard]] size_t queued_bytes() const { return pending_.size() + inflight_.size(); }
+  // Stops all callbacks and frees the stream once libuv lets go of it.
+  void close();
+  // Closes after what is queued has been written (e.g. a refusal the peer should read).
+  void close_after_flush();
+  std::string peer_address();
+
+ private:
+  explicit Stream(Events* events) : events_(events) {}
+  ~Stream() = default;
+  void flush();
+  void fail(const std::string& why);
+  static void on_close(uv_handle_t* h);
+
+  uv_tcp_t tcp_{};
+  uv_connect_t connect_req_{};
+  uv_write_t write_req_{};
+  Events* events_;
+  std::string pending_;
+  std::string inflight_;
+  std::string error_;
+  bool writing_ = false;
+  bool closing_ = false;
+  bool close_when_flushed_ = false;
+};
+
+}  // namespace chat::net

@@ -1,0 +1,33 @@
+// What the node layer needs from the outside world, declared here and implemented by the net
+// layer (and by fakes in unit tests). The node never sees sockets or the event loop.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "chat/term/term.hpp"
+
+namespace chat::node {
+
+class Transport {
+ public:
+  virtual ~Transport() = default;
+  // Queues one distribution message for `peer`, connecting to it first if needed (as a BEAM
+  // does on the first send). A failed connection is reported back through Node::peer_down.
+  virtual void send(const std::string& peer, const term::Term& control, const term::Term* payload) = 0;
+  // Flags negotiated with a connected peer; 0 when there is no connection (yet).
+  [[nodiscard]] virtual uint64_t flags(const std::string& peer) const = 0;
+  // Names of the nodes with an established connection.
+  [[nodiscard]] virtual std::vector<std::string> peers() const = 0;
+};
+
+class Timers {
+ public:
+  virtual ~Timers() = default;
+  virtual uint64_t start(uint64_t ms, std::function<void()> fire) = 0;
+  virtual void cancel(uint64_t id) = 0;
+};
+
+}  // namespace chat::node

@@ -1,0 +1,58 @@
+// A process of this node: an object with a pid, a mailbox (receive), links and monitors.
+// The node calls receive() from its run queue, one message at a time, on the loop thread.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "chat/term/term.hpp"
+
+namespace chat::node {
+
+class Node;
+
+class Process {
+ public:
+  Process() = default;
+  Process(const Process&) = delete;
+  Process& operator=(const Process&) = delete;
+  virtual ~Process() = default;
+
+  // Called once, right after spawn, when self() is valid.
+  virtual void started() {}
+  // One message from the mailbox: a plain message, or {'EXIT', From, Reason} when trapping
+  // exits, or {'DOWN', Ref, process, Item, Reason} for a monitor.
+  virtual void receive(const term::Term& msg) = 0;
+
+  [[nodiscard]] const term::Pid& self() const { return self_; }
+  [[nodiscard]] bool traps_exits() const { return trap_exit_; }
+
+ protected:
+  Node& node() { return *node_; }
+  void send(const term::Pid& to, term::Term msg);
+  void send_named(const std::string& name, const std::string& node_name, term::Term msg);
+  void link(const term::Pid& other);
+  void unlink(const term::Pid& other);
+  term::Ref monitor(const term::Pid& other);
+  void demonitor(const term::Ref& ref);
+  // Delivers {nodedown, Node} to this process when the connection to node_name goes (or fails).
+  void monitor_node(const std::string& node_name);
+  void demonitor_node(const std::string& node_name);
+  // Ends this process with `reason`; links and monitors are told.
+  void exit(term::Term reason);
+  // Runs `fire` after ms unless this process has ended.
+  uint64_t after(uint64_t ms, std::function<void()> fire);
+  void cancel_timer(uint64_t id);
+
+  bool trap_exit_ = false;
+
+ private:
+  friend class Node;
+  Node* node_ = nullptr;
+  term::Pid self_;
+  std::vector<uint64_t> timers_;
+};
+
+}  // namespace chat::node

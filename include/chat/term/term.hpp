@@ -1,0 +1,117 @@
+// Erlang terms as plain C++ values. Decoding and encoding go through erl_interface (ei);
+// ei does no bounds checking, so every decode validates the bytes first (validate.hpp).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <variant>
+#include <vector>
+
+namespace chat::term {
+
+struct Term;
+
+struct Atom {
+  std::string name;
+  bool operator==(const Atom&) const = default;
+};
+
+struct Pid {
+  std::string node;
+  uint32_t num = 0;
+  uint32_t serial = 0;
+  uint32_t creation = 0;
+  bool operator==(const Pid&) const = default;
+};
+
+struct Ref {
+  std::string node;
+  uint32_t creation = 0;
+  std::vector<uint32_t> ids;  // 1..5 words, as in NEWER_REFERENCE_EXT
+  bool operator==(const Ref&) const = default;
+};
+
+struct Binary {
+  std::string bytes;
+  bool operator==(const Binary&) const = default;
+};
+
+// A term this program does not model (funs, ports, bit strings, big integers): kept as its
+// encoded bytes so it can travel back out unchanged.
+struct Raw {
+  std::string encoded;
+  bool operator==(const Raw&) const = default;
+};
+
+struct Tuple {
+  std::vector<Term> items;
+  bool operator==(const Tuple&) const;
+};
+
+// A list; `tail` holds one term for an improper list (e.g. the `[alias | Ref]` call tag of
+// OTP 24+) and is empty for a proper list. The empty list is a List with no items.
+struct List {
+  std::vector<Term> items;
+  std::vector<Term> tail;
+  bool operator==(const List&) const;
+};
+
+struct Map {
+  std::vector<std::pair<Term, Term>> entries;
+  bool operator==(const Map&) const;
+};
+
+struct Term {
+  using Value = std::variant<int64_t, double, Atom, Binary, Pid, Ref, Tuple, List, Map, Raw>;
+  Value value;
+
+  Term() : value(List{}) {}
+  template <typename T>
+    requires std::is_constructible_v<Value, T&&> && (!std::is_same_v<std::decay_t<T>, Term>)
+  Term(T&& v) : value(std::forward<T>(v)) {}  // NOLINT(google-explicit-constructor)
+
+  template <typename T>
+  [[nodiscard]] const T* get() const { return std::get_if<T>(&value); }
+  template <typename T>
+  [[nodiscard]] T* get() { return std::get_if<T>(&value); }
+
+  [[nodiscard]] bool is_atom(std::string_view name) const;
+  [[nodiscard]] bool is_nil() const;  // the empty list
+  // The items of a tuple of exactly `arity` elements, or nullptr.
+  [[nodiscard]] const std::vector<Term>* tuple(size_t arity) const;
+
+  bool operator==(const Term&) const = default;
+};
+
+// Constructors that read like Erlang.
+Term atom(std::string name);
+Term binary(std::string bytes);
+Term tuple(std::vector<Term> items);
+Term list(std::vector<Term> items);
+Term improper_list(std::vector<Term> items, Term tail);
+Term nil();
+
+// Limits applied while decoding peer data.
+struct Limits {
+  size_t max_depth = 512;
+};
+
+// Decodes one term at `data[*offset]` (no version byte) and advances offset.
+std::optional<Term> decode_at(std::string_view data, size_t* offset, const Limits& limits = {});
+// Decodes `131, Term` occupying all of `data`.
+std::optional<Term> decode(std::string_view data, const Limits& limits = {});
+
+// Appends the encoding of `t` (no version byte) to `out`.
+void encode_to(const Term& t, std::string& out);
+// `131, Term`.
+std::string encode(const Term& t);
+void encode_with_version(const Term& t, std::string& out);
+
+// Erlang-syntax rendering for logs (ei_print_term) and Elixir-style rendering for users.
+std::string to_erlang_string(const Term& t);
+std::string to_elixir_string(const Term& t);
+
+}  // namespace chat::term

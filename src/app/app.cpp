@@ -1,0 +1,102 @@
+#include "chat/app/app.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include "chat/dist/constants.hpp"
+
+namespace chat::app {
+
+App::App(const Options& options) : options_(options), ctx_{out_, {}} {
+  net::NetworkConfig cfg;
+  cfg.name = options_.node_name;
+  cfg.cookie = options_.cookie;
+  cfg.epmd_port = options_.epmd_port;
+  cfg.listen_port = options_.dist_port;
+  cfg.net_ticktime_s = options_.net_ticktime;
+  cfg.flags = dist::flag::kOurs;
+  network_ = std::make_unique<net::Network>(runtime_, cfg);
+  node_ = std::make_unique<node::Node>(options_.node_name, *network_, runtime_);
+  network_->attach(*node_);
+  network_->on_connect_failed = [this](const std::string& peer, const std::string& why) {
+    connect_errors_[peer] = why;
+  };
+  runtime_.before_poll([this] {
+    node_->drain();
+    out_.flush();
+  });
+}
+
+App::~App() = default;
+
+std::string App::connect_error(const std::string& peer) const {
+  auto it = connect_errors_.find(peer);
+  return it == connect_errors_.end() ? std::string{} : it->second;
+}
+
+int App::run(Client on_ready) {
+  for (auto* sig : {&sigterm_, &sigint_}) {
+    uv_signal_init(runtime_.loop(), sig);
+    sig->data = this;
+  }
+  const auto on_signal = [](uv_signal_t* h, int signum) {
+    spdlog::info("signal {}: stopping", signum);
+    static_cast<App*>(h->data)->stop(0);
+  };
+  uv_signal_start(&sigterm_, on_signal, SIGTERM);
+  uv_signal_start(&sigint_, on_signal, SIGINT);
+
+  network_->start(
+      [this, on_ready = std::move(on_ready)](uint32_t creation) {
+        node_->set_creation(creation);
+        service::start_services(*node_, ctx_);
+        spdlog::info("node {} up: distribution port {}, EPMD port {}", node_->name(), network_->listen_port(),
+                     options_.epmd_port);
+        if (options_.command == Command::kRun) {
+          out_.line("Node name: " + node_->name());
+          out_.flush();
+        }
+        if (on_ready) on_ready(*this);
+        node_->drain();
+      },
+      [this](const std::string& why) {
+        spdlog::error("{}", why);
+        stop(1);
+      });
+  runtime_.run();
+  out_.flush();
+  return exit_code_;
+}
+
+void App::stop(int code) {
+  if (stopping_) return;
+  stopping_ = true;
+  exit_code_ = code;
+  // Not from inside whatever callback asked for it: connections may be on the stack.
+  runtime_.start(0, [this] { halt(); });
+}
+
+void App::halt() {
+  network_->stop();
+  for (auto* sig : {&sigterm_, &sigint_}) {
+    if (!uv_is_closing(reinterpret_cast<uv_handle_t*>(sig))) uv_close(reinterpret_cast<uv_handle_t*>(sig), nullptr);
+  }
+  runtime_.shutdown();
+  // A peer that stops reading must not keep us from exiting: after a grace period every
+  // handle still open is closed without waiting for it.
+  auto* watchdog = new uv_timer_t;
+  uv_timer_init(runtime_.loop(), watchdog);
+  uv_timer_start(
+      watchdog,
+      [](uv_timer_t* t) {
+        uv_walk(
+            t->loop,
+            [](uv_handle_t* h, void*) {
+              if (!uv_is_closing(h)) uv_close(h, nullptr);
+            },
+            nullptr);
+      },
+      2000, 0);
+  uv_unref(reinterpret_cast<uv_handle_t*>(watchdog));
+}
+
+}  // namespace chat::app

@@ -1,0 +1,170 @@
+#include "chat/app/options.hpp"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <boost/program_options.hpp>
+#include <cstdlib>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+#include <stdexcept>
+
+namespace chat::app {
+
+namespace po = boost::program_options;
+
+namespace {
+
+constexpr const char* kUsage =
+    "Usage:\n"
+    "  chat-node [run] (--name NAME@HOST | --sname NAME) [--cookie C] [options]\n"
+    "  chat-node send TARGET MESSAGE [--name NAME@HOST] [--cookie C] [options]\n"
+    "  chat-node ping TARGET [--name NAME@HOST] [--cookie C] [options]\n"
+    "  chat-node gen-secret [LENGTH]\n";
+
+bool is_loopback_host(const std::string& host) {
+  return host == "127.0.0.1" || host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
+}
+
+}  // namespace
+
+bool valid_node_name(const std::string& name) {
+  const auto at = name.find('@');
+  if (at == std::string::npos || at == 0 || at + 1 >= name.size() || name.size() > 255) return false;
+  for (size_t i = 0; i < at; ++i) {
+    const unsigned char c = static_cast<unsigned char>(name[i]);
+    if (!(std::isalnum(c) || c == '_' || c == '-')) return false;
+  }
+  return name.find('@', at + 1) == std::string::npos;
+}
+
+std::string short_node_name(const std::string& alive) {
+  char host[256] = {0};
+  if (gethostname(host, sizeof host - 1) != 0) throw std::invalid_argument("cannot read this machine's host name");
+  std::string h(host);
+  return alive + "@" + h.substr(0, h.find('.'));
+}
+
+std::string resolve_cookie(const std::optional<std::string>& flag) {
+  if (flag && !flag->empty()) return *flag;
+  if (const char* env = std::getenv("ERLANG_COOKIE"); env != nullptr && *env != '\0') return env;
+  const char* home = std::getenv("HOME");
+  if (home == nullptr) throw std::invalid_argument("no cookie: use --cookie or set ERLANG_COOKIE");
+  const std::string path = std::string(home) + "/.erlang.cookie";
+  struct stat st {};
+  if (stat(path.c_str(), &st) != 0) {
+    throw std::invalid_argument("no cookie: use --cookie, set ERLANG_COOKIE, or create " + path);
+  }
+  if ((st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
+    throw std::invalid_argument("cookie file " + path + " must be accessible by its owner only (chmod 400)");
+  }
+  std::ifstream in(path);
+  std::string cookie;
+  std::getline(in, cookie);
+  while (!cookie.empty() && (cookie.back() == '\r' || cookie.back() == ' ')) cookie.pop_back();
+  if (cookie.empty()) throw std::invalid_argument("cookie file " + path + " is empty");
+  return cookie;
+}
+
+Options parse_options(int argc, char** argv) {
+  Options o;
+  po::options_description named("Options");
+  named.add_options()("help,h", "show this help")("name", po::value<std::string>(), "long node name, NAME@HOST")(
+      "sname", po::value<std::string>(), "short node name; the host is this machine's")(
+      "cookie", po::value<std::string>(), "magic cookie (else $ERLANG_COOKIE, else ~/.erlang.cookie)")(
+      "net-ticktime", po::value<uint32_t>(&o.net_ticktime)->default_value(60), "seconds before a silent peer is dropped")(
+      "log-level", po::value<std::string>(&o.log_level)->default_value("info"), "trace|debug|info|warn|error|off")(
+      "dist-port", po::value<uint16_t>(&o.dist_port)->default_value(0), "distribution listen port (0: any)")(
+      "timeout", po::value<uint64_t>(&o.timeout_ms)->default_value(5000), "send/ping: milliseconds to wait");
+  po::options_description hidden;
+  hidden.add_options()("args", po::value<std::vector<std::string>>(), "");
+  po::options_description all;
+  all.add(named).add(hidden);
+  po::positional_options_description pos;
+  pos.add("args", -1);
+
+  po::variables_map vm;
+  try {
+    po::store(po::command_line_parser(argc, argv).options(all).positional(pos).run(), vm);
+    po::notify(vm);
+  } catch (const po::error& e) {
+    throw std::invalid_argument(std::string(e.what()) + "\n" + kUsage);
+  }
+  std::ostringstream help;
+  help << kUsage << "\n" << named;
+  o.help = help.str();
+  if (vm.count("help")) {
+    o.command = Command::kHelp;
+    return o;
+  }
+
+  std::vector<std::string> args;
+  if (vm.count("args")) args = vm["args"].as<std::vector<std::string>>();
+  const std::string cmd = args.empty() ? "run" : args.front();
+  const auto want = [&](size_t n) {
+    if (args.size() != n) throw std::invalid_argument("wrong number of arguments for '" + cmd + "'\n" + kUsage);
+  };
+  if (cmd == "run") {
+    o.command = Command::kRun;
+    want(args.empty() ? 0 : 1);
+  } else if (cmd == "send") {
+    o.command = Command::kSend;
+    want(3);
+    o.target = args[1];
+    o.message = args[2];
+  } else if (cmd == "ping") {
+    o.command = Command::kPing;
+    want(2);
+    o.target = args[1];
+  } else if (cmd == "gen-secret") {
+    o.command = Command::kGenSecret;
+    if (args.size() > 2) want(2);
+    if (args.size() == 2) {
+      try {
+        o.secret_length = std::stoul(args[1]);
+      } catch (const std::exception&) {
+        throw std::invalid_argument("LENGTH must be a number");
+      }
+    }
+    return o;
+  } else {
+    throw std::invalid_argument("unknown command '" + cmd + "'\n" + kUsage);
+  }
+  if (!o.target.empty() && !valid_node_name(o.target)) {
+    throw std::invalid_argument("target must be a node name like moebi@127.0.0.1, got '" + o.target + "'");
+  }
+
+  if (vm.count("name") && vm.count("sname")) throw std::invalid_argument("give --name or --sname, not both");
+  if (vm.count("name")) {
+    o.node_name = vm["name"].as<std::string>();
+  } else if (vm.count("sname")) {
+    o.node_name = short_node_name(vm["sname"].as<std::string>());
+  } else if (o.command != Command::kRun) {
+    // A client needs a name the target can call back (moebi does); on one machine a
+    // throw-away name beside the target's host does.
+    const std::string host = o.target.substr(o.target.find('@') + 1);
+    if (!is_loopback_host(host)) throw std::invalid_argument("give --name NAME@YOUR_ADDRESS so " + o.target + " can reach back");
+    o.node_name = "cli" + std::to_string(getpid()) + "@" + host;
+  } else {
+    throw std::invalid_argument("give the node a name: --name NAME@HOST or --sname NAME\n" + std::string(kUsage));
+  }
+  if (!valid_node_name(o.node_name)) throw std::invalid_argument("invalid node name '" + o.node_name + "'");
+
+  o.cookie = resolve_cookie(vm.count("cookie") ? std::optional<std::string>(vm["cookie"].as<std::string>())
+                                               : std::nullopt);
+  if (o.cookie.size() > 255) throw std::invalid_argument("cookie longer than 255 characters");
+  if (const char* p = std::getenv("ERL_EPMD_PORT"); p != nullptr && *p != '\0') {
+    try {
+      const auto v = std::stoul(p);
+      if (v == 0 || v > 65535) throw std::out_of_range("port");
+      o.epmd_port = static_cast<uint16_t>(v);
+    } catch (const std::exception&) {
+      throw std::invalid_argument(std::string("ERL_EPMD_PORT is not a port number: ") + p);
+    }
+  }
+  if (o.net_ticktime < 4) throw std::invalid_argument("--net-ticktime must be at least 4 seconds");
+  return o;
+}
+
+}  // namespace chat::app

@@ -1,0 +1,20 @@
+#include "chat/chat/output.hpp"
+
+namespace chat::service {
+
+void Output::line(std::string_view text) {
+  buffer_.append(text);
+  buffer_.push_back('\n');
+  ++lines_;
+  // Bound the buffer under a burst; the loop flushes the rest before it next waits.
+  if (buffer_.size() >= (1U << 16)) flush();
+}
+
+void Output::flush() {
+  if (buffer_.empty()) return;
+  std::fwrite(buffer_.data(), 1, buffer_.size(), out_);
+  std::fflush(out_);
+  buffer_.clear();
+}
+
+}  // namespace chat::service

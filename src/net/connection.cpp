@@ -1,0 +1,333 @@
+#include "chat/net/connection.hpp"
+
+#include <openssl/rand.h>
+#include <spdlog/spdlog.h>
+
+#include <cstring>
+
+#include "chat/dist/constants.hpp"
+#include "chat/epmd/protocol.hpp"
+#include "chat/net/epmd_client.hpp"
+#include "chat/net/network.hpp"
+
+namespace chat::net {
+
+namespace {
+
+uint32_t random32() {
+  uint32_t v = 0;
+  if (RAND_bytes(reinterpret_cast<unsigned char*>(&v), sizeof v) != 1) {
+    // Without a challenge we cannot authenticate; refuse rather than use a weak one.
+    throw std::runtime_error("no random bytes for the handshake challenge");
+  }
+  return v;
+}
+
+std::string alive_of(const std::string& node) { return node.substr(0, node.find('@')); }
+std::string host_of(const std::string& node) {
+  const auto at = node.find('@');
+  return at == std::string::npos ? std::string{} : node.substr(at + 1);
+}
+
+struct Resolve {
+  uv_getaddrinfo_t req{};
+  std::weak_ptr<Connection*> owner;
+};
+
+}  // namespace
+
+Connection::Connection(Network& net, std::string peer)
+    : net_(net),
+      role_(Role::kInitiator),
+      state_(State::kResolving),
+      peer_(std::move(peer)),
+      reader_(net.config().max_frame),
+      token_(std::make_shared<Connection*>(this)) {
+  setup_timer_ = net_.runtime().start(net_.config().setup_timeout_ms, [this] {
+    setup_timer_ = 0;
+    close("connection setup timed out");
+  });
+  const std::string host = host_of(peer_);
+  sockaddr_storage addr{};
+  auto* in4 = reinterpret_cast<sockaddr_in*>(&addr);
+  auto* in6 = reinterpret_cast<sockaddr_in6*>(&addr);
+  if (uv_ip4_addr(host.c_str(), 0, in4) == 0 || uv_ip6_addr(host.c_str(), 0, in6) == 0) {
+    resolved(addr);
+    return;
+  }
+  // A host name: resolve it off the loop thread (libuv's thread pool).
+  auto* r = new Resolve;
+  r->owner = token_;
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  const int rc = uv_getaddrinfo(
+      net_.runtime().loop(), &r->req,
+      [](uv_getaddrinfo_t* req, int status, addrinfo* res) {
+        std::unique_ptr<Resolve> r(reinterpret_cast<Resolve*>(req));
+        auto owner = r->owner.lock();
+        if (owner && *owner) {
+          Connection* c = *owner;
+          if (status != 0 || res == nullptr) {
+            c->close("cannot resolve host " + host_of(c->peer_) + ": " + uv_strerror(status));
+          } else {
+            sockaddr_storage a{};
+            std::memcpy(&a, res->ai_addr, res->ai_addrlen);
+            c->resolved(a);
+          }
+        }
+        uv_freeaddrinfo(res);
+      },
+      host.c_str(), nullptr, &hints);
+  if (rc != 0) {
+    delete r;
+    // Fail from the loop, not from inside the send() that created this connection.
+    const std::string why = "cannot resolve host " + host + ": " + uv_strerror(rc);
+    std::weak_ptr<Connection*> owner = token_;
+    net_.runtime().start(0, [owner, why] {
+      if (auto o = owner.lock(); o && *o) (*o)->close(why);
+    });
+  }
+}
+
+Connection::Connection(Network& net, Stream* accepted)
+    : net_(net),
+      role_(Role::kAcceptor),
+      state_(State::kHandshake),
+      stream_(accepted),
+      reader_(net.config().max_frame),
+      token_(std::make_shared<Connection*>(this)) {
+  stream_->set_events(this);
+  setup_timer_ = net_.runtime().start(net_.config().setup_timeout_ms, [this] {
+    setup_timer_ = 0;
+    close("handshake timed out");
+  });
+  start_handshake();
+  stream_->start_reading();
+}
+
+Connection::~Connection() {
+  *token_ = nullptr;
+  if (setup_timer_) net_.runtime().cancel(setup_timer_);
+  if (stream_) stream_->close();
+}
+
+void Connection::resolved(const sockaddr_storage& host) {
+  if (state_ == State::kClosed) return;
+  state_ = State::kAskingEpmd;
+  ask_epmd(host);
+}
+
+void Connection::ask_epmd(const sockaddr_storage& host) {
+  sockaddr_storage epmd = host;
+  const uint16_t port = net_.config().epmd_port;
+  if (epmd.ss_family == AF_INET) {
+    reinterpret_cast<sockaddr_in*>(&epmd)->sin_port = htons(port);
+  } else {
+    reinterpret_cast<sockaddr_in6*>(&epmd)->sin6_port = htons(port);
+  }
+  std::weak_ptr<Connection*> owner = token_;
+  EpmdRequest::start(
+      net_.runtime().loop(), epmd, epmd::port_please2_request(alive_of(peer_)),
+      [](const std::string& reply) { return !std::holds_alternative<epmd::NeedMore>(epmd::parse_port2_reply(reply)); },
+      [owner, host](const std::string& reply, const std::string& error) {
+        auto o = owner.lock();
+        if (!o || !*o) return;
+        Connection* c = *o;
+        if (c->state_ != State::kAskingEpmd) return;
+        if (!error.empty()) {
+          c->close("cannot reach EPMD on " + host_of(c->peer_) + ": " + error);
+          return;
+        }
+        const auto r = epmd::parse_port2_reply(reply);
+        const auto* found = std::get_if<epmd::NodePort>(&r);
+        if (found == nullptr) {
+          c->close(std::holds_alternative<epmd::NotFound>(r) ? "no node named " + alive_of(c->peer_) + " on " +
+                                                                     host_of(c->peer_) + " (EPMD)"
+                                                               : "malformed EPMD reply");
+          return;
+        }
+        if (found->highest < dist::kHighestVersion) {
+          c->close("peer speaks only distribution version " + std::to_string(found->highest));
+          return;
+        }
+        sockaddr_storage target = host;
+        if (target.ss_family == AF_INET) {
+          reinterpret_cast<sockaddr_in*>(&target)->sin_port = htons(found->port);
+        } else {
+          reinterpret_cast<sockaddr_in6*>(&target)->sin6_port = htons(found->port);
+        }
+        c->state_ = State::kConnecting;
+        c->stream_ = Stream::create(c->net_.runtime().loop(), c);
+        c->stream_->connect(reinterpret_cast<const sockaddr*>(&target));
+      });
+}
+
+void Connection::start_handshake() {
+  dist::HandshakeConfig cfg;
+  cfg.our_name = net_.config().name;
+  cfg.our_flags = net_.config().flags;
+  cfg.required_flags = dist::flag::kRequired;
+  cfg.our_creation = net_.node().creation();
+  cfg.cookie = net_.config().cookie;
+  cfg.random32 = random32;
+  if (role_ == Role::kAcceptor) {
+    cfg.admit = [this](const std::string& peer) { return net_.admit(*this, peer); };
+  }
+  handshake_.emplace(role_ == Role::kInitiator ? dist::Handshake::Role::kInitiator : dist::Handshake::Role::kAcceptor,
+                     std::move(cfg));
+  if (handshake_->has_output()) write(handshake_->take_output());
+}
+
+void Connection::on_connected(Stream& /*s*/) {
+  state_ = State::kHandshake;
+  start_handshake();
+}
+
+void Connection::write(std::string_view bytes) {
+  if (stream_ == nullptr) return;
+  stream_->write(bytes);
+  last_write_ms_ = net_.runtime().now_ms();
+}
+
+void Connection::on_data(Stream& /*s*/, std::string_view bytes) {
+  last_read_ms_ = net_.runtime().now_ms();
+  if (state_ == State::kHandshake) {
+    handshake_data(bytes);
+    return;
+  }
+  if (state_ != State::kUp) return;
+  reader_.feed(bytes);
+  frames();
+}
+
+void Connection::handshake_data(std::string_view bytes) {
+  const auto result = handshake_->feed(bytes);
+  if (handshake_->has_output()) write(handshake_->take_output());
+  if (result == dist::Handshake::Result::kNeedMore) return;
+  if (result == dist::Handshake::Result::kFailed) {
+    if (role_ == Role::kAcceptor) peer_ = handshake_->peer().name;
+    const std::string why = handshake_->cookie_mismatch() ? "handshake failed: wrong cookie (digest mismatch)"
+                                                          : "handshake failed: " + handshake_->error();
+    // Let a refusal status reach the peer before the socket goes.
+    if (stream_) {
+      stream_->close_after_flush();
+      stream_ = nullptr;
+    }
+    close(why);
+    return;
+  }
+  peer_ = handshake_->peer().name;
+  flags_ = handshake_->peer().flags;
+  const std::string leftover(handshake_->leftover());
+  handshake_.reset();
+  state_ = State::kUp;
+  if (setup_timer_) {
+    net_.runtime().cancel(setup_timer_);
+    setup_timer_ = 0;
+  }
+  net_.connection_up(*this);
+  if (state_ != State::kUp) return;
+  if (!queued_.empty()) write(std::exchange(queued_, {}));
+  if (!leftover.empty()) {
+    reader_.feed(leftover);
+    frames();
+  }
+}
+
+void Connection::frames() {
+  auto& node = net_.node();
+  std::string_view frame;
+  for (;;) {
+    const auto status = reader_.next(&frame);
+    if (status == dist::FrameReader::Status::kNeedMore) break;
+    if (status == dist::FrameReader::Status::kTick) {
+      // Answer a tick unless we wrote something recently: either tells the peer we live.
+      if (net_.runtime().now_ms() - last_write_ms_ >= 1000) {
+        std::string t;
+        dist::append_tick(t);
+        write(t);
+      }
+      continue;
+    }
+    if (status == dist::FrameReader::Status::kMalformed) {
+      spdlog::warn("peer {}: frame longer than the {} byte limit; closing", peer_, net_.config().max_frame);
+      close("oversized frame");
+      return;
+    }
+    auto msg = dist::parse_message(frame);
+    if (!msg || !node.control(peer_, msg->control, std::move(msg->payload))) {
+      spdlog::warn("peer {}: malformed distribution message; closing", peer_);
+      close("malformed message");
+      return;
+    }
+    if (state_ != State::kUp) return;
+  }
+  node.drain();
+}
+
+void Connection::queue(const term::Term& control, const term::Term* payload) {
+  if (state_ == State::kClosed) return;
+  if (state_ != State::kUp) {
+    dist::append_frame(queued_, control, payload);
+    return;
+  }
+  std::string frame;
+  dist::append_frame(frame, control, payload);
+  write(frame);
+}
+
+void Connection::tick(uint64_t now_ms) {
+  if (state_ != State::kUp) return;
+  const uint64_t ticktime_ms = uint64_t{net_.config().net_ticktime_s} * 1000;
+  if (now_ms - last_read_ms_ > ticktime_ms) {
+    close("no tick or message from the peer for " + std::to_string(net_.config().net_ticktime_s) + " s");
+    return;
+  }
+  if (now_ms - last_write_ms_ >= ticktime_ms / 4) {
+    std::string t;
+    dist::append_tick(t);
+    write(t);
+  }
+}
+
+void Connection::on_closed(Stream& /*s*/, const std::string& why) {
+  stream_ = nullptr;
+  if (state_ == State::kHandshake && handshake_ && handshake_->awaiting_ack()) {
+    close("the peer rejected our challenge reply (" + why + "): wrong cookie?");
+  } else if (state_ == State::kHandshake) {
+    close("connection closed during the handshake (" + why + ")");
+  } else {
+    close(why);
+  }
+}
+
+void Connection::close(const std::string& why, bool notify) {
+  if (state_ == State::kClosed) return;
+  const bool was_up = state_ == State::kUp;
+  state_ = State::kClosed;
+  if (setup_timer_) {
+    net_.runtime().cancel(setup_timer_);
+    setup_timer_ = 0;
+  }
+  if (stream_) {
+    // A quiet close (node stopping, a duplicate connection) lets queued frames out first.
+    if (notify) {
+      stream_->close();
+    } else {
+      stream_->close_after_flush();
+    }
+    stream_ = nullptr;
+  }
+  if (!notify) {
+    net_.forget(*this);
+    return;
+  }
+  if (was_up) {
+    net_.connection_closed(*this, why);
+  } else {
+    net_.connection_failed(*this, why);
+  }
+}
+
+}  // namespace chat::net

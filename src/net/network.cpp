@@ -1,0 +1,188 @@
+#include "chat/net/network.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <stdexcept>
+
+#include "chat/net/connection.hpp"
+#include "chat/net/epmd_client.hpp"
+
+namespace chat::net {
+
+namespace {
+// Handshakes in flight from unknown peers beyond this are refused at accept().
+constexpr size_t kMaxPendingAccepts = 256;
+}  // namespace
+
+Network::Network(Runtime& runtime, NetworkConfig config) : runtime_(runtime), config_(std::move(config)) {
+  auto* in4 = reinterpret_cast<sockaddr_in*>(&epmd_addr_);
+  uv_ip4_addr("127.0.0.1", config_.epmd_port, in4);
+  runtime_.before_poll([this] { closed_.clear(); });
+}
+
+Network::~Network() { stop(); }
+
+void Network::start(std::function<void(uint32_t)> ready, std::function<void(const std::string&)> fatal) {
+  listener_ = new uv_tcp_t;
+  uv_tcp_init(runtime_.loop(), listener_);
+  listener_->data = this;
+  sockaddr_in any{};
+  uv_ip4_addr("0.0.0.0", config_.listen_port, &any);
+  int rc = uv_tcp_bind(listener_, reinterpret_cast<const sockaddr*>(&any), 0);
+  if (rc == 0) rc = uv_listen(reinterpret_cast<uv_stream_t*>(listener_), 511, &Network::on_connection);
+  if (rc != 0) throw std::runtime_error(std::string("cannot listen for distribution: ") + uv_strerror(rc));
+  sockaddr_storage bound{};
+  int len = sizeof bound;
+  uv_tcp_getsockname(listener_, reinterpret_cast<sockaddr*>(&bound), &len);
+  listen_port_ = ntohs(reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
+
+  tick();
+  const std::string alive = config_.name.substr(0, config_.name.find('@'));
+  registration_ = std::make_unique<EpmdRegistration>(
+      runtime_.loop(), epmd_addr_, alive, listen_port_, std::move(ready),
+      [this, fatal = std::move(fatal)](const std::string& why) {
+        if (!stopping_) fatal(why);
+      });
+}
+
+void Network::stop() {
+  if (stopping_) return;
+  stopping_ = true;
+  registration_.reset();
+  std::vector<Connection*> open;
+  for (auto& [ptr, c] : all_) open.push_back(ptr);
+  for (auto* c : open) c->close("node stopping", false);
+  if (ticker_) runtime_.cancel(ticker_);
+  ticker_ = 0;
+  if (listener_) {
+    close_and_delete(listener_, listener_);
+    listener_ = nullptr;
+  }
+}
+
+void Network::on_connection(uv_stream_t* server, int status) {
+  auto* self = static_cast<Network*>(server->data);
+  if (status != 0 || self->stopping_) return;
+  Stream* s = Stream::create(self->runtime_.loop(), nullptr);
+  if (uv_accept(server, reinterpret_cast<uv_stream_t*>(s->handle())) != 0) {
+    s->close();
+    return;
+  }
+  size_t pending = 0;
+  for (const auto& [ptr, c] : self->all_) pending += c->up() ? 0 : 1;
+  if (pending >= kMaxPendingAccepts) {
+    spdlog::warn("too many handshakes in flight; refusing {}", s->peer_address());
+    s->close();
+    return;
+  }
+  auto c = std::make_unique<Connection>(*self, s);
+  self->all_.emplace(c.get(), std::move(c));
+}
+
+dist::Admission Network::admit(Connection& c, const std::string& peer) {
+  if (peer == config_.name) return dist::Admission::kNotAllowed;
+  auto it = by_peer_.find(peer);
+  if (it == by_peer_.end()) {
+    by_peer_[peer] = &c;
+    return dist::Admission::kOk;
+  }
+  Connection* old = it->second;
+  if (old->up()) {
+    // The peer is connecting again, so its end of our old connection is gone.
+    spdlog::info("node {} reconnected; dropping its old connection", peer);
+    old->close("replaced by a new connection");
+    by_peer_[peer] = &c;
+    return dist::Admission::kOk;
+  }
+  // Both sides are connecting at once: the greater name keeps its own attempt
+  // (net_kernel's rule for a pending connection).
+  if (config_.name > peer) return dist::Admission::kNok;
+  c.add_queued(old->take_queued());
+  old->close("simultaneous connection", false);
+  by_peer_[peer] = &c;
+  return dist::Admission::kOkSimultaneous;
+}
+
+void Network::connection_up(Connection& c) {
+  by_peer_[c.peer()] = &c;
+  spdlog::info("connected to {} ({})", c.peer(), c.role() == Connection::Role::kInitiator ? "outgoing" : "incoming");
+  node_->peer_up(c.peer());
+}
+
+void Network::remove(Connection& c) {
+  auto p = by_peer_.find(c.peer());
+  if (p != by_peer_.end() && p->second == &c) by_peer_.erase(p);
+  auto it = all_.find(&c);
+  if (it != all_.end()) {
+    closed_.push_back(std::move(it->second));
+    all_.erase(it);
+  }
+}
+
+void Network::forget(Connection& c) { remove(c); }
+
+void Network::connection_failed(Connection& c, const std::string& why) {
+  const bool owned = by_peer_.contains(c.peer()) && by_peer_[c.peer()] == &c;
+  remove(c);
+  if (c.role() == Connection::Role::kInitiator) {
+    spdlog::warn("cannot connect to {}: {}", c.peer(), why);
+    if (on_connect_failed) on_connect_failed(c.peer(), why);
+  } else {
+    spdlog::warn("incoming connection{}{} refused: {}", c.peer().empty() ? "" : " from ", c.peer(), why);
+  }
+  // Whoever was waiting on that peer (links, monitors, node monitors) learns it is down.
+  if (owned && !stopping_) {
+    node_->peer_down(c.peer());
+    node_->drain();
+  }
+}
+
+void Network::connection_closed(Connection& c, const std::string& why) {
+  remove(c);
+  spdlog::info("disconnected from {}: {}", c.peer(), why);
+  if (stopping_) return;
+  node_->peer_down(c.peer());
+  node_->drain();
+}
+
+void Network::send(const std::string& peer, const term::Term& control, const term::Term* payload) {
+  if (stopping_ || peer == config_.name) return;
+  auto it = by_peer_.find(peer);
+  Connection* c = nullptr;
+  if (it != by_peer_.end()) {
+    c = it->second;
+  } else {
+    auto owned = std::make_unique<Connection>(*this, peer);
+    c = owned.get();
+    all_.emplace(c, std::move(owned));
+    by_peer_[peer] = c;
+  }
+  c->queue(control, payload);
+}
+
+uint64_t Network::flags(const std::string& peer) const {
+  auto it = by_peer_.find(peer);
+  return it != by_peer_.end() && it->second->up() ? it->second->flags() : 0;
+}
+
+std::vector<std::string> Network::peers() const {
+  std::vector<std::string> out;
+  for (const auto& [name, c] : by_peer_) {
+    if (c->up()) out.push_back(name);
+  }
+  return out;
+}
+
+void Network::tick() {
+  // One timer for all connections, at a quarter of net_ticktime like the BEAM's ticker.
+  const uint64_t now = runtime_.now_ms();
+  std::vector<Connection*> snapshot;
+  for (auto& [ptr, c] : all_) snapshot.push_back(ptr);
+  for (auto* c : snapshot) {
+    if (all_.contains(c)) c->tick(now);
+  }
+  ticker_ = 0;
+  if (!stopping_) ticker_ = runtime_.start(uint64_t{config_.net_ticktime_s} * 250, [this] { tick(); });
+}
+
+}  // namespace chat::net

@@ -1,0 +1,81 @@
+#include "chat/net/runtime.hpp"
+
+#include <stdexcept>
+#include <string>
+
+namespace chat::net {
+
+struct Runtime::Timer {
+  uv_timer_t handle{};
+  uint64_t id = 0;
+  Runtime* runtime = nullptr;
+  std::function<void()> fire;
+};
+
+Runtime::Runtime() {
+  if (const int rc = uv_loop_init(&loop_); rc != 0) {
+    throw std::runtime_error(std::string("uv_loop_init: ") + uv_strerror(rc));
+  }
+  uv_prepare_init(&loop_, &prepare_);
+  prepare_.data = this;
+  uv_prepare_start(&prepare_, &Runtime::on_prepare);
+  // The per-iteration hook alone must not keep the loop alive.
+  uv_unref(reinterpret_cast<uv_handle_t*>(&prepare_));
+}
+
+Runtime::~Runtime() {
+  shutdown();
+  uv_run(&loop_, UV_RUN_DEFAULT);
+  uv_loop_close(&loop_);
+}
+
+void Runtime::on_prepare(uv_prepare_t* h) {
+  auto* self = static_cast<Runtime*>(h->data);
+  for (auto& fn : self->before_poll_) fn();
+}
+
+uint64_t Runtime::start(uint64_t ms, std::function<void()> fire) {
+  if (shut_) return 0;
+  auto* t = new Timer;
+  t->id = next_id_++;
+  t->runtime = this;
+  t->fire = std::move(fire);
+  t->handle.data = t;
+  uv_timer_init(&loop_, &t->handle);
+  uv_timer_start(
+      &t->handle,
+      [](uv_timer_t* h) {
+        auto* timer = static_cast<Timer*>(h->data);
+        auto fn = std::move(timer->fire);
+        timer->runtime->cancel(timer->id);  // one-shot: release before running
+        fn();
+      },
+      ms, 0);
+  timers_.emplace(t->id, t);
+  return t->id;
+}
+
+void Runtime::cancel(uint64_t id) {
+  auto it = timers_.find(id);
+  if (it == timers_.end()) return;
+  Timer* t = it->second;
+  timers_.erase(it);
+  uv_timer_stop(&t->handle);
+  close_and_delete(t, &t->handle);
+}
+
+void Runtime::run() { uv_run(&loop_, UV_RUN_DEFAULT); }
+
+void Runtime::shutdown() {
+  if (shut_) return;
+  shut_ = true;
+  while (!timers_.empty()) cancel(timers_.begin()->first);
+  if (!uv_is_closing(reinterpret_cast<uv_handle_t*>(&prepare_))) {
+    // Run the hook one last time so queued output is not lost.
+    for (auto& fn : before_poll_) fn();
+    uv_prepare_stop(&prepare_);
+    uv_close(reinterpret_cast<uv_handle_t*>(&prepare_), nullptr);
+  }
+}
+
+}  // namespace chat::net

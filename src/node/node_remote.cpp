@@ -1,0 +1,210 @@
+// Distribution control messages arriving from peers (erts "Distribution Protocol" chapter,
+// "Protocol between Connected Nodes"). Anything that does not have the documented shape is
+// reported as malformed and closes that one connection.
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+
+#include "chat/dist/constants.hpp"
+#include "chat/node/node.hpp"
+
+namespace chat::node {
+
+using dist::Op;
+using term::atom;
+using term::Pid;
+using term::Ref;
+using term::Term;
+using term::tuple;
+
+namespace {
+
+const Pid* as_pid(const Term& t) { return t.get<Pid>(); }
+const Ref* as_ref(const Term& t) { return t.get<Ref>(); }
+
+}  // namespace
+
+bool Node::control(const std::string& peer, const Term& control, std::optional<Term> payload) {
+  const auto* items = control.get<term::Tuple>();
+  if (items == nullptr || items->items.empty()) return false;
+  const auto& c = items->items;
+  const auto* code = c[0].get<int64_t>();
+  if (code == nullptr) return false;
+  const auto n = c.size();
+  auto need_payload = [&]() { return payload.has_value(); };
+
+  switch (static_cast<Op>(*code)) {
+    case Op::kSend:
+    case Op::kSendTt: {
+      // {2, Unused, ToPid} / {12, Unused, ToPid, TraceToken}
+      if (n < 3 || !need_payload()) return false;
+      const auto* to = as_pid(c[2]);
+      if (to == nullptr) return false;
+      ++counters_.messages_in;
+      if (is_local(*to)) enqueue(Kind::kMessage, *to, *to, std::move(*payload));
+      return true;
+    }
+    case Op::kSendSender:
+    case Op::kSendSenderTt: {
+      // {22, FromPid, ToPid}
+      if (n < 3 || !need_payload()) return false;
+      const auto* from = as_pid(c[1]);
+      const auto* to = as_pid(c[2]);
+      if (from == nullptr || to == nullptr) return false;
+      ++counters_.messages_in;
+      if (is_local(*to)) enqueue(Kind::kMessage, *from, *to, std::move(*payload));
+      return true;
+    }
+    case Op::kRegSend:
+    case Op::kRegSendTt: {
+      // {6, FromPid, Unused, ToName}
+      if (n < 4 || !need_payload()) return false;
+      const auto* from = as_pid(c[1]);
+      const auto* name = c[3].get<term::Atom>();
+      if (from == nullptr || name == nullptr) return false;
+      ++counters_.messages_in;
+      if (auto pid = whereis(name->name)) {
+        enqueue(Kind::kMessage, *from, *pid, std::move(*payload));
+      } else {
+        spdlog::debug("message from {} to unregistered name {} dropped", peer, name->name);
+      }
+      return true;
+    }
+    case Op::kLink: {
+      const auto* from = n == 3 ? as_pid(c[1]) : nullptr;
+      const auto* to = n == 3 ? as_pid(c[2]) : nullptr;
+      if (from == nullptr || to == nullptr) return false;
+      remote_link(peer, *from, *to);
+      return true;
+    }
+    case Op::kUnlink: {
+      const auto* from = n == 3 ? as_pid(c[1]) : nullptr;
+      const auto* to = n == 3 ? as_pid(c[2]) : nullptr;
+      if (from == nullptr || to == nullptr) return false;
+      remove_link(*to, *from);
+      return true;
+    }
+    case Op::kUnlinkId: {
+      // {35, Id, FromPid, ToPid}: remove the link and acknowledge with the same Id.
+      const auto* from = n == 4 ? as_pid(c[2]) : nullptr;
+      const auto* to = n == 4 ? as_pid(c[3]) : nullptr;
+      if (from == nullptr || to == nullptr) return false;
+      remove_link(*to, *from);
+      send_remote(peer, tuple({Term{static_cast<int64_t>(Op::kUnlinkIdAck)}, c[1], *to, *from}), nullptr);
+      return true;
+    }
+    case Op::kUnlinkIdAck:
+      return n == 4;
+    case Op::kExit:
+    case Op::kExit2:
+    case Op::kExitTt:
+    case Op::kExit2Tt:
+    case Op::kPayloadExit:
+    case Op::kPayloadExit2:
+    case Op::kPayloadExitTt:
+    case Op::kPayloadExit2Tt: {
+      // {3, From, To, Reason}, {13, From, To, Token, Reason}, {24, From, To} + Reason, …
+      const auto o = static_cast<Op>(*code);
+      const bool in_payload = o == Op::kPayloadExit || o == Op::kPayloadExit2 || o == Op::kPayloadExitTt ||
+                              o == Op::kPayloadExit2Tt;
+      const bool traced = o == Op::kExitTt || o == Op::kExit2Tt || o == Op::kPayloadExitTt || o == Op::kPayloadExit2Tt;
+      const size_t arity = 3 + (traced ? 1 : 0) + (in_payload ? 0 : 1);
+      if (n != arity || (in_payload && !payload)) return false;
+      const auto* from = as_pid(c[1]);
+      const auto* to = as_pid(c[2]);
+      if (from == nullptr || to == nullptr) return false;
+      Term reason = in_payload ? std::move(*payload) : c[n - 1];
+      const bool via_link = o == Op::kExit || o == Op::kExitTt || o == Op::kPayloadExit || o == Op::kPayloadExitTt;
+      if (is_local(*to)) enqueue(via_link ? Kind::kLinkExit : Kind::kExitSignal, *from, *to, std::move(reason));
+      return true;
+    }
+    case Op::kMonitorP: {
+      // {19, FromPid, ToProc, Ref}; ToProc is a pid or a registered name.
+      const auto* from = n == 4 ? as_pid(c[1]) : nullptr;
+      const auto* ref = n == 4 ? as_ref(c[3]) : nullptr;
+      if (from == nullptr || ref == nullptr) return false;
+      return remote_monitor(peer, *from, c[2], *ref);
+    }
+    case Op::kDemonitorP: {
+      const auto* from = n == 4 ? as_pid(c[1]) : nullptr;
+      const auto* ref = n == 4 ? as_ref(c[3]) : nullptr;
+      if (from == nullptr || ref == nullptr) return false;
+      return remote_demonitor(*from, c[2], *ref);
+    }
+    case Op::kMonitorPExit:
+    case Op::kPayloadMonitorPExit: {
+      // {21, FromProc, ToPid, Ref, Reason} / {28, FromProc, ToPid, Ref} + Reason
+      const bool in_payload = static_cast<Op>(*code) == Op::kPayloadMonitorPExit;
+      if (n != (in_payload ? 4U : 5U) || (in_payload && !payload)) return false;
+      const auto* to = as_pid(c[2]);
+      const auto* ref = as_ref(c[3]);
+      if (to == nullptr || ref == nullptr) return false;
+      remote_monitor_exit(c[1], *to, *ref, in_payload ? *payload : c[4]);
+      return true;
+    }
+    case Op::kGroupLeader:
+    case Op::kNodeLink:
+      return true;  // group leaders of our processes are not remote; nothing to do
+    default:
+      // Operations we never negotiated (spawn, alias): a well-behaved peer does not send them.
+      spdlog::warn("peer {} sent unsupported control message {}", peer, term::to_erlang_string(control));
+      ++counters_.malformed;
+      return true;
+  }
+}
+
+void Node::remote_link(const std::string& peer, const Pid& from, const Pid& to) {
+  if (find(to) == nullptr) {
+    // As a BEAM does: linking to a process that is gone gets an immediate noproc exit.
+    send_remote(peer, tuple({Term{static_cast<int64_t>(Op::kExit)}, to, from, atom("noproc")}), nullptr);
+    return;
+  }
+  add_link(to, from);
+}
+
+bool Node::remote_monitor(const std::string& peer, const Pid& watcher, const Term& target, const Ref& ref) {
+  Entry* e = nullptr;
+  if (const auto* pid = target.get<Pid>()) {
+    e = find(*pid);
+  } else if (const auto* name = target.get<term::Atom>()) {
+    if (auto pid = whereis(name->name)) e = find(*pid);
+  } else {
+    return false;
+  }
+  if (e == nullptr) {
+    send_remote(peer, tuple({Term{static_cast<int64_t>(Op::kMonitorPExit)}, target, watcher, ref, atom("noproc")}),
+                nullptr);
+    return true;
+  }
+  e->monitored_by.push_back(InMonitor{ref, watcher, target});
+  ++counters_.monitors;
+  return true;
+}
+
+bool Node::remote_demonitor(const Pid& watcher, const Term& target, const Ref& ref) {
+  Entry* e = nullptr;
+  if (const auto* pid = target.get<Pid>()) {
+    e = find(*pid);
+  } else if (const auto* name = target.get<term::Atom>()) {
+    if (auto pid = whereis(name->name)) e = find(*pid);
+  } else {
+    return false;
+  }
+  if (e == nullptr) return true;
+  auto& v = e->monitored_by;
+  const auto before = v.size();
+  v.erase(std::remove_if(v.begin(), v.end(), [&](const InMonitor& m) { return m.ref == ref && m.watcher == watcher; }),
+          v.end());
+  counters_.monitors -= before - v.size();
+  return true;
+}
+
+void Node::remote_monitor_exit(const Term& /*from*/, const Pid& to, const Ref& ref, const Term& reason) {
+  auto it = out_monitors_.find(ref.ids);
+  if (it == out_monitors_.end() || it->second.watcher != to || !is_local(to)) return;  // demonitored already
+  down(ref, it->second, reason);
+  out_monitors_.erase(it);
+  --counters_.monitors;
+}
+
+}  // namespace chat::node

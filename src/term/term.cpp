@@ -1,0 +1,289 @@
+#include "chat/term/term.hpp"
+
+#include <ei.h>
+
+#include <cstring>
+
+#include "chat/term/validate.hpp"
+
+namespace chat::term {
+
+bool Tuple::operator==(const Tuple& o) const { return items == o.items; }
+bool List::operator==(const List& o) const { return items == o.items && tail == o.tail; }
+bool Map::operator==(const Map& o) const { return entries == o.entries; }
+
+bool Term::is_atom(std::string_view name) const {
+  const auto* a = get<Atom>();
+  return a != nullptr && a->name == name;
+}
+
+bool Term::is_nil() const {
+  const auto* l = get<List>();
+  return l != nullptr && l->items.empty() && l->tail.empty();
+}
+
+const std::vector<Term>* Term::tuple(size_t arity) const {
+  const auto* t = get<Tuple>();
+  return t != nullptr && t->items.size() == arity ? &t->items : nullptr;
+}
+
+Term atom(std::string name) { return Atom{std::move(name)}; }
+Term binary(std::string bytes) { return Binary{std::move(bytes)}; }
+Term tuple(std::vector<Term> items) { return Tuple{std::move(items)}; }
+Term list(std::vector<Term> items) { return List{std::move(items), {}}; }
+Term improper_list(std::vector<Term> items, Term tail) {
+  List l{std::move(items), {}};
+  l.tail.push_back(std::move(tail));
+  return l;
+}
+Term nil() { return List{}; }
+
+namespace {
+
+class Decoder {
+ public:
+  explicit Decoder(std::string_view data) : data_(data), buf_(data.data()) {}
+
+  // Only called on bytes that encoded_size() accepted, so ei stays inside the buffer.
+  std::optional<Term> term(int& i) {
+    const auto tag = static_cast<uint8_t>(data_[static_cast<size_t>(i)]);
+    switch (tag) {
+      case ERL_SMALL_INTEGER_EXT:
+      case ERL_INTEGER_EXT:
+      case ERL_SMALL_BIG_EXT:
+      case ERL_LARGE_BIG_EXT: {
+        int j = i;
+        long long v = 0;
+        if (ei_decode_longlong(buf_, &j, &v) == 0) {
+          i = j;
+          return Term{static_cast<int64_t>(v)};
+        }
+        return raw(i);  // a bignum beyond 64 bits
+      }
+      case ERL_FLOAT_EXT:
+      case 70: {  // NEW_FLOAT_EXT
+        double d = 0;
+        if (ei_decode_double(buf_, &i, &d) != 0) return std::nullopt;
+        return Term{d};
+      }
+      case ERL_ATOM_EXT:
+      case ERL_SMALL_ATOM_EXT:
+      case ERL_ATOM_UTF8_EXT:
+      case ERL_SMALL_ATOM_UTF8_EXT: {
+        char name[MAXATOMLEN_UTF8];
+        erlang_char_encoding was{};
+        erlang_char_encoding res{};
+        if (ei_decode_atom_as(buf_, &i, name, sizeof name, ERLANG_UTF8, &was, &res) != 0) {
+          return std::nullopt;
+        }
+        return Term{Atom{name}};
+      }
+      case ERL_PID_EXT:
+      case ERL_NEW_PID_EXT: {
+        erlang_pid p{};
+        if (ei_decode_pid(buf_, &i, &p) != 0) return std::nullopt;
+        return Term{Pid{p.node, p.num, p.serial, p.creation}};
+      }
+      case ERL_REFERENCE_EXT:
+      case ERL_NEW_REFERENCE_EXT:
+      case ERL_NEWER_REFERENCE_EXT: {
+        erlang_ref r{};
+        if (ei_decode_ref(buf_, &i, &r) != 0 || r.len < 1 || r.len > 5) return std::nullopt;
+        return Term{Ref{r.node, r.creation, std::vector<uint32_t>(r.n, r.n + r.len)}};
+      }
+      case ERL_SMALL_TUPLE_EXT:
+      case ERL_LARGE_TUPLE_EXT: {
+        int arity = 0;
+        if (ei_decode_tuple_header(buf_, &i, &arity) != 0) return std::nullopt;
+        Tuple t;
+        t.items.reserve(static_cast<size_t>(arity));
+        for (int k = 0; k < arity; ++k) {
+          auto item = term(i);
+          if (!item) return std::nullopt;
+          t.items.push_back(std::move(*item));
+        }
+        return Term{std::move(t)};
+      }
+      case ERL_MAP_EXT: {
+        int arity = 0;
+        if (ei_decode_map_header(buf_, &i, &arity) != 0) return std::nullopt;
+        Map m;
+        m.entries.reserve(static_cast<size_t>(arity));
+        for (int k = 0; k < arity; ++k) {
+          auto key = term(i);
+          if (!key) return std::nullopt;
+          auto value = term(i);
+          if (!value) return std::nullopt;
+          m.entries.emplace_back(std::move(*key), std::move(*value));
+        }
+        return Term{std::move(m)};
+      }
+      case ERL_NIL_EXT:
+        ++i;
+        return nil();
+      case ERL_STRING_EXT: {
+        // A list of small integers, sent compactly.
+        const auto at = static_cast<size_t>(i);
+        const size_t n = (size_t{static_cast<uint8_t>(data_[at + 1])} << 8) | static_cast<uint8_t>(data_[at + 2]);
+        List l;
+        l.items.reserve(n);
+        for (size_t k = 0; k < n; ++k) l.items.emplace_back(int64_t{static_cast<uint8_t>(data_[at + 3 + k])});
+        i += static_cast<int>(3 + n);
+        return Term{std::move(l)};
+      }
+      case ERL_LIST_EXT: {
+        int arity = 0;
+        if (ei_decode_list_header(buf_, &i, &arity) != 0) return std::nullopt;
+        List l;
+        l.items.reserve(static_cast<size_t>(arity));
+        for (int k = 0; k < arity; ++k) {
+          auto item = term(i);
+          if (!item) return std::nullopt;
+          l.items.push_back(std::move(*item));
+        }
+        if (static_cast<uint8_t>(data_[static_cast<size_t>(i)]) == ERL_NIL_EXT) {
+          ++i;
+        } else {
+          auto tail = term(i);
+          if (!tail) return std::nullopt;
+          l.tail.push_back(std::move(*tail));
+        }
+        return Term{std::move(l)};
+      }
+      case ERL_BINARY_EXT: {
+        const auto at = static_cast<size_t>(i);
+        const size_t n = (size_t{static_cast<uint8_t>(data_[at + 1])} << 24) |
+                         (size_t{static_cast<uint8_t>(data_[at + 2])} << 16) |
+                         (size_t{static_cast<uint8_t>(data_[at + 3])} << 8) | static_cast<uint8_t>(data_[at + 4]);
+        i += static_cast<int>(5 + n);
+        return Term{Binary{std::string(data_.substr(at + 5, n))}};
+      }
+      default:
+        return raw(i);
+    }
+  }
+
+ private:
+  std::optional<Term> raw(int& i) {
+    const auto at = static_cast<size_t>(i);
+    auto size = encoded_size(data_, at, 1U << 20U);
+    if (!size) return std::nullopt;
+    i += static_cast<int>(*size);
+    return Term{Raw{std::string(data_.substr(at, *size))}};
+  }
+
+  std::string_view data_;
+  const char* buf_;
+};
+
+// ei encoders compute the size when given a null buffer; the second call writes in place.
+template <typename F>
+void append(std::string& out, F&& encode) {
+  int size = 0;
+  encode(nullptr, &size);
+  const size_t at = out.size();
+  out.resize(at + static_cast<size_t>(size));
+  int index = 0;
+  encode(out.data() + at, &index);
+}
+
+void copy_node(char (&dst)[MAXATOMLEN_UTF8], const std::string& node) {
+  const size_t n = std::min(node.size(), sizeof dst - 1);
+  std::memcpy(dst, node.data(), n);
+  dst[n] = '\0';
+}
+
+struct Encoder {
+  std::string& out;
+
+  void operator()(int64_t v) const {
+    append(out, [&](char* b, int* i) { ei_encode_longlong(b, i, v); });
+  }
+  void operator()(double v) const {
+    append(out, [&](char* b, int* i) { ei_encode_double(b, i, v); });
+  }
+  void operator()(const Atom& a) const {
+    append(out, [&](char* b, int* i) {
+      ei_encode_atom_len_as(b, i, a.name.data(), static_cast<int>(a.name.size()), ERLANG_UTF8, ERLANG_UTF8);
+    });
+  }
+  void operator()(const Binary& v) const {
+    append(out, [&](char* b, int* i) { ei_encode_binary(b, i, v.bytes.data(), static_cast<long>(v.bytes.size())); });
+  }
+  void operator()(const Pid& p) const {
+    erlang_pid e{};
+    copy_node(e.node, p.node);
+    e.num = p.num;
+    e.serial = p.serial;
+    e.creation = p.creation;
+    append(out, [&](char* b, int* i) { ei_encode_pid(b, i, &e); });
+  }
+  void operator()(const Ref& r) const {
+    erlang_ref e{};
+    copy_node(e.node, r.node);
+    e.creation = r.creation;
+    e.len = static_cast<int>(std::min<size_t>(r.ids.size(), 5));
+    for (int k = 0; k < e.len; ++k) e.n[k] = r.ids[static_cast<size_t>(k)];
+    append(out, [&](char* b, int* i) { ei_encode_ref(b, i, &e); });
+  }
+  void operator()(const Tuple& t) const {
+    append(out, [&](char* b, int* i) { ei_encode_tuple_header(b, i, static_cast<long>(t.items.size())); });
+    for (const auto& item : t.items) std::visit(*this, item.value);
+  }
+  void operator()(const List& l) const {
+    if (!l.items.empty()) {
+      append(out, [&](char* b, int* i) { ei_encode_list_header(b, i, static_cast<long>(l.items.size())); });
+      for (const auto& item : l.items) std::visit(*this, item.value);
+    }
+    if (l.tail.empty() || l.items.empty()) {
+      append(out, [&](char* b, int* i) { ei_encode_empty_list(b, i); });
+    } else {
+      std::visit(*this, l.tail.front().value);
+    }
+  }
+  void operator()(const Map& m) const {
+    append(out, [&](char* b, int* i) { ei_encode_map_header(b, i, static_cast<long>(m.entries.size())); });
+    for (const auto& [k, v] : m.entries) {
+      std::visit(*this, k.value);
+      std::visit(*this, v.value);
+    }
+  }
+  void operator()(const Raw& r) const { out += r.encoded; }
+};
+
+}  // namespace
+
+std::optional<Term> decode_at(std::string_view data, size_t* offset, const Limits& limits) {
+  if (data.size() > static_cast<size_t>(INT32_MAX)) return std::nullopt;  // ei indexes with int
+  auto size = encoded_size(data, *offset, limits.max_depth);
+  if (!size) return std::nullopt;
+  Decoder d(data);
+  int i = static_cast<int>(*offset);
+  auto t = d.term(i);
+  if (!t || static_cast<size_t>(i) != *offset + *size) return std::nullopt;
+  *offset += *size;
+  return t;
+}
+
+std::optional<Term> decode(std::string_view data, const Limits& limits) {
+  if (data.empty() || static_cast<uint8_t>(data[0]) != 131) return std::nullopt;
+  size_t offset = 1;
+  auto t = decode_at(data, &offset, limits);
+  if (!t || offset != data.size()) return std::nullopt;
+  return t;
+}
+
+void encode_to(const Term& t, std::string& out) { std::visit(Encoder{out}, t.value); }
+
+void encode_with_version(const Term& t, std::string& out) {
+  out.push_back(static_cast<char>(131));
+  encode_to(t, out);
+}
+
+std::string encode(const Term& t) {
+  std::string out;
+  encode_with_version(t, out);
+  return out;
+}
+
+}  // namespace chat::term

@@ -1,0 +1,190 @@
+#include "chat/term/validate.hpp"
+
+#include <cstdint>
+
+namespace chat::term {
+namespace {
+
+// Tags of the external term format (erts "External Term Format" chapter).
+enum Tag : uint8_t {
+  kNewFloat = 70,
+  kBitBinary = 77,
+  kNewPid = 88,
+  kNewPort = 89,
+  kNewerReference = 90,
+  kSmallInteger = 97,
+  kInteger = 98,
+  kFloat = 99,
+  kAtom = 100,
+  kReference = 101,
+  kPort = 102,
+  kPid = 103,
+  kSmallTuple = 104,
+  kLargeTuple = 105,
+  kNil = 106,
+  kString = 107,
+  kList = 108,
+  kBinary = 109,
+  kSmallBig = 110,
+  kLargeBig = 111,
+  kNewFun = 112,
+  kExport = 113,
+  kNewReference = 114,
+  kSmallAtom = 115,
+  kMap = 116,
+  kAtomUtf8 = 118,
+  kSmallAtomUtf8 = 119,
+  kV4Port = 120,
+};
+
+constexpr size_t kMaxAtomBytes = 255 * 4;
+constexpr size_t kMaxRefWords = 5;
+
+class Walker {
+ public:
+  Walker(std::string_view data, size_t max_depth) : data_(data), max_depth_(max_depth) {}
+
+  bool term(size_t& i, size_t depth) {
+    if (depth > max_depth_ || !has(i, 1)) return false;
+    const auto tag = byte(i++);
+    switch (tag) {
+      case kSmallInteger: return skip(i, 1);
+      case kInteger: return skip(i, 4);
+      case kFloat: return skip(i, 31);
+      case kNewFloat: return skip(i, 8);
+      case kAtom:
+      case kAtomUtf8: {
+        uint32_t n = 0;
+        return u16(i, n) && n <= kMaxAtomBytes && skip(i, n);
+      }
+      case kSmallAtom:
+      case kSmallAtomUtf8: {
+        uint32_t n = 0;
+        return u8(i, n) && skip(i, n);
+      }
+      case kReference: return atom(i) && skip(i, 5);
+      case kNewReference:
+      case kNewerReference: {
+        uint32_t words = 0;
+        if (!u16(i, words) || words == 0 || words > kMaxRefWords || !atom(i)) return false;
+        return skip(i, (tag == kNewReference ? 1 : 4) + 4 * size_t{words});
+      }
+      case kPort: return atom(i) && skip(i, 5);
+      case kNewPort: return atom(i) && skip(i, 8);
+      case kV4Port: return atom(i) && skip(i, 12);
+      case kPid: return atom(i) && skip(i, 9);
+      case kNewPid: return atom(i) && skip(i, 12);
+      case kSmallTuple: {
+        uint32_t n = 0;
+        return u8(i, n) && elements(i, n, depth);
+      }
+      case kLargeTuple: {
+        uint32_t n = 0;
+        return u32(i, n) && elements(i, n, depth);
+      }
+      case kMap: {
+        uint32_t n = 0;
+        return u32(i, n) && n <= remaining(i) / 2 && elements(i, size_t{n} * 2, depth);
+      }
+      case kNil: return true;
+      case kString: {
+        uint32_t n = 0;
+        return u16(i, n) && skip(i, n);
+      }
+      case kList: {
+        uint32_t n = 0;
+        // The tail is one more term after the elements.
+        return u32(i, n) && elements(i, size_t{n} + 1, depth);
+      }
+      case kBinary: {
+        uint32_t n = 0;
+        return u32(i, n) && skip(i, n);
+      }
+      case kBitBinary: {
+        uint32_t n = 0;
+        return u32(i, n) && skip(i, 1) && skip(i, n);
+      }
+      case kSmallBig: {
+        uint32_t n = 0;
+        return u8(i, n) && skip(i, 1) && skip(i, n);
+      }
+      case kLargeBig: {
+        uint32_t n = 0;
+        return u32(i, n) && skip(i, 1) && skip(i, n);
+      }
+      case kExport: return elements(i, 3, depth);
+      case kNewFun: {
+        // Size counts itself; the inner fields are walked too, so Size must agree.
+        const size_t start = i;
+        uint32_t size = 0;
+        if (!u32(i, size) || size < 4 + 1 + 16 + 4 + 4 || !has(start, size)) return false;
+        uint32_t num_free = 0;
+        i += 1 + 16 + 4;
+        if (!u32(i, num_free)) return false;
+        // Module, OldIndex, OldUniq, Pid, then the free variables.
+        if (!elements(i, size_t{4} + num_free, depth)) return false;
+        return i == start + size;
+      }
+      default: return false;
+    }
+  }
+
+ private:
+  [[nodiscard]] size_t remaining(size_t i) const { return i <= data_.size() ? data_.size() - i : 0; }
+  [[nodiscard]] bool has(size_t i, size_t n) const { return n <= remaining(i); }
+  [[nodiscard]] uint8_t byte(size_t i) const { return static_cast<uint8_t>(data_[i]); }
+
+  bool skip(size_t& i, size_t n) {
+    if (!has(i, n)) return false;
+    i += n;
+    return true;
+  }
+  bool u8(size_t& i, uint32_t& out) {
+    if (!has(i, 1)) return false;
+    out = byte(i);
+    i += 1;
+    return true;
+  }
+  bool u16(size_t& i, uint32_t& out) {
+    if (!has(i, 2)) return false;
+    out = (uint32_t{byte(i)} << 8) | byte(i + 1);
+    i += 2;
+    return true;
+  }
+  bool u32(size_t& i, uint32_t& out) {
+    if (!has(i, 4)) return false;
+    out = (uint32_t{byte(i)} << 24) | (uint32_t{byte(i + 1)} << 16) | (uint32_t{byte(i + 2)} << 8) |
+          byte(i + 3);
+    i += 4;
+    return true;
+  }
+  bool atom(size_t& i) {
+    if (!has(i, 1)) return false;
+    const auto tag = byte(i);
+    if (tag != kAtom && tag != kAtomUtf8 && tag != kSmallAtom && tag != kSmallAtomUtf8) return false;
+    return term(i, 0);
+  }
+  // Every element takes at least one byte, so a count larger than what remains is a lie
+  // that would otherwise make us loop (or allocate) for nothing.
+  bool elements(size_t& i, size_t n, size_t depth) {
+    if (n > remaining(i)) return false;
+    for (size_t k = 0; k < n; ++k) {
+      if (!term(i, depth + 1)) return false;
+    }
+    return true;
+  }
+
+  std::string_view data_;
+  size_t max_depth_;
+};
+
+}  // namespace
+
+std::optional<size_t> encoded_size(std::string_view data, size_t offset, size_t max_depth) {
+  Walker w(data, max_depth);
+  size_t i = offset;
+  if (!w.term(i, 0)) return std::nullopt;
+  return i - offset;
+}
+
+}  // namespace chat::term
