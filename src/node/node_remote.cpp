@@ -66,7 +66,8 @@ bool Node::control(const std::string& peer, const Term& control, std::optional<T
       if (auto pid = whereis(name->name)) {
         enqueue(Kind::kMessage, *from, *pid, std::move(*payload));
       } else {
-        spdlog::debug("message from {} to unregistered name {} dropped", peer, name->name);
+        spdlog::debug("message from {} to unregistered name {} dropped: {}", peer, name->name,
+                      term::to_erlang_string(*payload));
       }
       return true;
     }

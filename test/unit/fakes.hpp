@@ -1,0 +1,72 @@
+// In-memory stand-ins for what the net layer gives the node.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "chat/dist/constants.hpp"
+#include "chat/node/ports.hpp"
+
+namespace test {
+
+struct Sent {
+  std::string peer;
+  chat::term::Term control;
+  std::optional<chat::term::Term> payload;
+
+  [[nodiscard]] int64_t op() const {
+    const auto* t = control.get<chat::term::Tuple>();
+    return t && !t->items.empty() && t->items[0].get<int64_t>() ? *t->items[0].get<int64_t>() : -1;
+  }
+  [[nodiscard]] const chat::term::Term& at(size_t i) const { return control.get<chat::term::Tuple>()->items.at(i); }
+};
+
+class FakeTransport final : public chat::node::Transport {
+ public:
+  void send(const std::string& peer, const chat::term::Term& control, const chat::term::Term* payload) override {
+    sent.push_back(Sent{peer, control, payload ? std::optional(*payload) : std::nullopt});
+  }
+  [[nodiscard]] uint64_t flags(const std::string& peer) const override {
+    auto it = connected.find(peer);
+    return it == connected.end() ? 0 : it->second;
+  }
+  [[nodiscard]] std::vector<std::string> peers() const override {
+    std::vector<std::string> out;
+    for (const auto& [p, f] : connected) out.push_back(p);
+    return out;
+  }
+  std::vector<Sent> take() { return std::exchange(sent, {}); }
+
+  std::vector<Sent> sent;
+  std::map<std::string, uint64_t> connected;
+};
+
+class FakeTimers final : public chat::node::Timers {
+ public:
+  uint64_t start(uint64_t ms, std::function<void()> fire) override {
+    pending[next] = {ms, std::move(fire)};
+    return next++;
+  }
+  void cancel(uint64_t id) override { pending.erase(id); }
+  // Fires every timer due within `ms`.
+  void advance(uint64_t ms) {
+    std::vector<uint64_t> due;
+    for (const auto& [id, t] : pending) {
+      if (t.first <= ms) due.push_back(id);
+    }
+    for (auto id : due) {
+      auto it = pending.find(id);
+      if (it == pending.end()) continue;
+      auto fn = std::move(it->second.second);
+      pending.erase(it);
+      fn();
+    }
+  }
+  std::map<uint64_t, std::pair<uint64_t, std::function<void()>>> pending;
+  uint64_t next = 1;
+};
+
+}  // namespace test

@@ -1,0 +1,105 @@
+#include <doctest/doctest.h>
+
+#include <vector>
+
+#include "chat/dist/framing.hpp"
+#include "hex.hpp"
+
+using namespace chat;
+using term::atom;
+using term::Term;
+
+namespace {
+
+struct Seen {
+  int ticks = 0;
+  std::vector<std::string> frames;
+  bool malformed = false;
+};
+
+void drain(dist::FrameReader& r, Seen& seen) {
+  std::string_view f;
+  for (;;) {
+    const auto st = r.next(&f);
+    if (st == dist::FrameReader::Status::kNeedMore) return;
+    if (st == dist::FrameReader::Status::kMalformed) {
+      seen.malformed = true;
+      return;
+    }
+    if (st == dist::FrameReader::Status::kTick) {
+      ++seen.ticks;
+    } else {
+      seen.frames.emplace_back(f);
+    }
+  }
+}
+
+}  // namespace
+
+TEST_SUITE("framing") {
+  TEST_CASE("a SEND frame has the documented layout") {
+    // <<Len:32, 112, 131, {2, '', To}, 131, Msg>>
+    const term::Pid to{"a@b", 1, 0, 7};
+    const Term control = term::tuple({Term{int64_t{2}}, atom(""), to});
+    const Term msg = term::binary("hi");
+    std::string out;
+    dist::append_frame(out, control, &msg);
+    const std::string body = std::string(1, '\x70') + term::encode(control) + term::encode(msg);
+    CHECK(test::hex(out.substr(4)) == test::hex(body));
+    CHECK(out.substr(0, 4) == std::string("\0\0\0", 3) + static_cast<char>(body.size()));
+    auto parsed = dist::parse_message(body);
+    REQUIRE(parsed.has_value());
+    CHECK(parsed->control == control);
+    REQUIRE(parsed->payload.has_value());
+    CHECK(*parsed->payload == msg);
+  }
+
+  TEST_CASE("frames and ticks come out the same whatever the read boundaries") {
+    std::string stream;
+    const Term c1 = term::tuple({Term{int64_t{6}}, term::Pid{"x@y", 3, 0, 1}, atom(""), atom("net_kernel")});
+    const Term m1 = term::tuple({atom("$gen_call"), Term{int64_t{1}}});
+    dist::append_frame(stream, c1, &m1);
+    dist::append_tick(stream);
+    const Term c2 = term::tuple({Term{int64_t{1}}, term::Pid{"x@y", 3, 0, 1}, term::Pid{"a@b", 4, 0, 1}});
+    dist::append_frame(stream, c2, nullptr);
+
+    for (size_t split = 0; split <= stream.size(); ++split) {
+      for (size_t step : {size_t{1}, size_t{3}, stream.size()}) {
+        CAPTURE(split);
+        CAPTURE(step);
+        dist::FrameReader r(1 << 20);
+        Seen seen;
+        r.feed(std::string_view(stream).substr(0, split));
+        drain(r, seen);
+        for (size_t i = split; i < stream.size(); i += step) {
+          r.feed(std::string_view(stream).substr(i, step));
+          drain(r, seen);
+        }
+        REQUIRE(seen.frames.size() == 2);
+        CHECK(seen.ticks == 1);
+        CHECK_FALSE(seen.malformed);
+        CHECK(dist::parse_message(seen.frames[0])->control == c1);
+        CHECK(dist::parse_message(seen.frames[1])->control == c2);
+        CHECK_FALSE(dist::parse_message(seen.frames[1])->payload.has_value());
+      }
+    }
+  }
+
+  TEST_CASE("a frame longer than the limit is malformed before any of it is buffered") {
+    dist::FrameReader r(1024);
+    Seen seen;
+    r.feed(test::unhex("ffffffff"));  // a 4 GB frame header
+    drain(r, seen);
+    CHECK(seen.malformed);
+  }
+
+  TEST_CASE("garbage frames do not parse") {
+    CHECK_FALSE(dist::parse_message("").has_value());
+    CHECK_FALSE(dist::parse_message(test::unhex("70")).has_value());
+    CHECK_FALSE(dist::parse_message(test::unhex("7183" "6a")).has_value());           // not pass-through
+    CHECK_FALSE(dist::parse_message(test::unhex("7083" "6a")).has_value());           // control not a tuple
+    CHECK_FALSE(dist::parse_message(test::unhex("7083" "680161" "02" "99")).has_value());  // junk after control
+    CHECK_FALSE(dist::parse_message(test::unhex("7083" "680161" "02" "83")).has_value());  // empty payload
+    CHECK(dist::parse_message(test::unhex("7083" "680161" "02")).has_value());
+  }
+}

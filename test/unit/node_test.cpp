@@ -1,0 +1,191 @@
+#include <doctest/doctest.h>
+
+#include "chat/node/node.hpp"
+#include "fakes.hpp"
+
+using namespace chat;
+using dist::Op;
+using term::atom;
+using term::Pid;
+using term::Term;
+using term::tuple;
+
+namespace {
+
+constexpr int64_t op(Op o) { return static_cast<int64_t>(o); }
+
+// A process that records its mailbox.
+class Recorder final : public node::Process {
+ public:
+  explicit Recorder(std::vector<Term>& box, bool trap = false) : box_(box) { trap_exit_ = trap; }
+  void receive(const Term& msg) override { box_.push_back(msg); }
+  using Process::exit;
+  using Process::link;
+  using Process::monitor;
+
+ private:
+  std::vector<Term>& box_;
+};
+
+struct Fixture {
+  test::FakeTransport transport;
+  test::FakeTimers timers;
+  node::Node node{"me@host", transport, timers};
+  Pid remote{"peer@host", 40, 0, 9};
+  Fixture() {
+    node.set_creation(5);
+    transport.connected["peer@host"] = dist::flag::kOurs;
+  }
+};
+
+}  // namespace
+
+TEST_SUITE("node") {
+  TEST_CASE("REG_SEND reaches the registered process; unknown names are dropped") {
+    Fixture f;
+    std::vector<Term> box;
+    f.node.spawn(std::make_unique<Recorder>(box), "inbox");
+    CHECK(f.node.control("peer@host", tuple({Term{op(Op::kRegSend)}, f.remote, atom(""), atom("inbox")}), term::binary("x")));
+    CHECK(f.node.control("peer@host", tuple({Term{op(Op::kRegSend)}, f.remote, atom(""), atom("nobody")}), term::binary("y")));
+    f.node.drain();
+    REQUIRE(box.size() == 1);
+    CHECK(box[0] == term::binary("x"));
+  }
+
+  TEST_CASE("malformed control messages are reported, not acted on") {
+    Fixture f;
+    CHECK_FALSE(f.node.control("peer@host", atom("x"), std::nullopt));
+    CHECK_FALSE(f.node.control("peer@host", tuple({}), std::nullopt));
+    CHECK_FALSE(f.node.control("peer@host", tuple({Term{op(Op::kSend)}, atom(""), atom("notapid")}), Term{}));
+    CHECK_FALSE(f.node.control("peer@host", tuple({Term{op(Op::kSend)}, atom(""), f.remote}), std::nullopt));
+    CHECK_FALSE(f.node.control("peer@host", tuple({Term{op(Op::kLink)}, f.remote}), std::nullopt));
+    CHECK_FALSE(f.node.control("peer@host", tuple({Term{op(Op::kMonitorP)}, f.remote, atom("x"), atom("notaref")}), std::nullopt));
+  }
+
+  TEST_CASE("a remote link carries our exit back; a normal exit dissolves it") {
+    Fixture f;
+    std::vector<Term> box;
+    const Pid p = f.node.spawn(std::make_unique<Recorder>(box));
+    f.node.control("peer@host", tuple({Term{op(Op::kLink)}, f.remote, p}), std::nullopt);
+    CHECK(f.node.counters().links == 1);
+    f.node.exit(p, atom("normal"));
+    f.node.drain();
+    auto sent = f.transport.take();
+    REQUIRE(sent.size() == 1);
+    CHECK(sent[0].op() == op(Op::kExit));
+    CHECK(sent[0].at(1) == Term{p});
+    CHECK(sent[0].at(2) == Term{f.remote});
+    CHECK(sent[0].at(3).is_atom("normal"));
+    CHECK(f.node.counters().links == 0);
+    CHECK(f.node.counters().processes == 0);
+  }
+
+  TEST_CASE("linking to a process that is gone answers noproc at once") {
+    Fixture f;
+    const Pid ghost{"me@host", 999, 0, 5};
+    f.node.control("peer@host", tuple({Term{op(Op::kLink)}, f.remote, ghost}), std::nullopt);
+    auto sent = f.transport.take();
+    REQUIRE(sent.size() == 1);
+    CHECK(sent[0].op() == op(Op::kExit));
+    CHECK(sent[0].at(3).is_atom("noproc"));
+  }
+
+  TEST_CASE("a crash reason from a linked remote process kills a non-trapping process") {
+    Fixture f;
+    std::vector<Term> box;
+    const Pid p = f.node.spawn(std::make_unique<Recorder>(box));
+    f.node.control("peer@host", tuple({Term{op(Op::kLink)}, f.remote, p}), std::nullopt);
+    f.node.control("peer@host", tuple({Term{op(Op::kExit)}, f.remote, p, atom("boom")}), std::nullopt);
+    f.node.drain();
+    CHECK_FALSE(f.node.alive(p));
+    CHECK(f.transport.take().empty());  // the link was dissolved by the exit itself
+  }
+
+  TEST_CASE("UNLINK_ID removes the link and is acknowledged with the same id") {
+    Fixture f;
+    std::vector<Term> box;
+    const Pid p = f.node.spawn(std::make_unique<Recorder>(box));
+    f.node.control("peer@host", tuple({Term{op(Op::kLink)}, f.remote, p}), std::nullopt);
+    f.node.control("peer@host", tuple({Term{op(Op::kUnlinkId)}, Term{int64_t{77}}, f.remote, p}), std::nullopt);
+    auto sent = f.transport.take();
+    REQUIRE(sent.size() == 1);
+    CHECK(sent[0].op() == op(Op::kUnlinkIdAck));
+    CHECK(sent[0].at(1) == Term{int64_t{77}});
+    CHECK(sent[0].at(2) == Term{p});
+    CHECK(sent[0].at(3) == Term{f.remote});
+    CHECK(f.node.counters().links == 0);
+  }
+
+  TEST_CASE("remote monitors: by pid and by name, noproc, demonitor, exit") {
+    Fixture f;
+    std::vector<Term> box;
+    const Pid p = f.node.spawn(std::make_unique<Recorder>(box), "svc");
+    const term::Ref r1{"peer@host", 9, {1, 2, 3}};
+    const term::Ref r2{"peer@host", 9, {4, 5, 6}};
+    const term::Ref r3{"peer@host", 9, {7, 8, 9}};
+    f.node.control("peer@host", tuple({Term{op(Op::kMonitorP)}, f.remote, p, r1}), std::nullopt);
+    f.node.control("peer@host", tuple({Term{op(Op::kMonitorP)}, f.remote, atom("svc"), r2}), std::nullopt);
+    f.node.control("peer@host", tuple({Term{op(Op::kMonitorP)}, f.remote, atom("nobody"), r3}), std::nullopt);
+    auto sent = f.transport.take();
+    REQUIRE(sent.size() == 1);
+    CHECK(sent[0].op() == op(Op::kMonitorPExit));
+    CHECK(sent[0].at(4).is_atom("noproc"));
+    f.node.control("peer@host", tuple({Term{op(Op::kDemonitorP)}, f.remote, p, r1}), std::nullopt);
+    f.node.exit(p, atom("bye"));
+    sent = f.transport.take();
+    REQUIRE(sent.size() == 1);  // only the name monitor is left
+    CHECK(sent[0].op() == op(Op::kMonitorPExit));
+    CHECK(sent[0].at(1).is_atom("svc"));
+    CHECK(sent[0].at(3) == Term{r2});
+    CHECK(sent[0].at(4).is_atom("bye"));
+    CHECK(f.node.counters().monitors == 0);
+  }
+
+  TEST_CASE("losing a peer breaks links (noconnection) and fires monitors") {
+    Fixture f;
+    std::vector<Term> box;
+    std::vector<Term> trapped;
+    const Pid a = f.node.spawn(std::make_unique<Recorder>(box));
+    const Pid b = f.node.spawn(std::make_unique<Recorder>(trapped, true));
+    f.node.control("peer@host", tuple({Term{op(Op::kLink)}, f.remote, a}), std::nullopt);
+    f.node.control("peer@host", tuple({Term{op(Op::kLink)}, f.remote, b}), std::nullopt);
+    const auto ref = f.node.monitor(b, f.remote);
+    f.transport.take();
+    f.node.peer_down("peer@host");
+    f.node.drain();
+    CHECK_FALSE(f.node.alive(a));
+    CHECK(f.node.alive(b));
+    REQUIRE(trapped.size() == 2);
+    CHECK(trapped[0] == tuple({atom("EXIT"), f.remote, atom("noconnection")}));
+    CHECK(trapped[1] == tuple({atom("DOWN"), ref, atom("process"), f.remote, atom("noconnection")}));
+    CHECK(f.node.counters().links == 0);
+    CHECK(f.node.counters().monitors == 0);
+  }
+
+  TEST_CASE("local links propagate crashes and local monitors deliver DOWN") {
+    Fixture f;
+    std::vector<Term> box_a;
+    std::vector<Term> box_b;
+    const Pid a = f.node.spawn(std::make_unique<Recorder>(box_a));
+    const Pid b = f.node.spawn(std::make_unique<Recorder>(box_b, true));
+    f.node.link(a, b);
+    const auto ref = f.node.monitor(b, a);
+    f.node.exit(a, atom("crash"));
+    f.node.drain();
+    REQUIRE(box_b.size() == 2);
+    CHECK(box_b[0] == tuple({atom("EXIT"), a, atom("crash")}));
+    CHECK(box_b[1] == tuple({atom("DOWN"), ref, atom("process"), a, atom("crash")}));
+    CHECK(f.node.counters().links == 0);
+    CHECK(f.node.counters().monitors == 0);
+  }
+
+  TEST_CASE("pids are not reused while alive and carry the creation") {
+    Fixture f;
+    std::vector<Term> box;
+    const Pid a = f.node.spawn(std::make_unique<Recorder>(box));
+    const Pid b = f.node.spawn(std::make_unique<Recorder>(box));
+    CHECK(a != b);
+    CHECK(a.creation == 5);
+    CHECK(a.node == "me@host");
+  }
+}

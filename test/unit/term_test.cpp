@@ -1,0 +1,125 @@
+// Golden bytes were captured from Erlang/OTP 25 with term_to_binary(T, [{minor_version, 2}])
+// (UTF-8 atoms, as the distribution sends them once UTF8_ATOMS is negotiated).
+#include <doctest/doctest.h>
+
+#include "chat/term/term.hpp"
+#include "chat/term/validate.hpp"
+#include "hex.hpp"
+
+using namespace chat::term;
+using test::hex;
+using test::unhex;
+
+namespace {
+
+// #PID<amanda@10.0.0.1.95.0>, creation 0x64c82c01 (NEW_PID_EXT)
+Pid amanda_pid() { return Pid{"amanda@10.0.0.1", 95, 0, 0x64c82c01}; }
+// NEWER_REFERENCE_EXT with words 0x00010203, 0x04050607, 0x08090a0b
+Ref amanda_ref() { return Ref{"amanda@10.0.0.1", 0x64c82c01, {0x00010203, 0x04050607, 0x08090a0b}}; }
+
+void check_golden(const Term& t, const char* golden_hex) {
+  const std::string golden = unhex(golden_hex);
+  CHECK(hex(encode(t)) == golden_hex);
+  auto back = decode(golden);
+  REQUIRE(back.has_value());
+  CHECK(*back == t);
+}
+
+}  // namespace
+
+TEST_SUITE("term") {
+  TEST_CASE("scalars match a BEAM's encoding") {
+    check_golden(Term{int64_t{42}}, "83612a");                       // SMALL_INTEGER_EXT
+    check_golden(Term{int64_t{-5}}, "8362fffffffb");                 // INTEGER_EXT
+    check_golden(Term{int64_t{100000}}, "8362000186a0");
+    check_golden(Term{int64_t{1} << 40}, "836e0600000000000001");    // SMALL_BIG_EXT
+    check_golden(Term{1.5}, "83463ff8000000000000");                 // NEW_FLOAT_EXT
+    check_golden(atom("Elixir.Chat.TaskSupervisor"), "83771a456c697869722e436861742e5461736b53757065727669736f72");
+    check_golden(atom("h\xc3\xa9"), "83770368c3a9");                 // SMALL_ATOM_UTF8_EXT
+    check_golden(binary("Hello from Amanda!"), "836d0000001248656c6c6f2066726f6d20416d616e646121");
+    check_golden(nil(), "836a");
+  }
+
+  TEST_CASE("containers, pids and refs match a BEAM's encoding") {
+    check_golden(list({Term{int64_t{1}}, atom("foo"), binary("x")}), "836c0000000361017703666f6f6d00000001786a");
+    check_golden(Map{{{atom("a"), Term{int64_t{1}}}}}, "8374000000017701616101");
+    check_golden(amanda_pid(), "8358770f616d616e64614031302e302e302e310000005f0000000064c82c01");
+    check_golden(amanda_ref(), "835a0003770f616d616e64614031302e302e302e3164c82c01000102030405060708090a0b");
+    // The OTP 24+ gen_call tag [alias | Ref] is an improper list and must survive a round trip.
+    check_golden(improper_list({atom("alias")}, amanda_ref()),
+                 "836c000000017705616c6961735a0003770f616d616e64614031302e302e302e3164c82c01000102030405060708090a0b");
+  }
+
+  TEST_CASE("the Task.Supervisor start_task call decodes to its documented shape") {
+    // {'$gen_call', {Pid, [alias | Ref]}, {start_task, [{Node, Pid, Pid}, monitor], temporary, nil}}
+    const Term expected = tuple(
+        {atom("$gen_call"), tuple({amanda_pid(), improper_list({atom("alias")}, amanda_ref())}),
+         tuple({atom("start_task"),
+                list({tuple({atom("amanda@10.0.0.1"), amanda_pid(), amanda_pid()}), atom("monitor")}),
+                atom("temporary"), atom("nil")})});
+    check_golden(expected,
+                 "83680377092467656e5f63616c6c680258770f616d616e64614031302e302e302e310000005f0000000064c82c016c00000001"
+                 "7705616c6961735a0003770f616d616e64614031302e302e302e3164c82c01000102030405060708090a0b6804770a737461"
+                 "72745f7461736b6c000000026803770f616d616e64614031302e302e302e3158770f616d616e64614031302e302e302e3100"
+                 "00005f0000000064c82c0158770f616d616e64614031302e302e302e310000005f0000000064c82c0177076d6f6e69746f72"
+                 "6a770974656d706f7261727977036e696c");
+  }
+
+  TEST_CASE("charlists arrive as STRING_EXT and decode to a list of integers") {
+    auto t = decode(unhex("836b0003616263"));
+    REQUIRE(t.has_value());
+    CHECK(*t == list({Term{int64_t{'a'}}, Term{int64_t{'b'}}, Term{int64_t{'c'}}}));
+  }
+
+  TEST_CASE("terms this node does not model pass through unchanged") {
+    for (const char* golden : {"836e0900000000000000000040",             // 2^70, a bignum
+                               "837177056c697374737707726576657273656101"}) {  // fun lists:reverse/1
+      auto t = decode(unhex(golden));
+      REQUIRE(t.has_value());
+      CHECK(t->get<Raw>() != nullptr);
+      CHECK(hex(encode(*t)) == golden);
+    }
+  }
+
+  TEST_CASE("every truncation of a valid term is rejected, never read past") {
+    const std::string full = encode(tuple({atom("$gen_call"), tuple({amanda_pid(), amanda_ref()}),
+                                           list({binary("abc"), Term{1.25}, Map{{{atom("k"), nil()}}}})}));
+    for (size_t n = 0; n < full.size(); ++n) {
+      CAPTURE(n);
+      CHECK_FALSE(decode(std::string_view(full).substr(0, n)).has_value());
+    }
+    CHECK(decode(full).has_value());
+  }
+
+  TEST_CASE("hostile lengths and nesting are refused") {
+    CHECK_FALSE(decode(unhex("836d" "ffffffff" "41")).has_value());        // 4 GB binary, 1 byte present
+    CHECK_FALSE(decode(unhex("836c" "7fffffff" "6a")).has_value());        // 2^31 elements
+    CHECK_FALSE(decode(unhex("8374" "ffffffff")).has_value());             // map arity 2^32-1
+    CHECK_FALSE(decode(unhex("8369" "ffffffff" "6a")).has_value());        // large tuple
+    CHECK_FALSE(decode(unhex("835a" "0009" "7701" "61" "00000001" "00000000")).has_value());  // 9 ref words
+    CHECK_FALSE(decode(unhex("8352" "00")).has_value());                   // atom cache ref: never negotiated
+    CHECK_FALSE(decode(unhex("83" "ff")).has_value());                     // unknown tag
+    CHECK_FALSE(decode(unhex("8358" "6101" "00000000000000000000000000")).has_value());  // pid node not an atom
+    CHECK_FALSE(decode(unhex("836a" "6a")).has_value());                   // trailing bytes
+    CHECK_FALSE(decode(unhex("84" "6a")).has_value());                     // wrong version byte
+
+    std::string deep = "\x83";
+    for (int i = 0; i < 100000; ++i) deep += "\x68\x01";  // {{{{...}}}}
+    deep += "\x6a";
+    CHECK_FALSE(decode(deep).has_value());
+    // Nesting within the limit is fine.
+    std::string shallow = "\x83";
+    for (int i = 0; i < 100; ++i) shallow += "\x68\x01";
+    shallow += "\x6a";
+    CHECK(decode(shallow).has_value());
+  }
+
+  TEST_CASE("renderings for logs and for iex users") {
+    CHECK(to_elixir_string(atom("nil")) == "nil");
+    CHECK(to_elixir_string(atom("ok")) == ":ok");
+    CHECK(to_elixir_string(atom("Elixir.Chat")) == "Chat");
+    CHECK(to_elixir_string(binary("chicken?")) == "\"chicken?\"");
+    CHECK(to_elixir_string(tuple({atom("undef"), list({})})) == "{:undef, []}");
+    CHECK(to_erlang_string(tuple({atom("EXIT"), Term{int64_t{1}}})) == "{'EXIT', 1}");
+  }
+}
