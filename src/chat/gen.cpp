@@ -15,7 +15,7 @@ std::optional<GenCall> parse_gen_call(const Term& msg) {
 }
 
 void gen_reply(node::Node& node, const term::Pid& self, const GenCall& call, Term reply) {
-  node.send(self, call.from, term::tuple({call.tag, std::move(reply)}));
+  node.reply(self, call.from, call.tag, std::move(reply));
 }
 
 Term gen_call_message(const term::Pid& self, const Term& tag, Term request) {

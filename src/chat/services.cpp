@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include "chat/chat/gen.hpp"
+#include "chat/dist/constants.hpp"
 
 namespace chat::service {
 
@@ -15,6 +16,10 @@ void start_services(node::Node& node, ChatContext& ctx) {
   node.spawn(std::make_unique<NetKernel>(), "net_kernel");
   node.spawn(std::make_unique<TaskSupervisor>(ctx), "Elixir.Chat.TaskSupervisor");
   node.spawn(std::make_unique<Inbox>(ctx), "Elixir.Chat");
+  node.spawn(std::make_unique<Rex>(ctx), "rex");
+  node.set_spawn_handler([&ctx](const std::string& m, const std::string& f, const std::vector<Term>& a) {
+    return std::make_unique<SpawnedCall>(ctx, m, f, a);
+  });
 }
 
 std::optional<std::string> puts_text(const Term& t) {
@@ -72,7 +77,14 @@ void TaskSupervisor::receive(const Term& msg) {
     // tasks (async) send their result back; start_child tasks (nomonitor) do not.
     const auto* args = (*r)[1].get<term::List>();
     const bool reply = args == nullptr || args->items.size() < 2 || !args->items[1].is_atom("nomonitor");
-    const Pid child = node().spawn(std::make_unique<ChatTask>(ctx_, reply));
+    // OwnerInfo is {Node, PidOrName, Pid}; the task watches Pid until it gets its work.
+    std::optional<Pid> owner;
+    if (args != nullptr && !args->items.empty()) {
+      if (const auto* info = args->items[0].tuple(3)) {
+        if (const auto* p = (*info)[2].get<Pid>()) owner = *p;
+      }
+    }
+    const Pid child = node().spawn(std::make_unique<ChatTask>(ctx_, reply, owner));
     link(child);  // as a DynamicSupervisor links its children
     children_.insert({child.num, child.serial});
     ++ctx_.stats.tasks_started;
@@ -103,14 +115,55 @@ std::vector<Pid> TaskSupervisor::children_pids() const {
   return out;
 }
 
-// --- the task ----------------------------------------------------------------------------
+// --- processes that run table functions ----------------------------------------------------
+
+void FunctionProcess::receive(const Term& msg) {
+  if (call_ && call_->handle(msg)) return;
+  if (after_io_) {
+    // {io_reply, ReplyAs, Reply}
+    if (const auto* r = msg.tuple(3); r != nullptr && (*r)[0].is_atom("io_reply") && (*r)[1] == io_tag_) {
+      cancel_timer(io_timer_);
+      auto next = std::exchange(after_io_, nullptr);
+      next();
+      return;
+    }
+  }
+  other(msg);
+}
+
+void FunctionProcess::puts(const std::string& line, std::function<void()> then) {
+  if (!group_leader()) {
+    ctx_.out.line(line);
+    then();
+    return;
+  }
+  // The io protocol: {io_request, From, ReplyAs, {put_chars, unicode, Chars}}.
+  io_tag_ = node().make_ref();
+  after_io_ = std::move(then);
+  send(*group_leader(), tuple({atom("io_request"), self(), io_tag_,
+                               tuple({atom("put_chars"), atom("unicode"), term::binary(line + "\n")})}));
+  // A group leader that never answers must not hold the call forever.
+  io_timer_ = after(5000, [this] {
+    if (auto next = std::exchange(after_io_, nullptr)) next();
+  });
+}
+
+void FunctionProcess::call_remote(const std::string& target, const std::string& fun, std::vector<Term> args,
+                                  TaskCall::Done done) {
+  call_ = std::make_unique<TaskCall>(node(), self(), target, fun, std::move(args), std::move(done));
+  call_->start();
+}
 
 void ChatTask::started() {
+  if (reply_ && owner_) owner_monitor_ = monitor(*owner_);
   start_timer_ = after(5000, [this] { exit(atom("timeout")); });
 }
 
-void ChatTask::receive(const Term& msg) {
-  if (call_ && call_->handle(msg)) return;
+void ChatTask::other(const Term& msg) {
+  if (const auto* d = msg.tuple(5); d != nullptr && (*d)[0].is_atom("DOWN") && (*d)[1] == Term{owner_monitor_}) {
+    exit(tuple({atom("shutdown"), (*d)[4]}));
+    return;
+  }
   if (running_) return;
   // {Owner, Ref, ReplyTo, Callers, {Module, Fun, Args}}
   const auto* t = msg.tuple(5);
@@ -120,83 +173,48 @@ void ChatTask::receive(const Term& msg) {
   if (owner == nullptr || mfa == nullptr) return;
   running_ = true;
   cancel_timer(start_timer_);
+  if (!owner_monitor_.ids.empty()) demonitor(owner_monitor_);
   owner_ = *owner;
   ref_ = (*t)[1];
+  reply_to_ = (*t)[2];
   const auto* mod = (*mfa)[0].get<term::Atom>();
   const auto* fun = (*mfa)[1].get<term::Atom>();
   const auto* args = (*mfa)[2].get<term::List>();
-  if (mod != nullptr && fun != nullptr && args != nullptr && args->tail.empty() && mod->name == "Elixir.Chat") {
-    run(fun->name, args->items);
+  if (mod == nullptr || fun == nullptr || args == nullptr || !args->tail.empty()) {
+    // apply/3 with a bad module, function or argument list raises badarg.
+    ++ctx_.stats.tasks_failed;
+    exit(tuple({atom("badarg"), term::list({tuple({atom("erlang"), atom("apply"), term::list({(*mfa)[0], (*mfa)[1], (*mfa)[2]}), term::nil()})})}));
     return;
   }
-  // apply/3 of anything else fails as undef; Task.Supervised exits with {undef, Stacktrace}.
-  ++ctx_.stats.tasks_failed;
-  exit(tuple({atom("undef"), term::list({tuple({(*mfa)[0], (*mfa)[1], (*mfa)[2], term::nil()})})}));
+  const std::string m = mod->name;
+  const std::string f = fun->name;
+  const std::vector<Term> a = args->items;
+  run_function(*this, m, f, a, [this, m, f, a](const Outcome& o) { finish(o, m, f, a); });
 }
 
-void ChatTask::run(const std::string& fun, const std::vector<Term>& args) {
-  const auto undef = [&] {
+void ChatTask::finish(const Outcome& o, const std::string& module, const std::string& fun,
+                      const std::vector<Term>& args) {
+  if (!o.ok()) {
     ++ctx_.stats.tasks_failed;
-    spdlog::warn("task {}: Chat.{}/{} is undefined", term::to_erlang_string(self()), fun, args.size());
-    exit(tuple({atom("undef"),
-                term::list({tuple({atom("Elixir.Chat"), atom(fun), term::list(args), term::nil()})})}));
-  };
-  const auto print = [&](const Term& message) {
-    auto text = puts_text(message);
-    if (!text) {
-      ++ctx_.stats.tasks_failed;
-      exit(tuple({atom("badarg"), term::list({tuple({atom("Elixir.IO"), atom("puts"), term::list({message}),
-                                                     term::nil()})})}));
-      return false;
-    }
-    ctx_.out.line(*text);
-    return true;
-  };
-  const std::string& me = node().name();
-
-  if (fun == "receive_message" && args.size() == 2) {
-    // Seed app: print, and on moebi call the sender back with "chicken?".
-    if (!print(args[0])) return;
-    const auto* from = args[1].get<term::Atom>();
-    if (ChatContext::is_moebi(me) && from != nullptr) {
-      call_back(from->name, "receive_message", {term::binary("chicken?"), atom(me)});
-    } else {
-      finish(atom("nil"));
-    }
-  } else if (fun == "receive_message" && args.size() == 1) {
-    // Lesson app: IO.puts/1 returns :ok.
-    if (print(args[0])) finish(atom("ok"));
-  } else if (fun == "receive_message_for_moebi" && args.size() == 2) {
-    if (!print(args[0])) return;
-    const auto* from = args[1].get<term::Atom>();
-    if (from == nullptr) return undef();
-    call_back(from->name, "receive_message", {term::binary("chicken?")});
-  } else if (fun == "send_message" && args.size() == 2) {
-    // Chat.send_message/2 run here: this node sends on the caller's behalf (seed variant).
-    const auto* to = args[0].get<term::Atom>();
-    if (to == nullptr) return undef();
-    call_back(to->name, "receive_message", {args[1], atom(me)});
-  } else {
-    undef();
+    spdlog::warn("task {} running {}.{}/{} crashed: {}", term::to_erlang_string(self()), module, fun, args.size(),
+                 term::to_erlang_string(o.value));
+    // Task.Supervised re-raises: an error becomes the exit reason {Reason, Stacktrace}; an
+    // exit (Task.await's, when a call-back failed) keeps its reason.
+    exit(o.kind == Outcome::Kind::kError ? tuple({o.value, o.stack}) : o.value);
+    return;
   }
-}
-
-void ChatTask::call_back(const std::string& target, const std::string& fun, std::vector<Term> args) {
-  call_ = std::make_unique<TaskCall>(node(), self(), target, fun, std::move(args), [this](TaskCall::Outcome o) {
-    if (o.ok) {
-      finish(o.value);
+  if (reply_ && owner_) {
+    const Term msg = tuple({ref_, o.value});
+    const auto* alias_ref = reply_to_.get<term::Ref>();
+    if (const auto* pid = reply_to_.get<Pid>()) {
+      send(*pid, msg);
+    } else if (alias_ref != nullptr && (node().transport().flags(alias_ref->node) & dist::flag::kAlias) != 0) {
+      node().send_alias(self(), *alias_ref, msg);
     } else {
-      ++ctx_.stats.tasks_failed;
-      exit(o.value);  // Task.await exits the caller: here, this task
+      // A peer without aliases still matches {Ref, Result} in the owner's mailbox.
+      send(*owner_, msg);
     }
-  });
-  call_->start();
-}
-
-void ChatTask::finish(const Term& result) {
-  // Without DFLAG_ALIAS the ReplyTo alias cannot be used; the owner's pid reaches the same
-  // receive ({Ref, Result} is matched by Ref).
-  if (reply_ && owner_) send(*owner_, tuple({ref_, result}));
+  }
   exit(atom("normal"));
 }
 

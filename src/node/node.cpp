@@ -39,6 +39,13 @@ const Node::Entry* Node::find(const Pid& pid) const {
 bool Node::alive(const Pid& pid) const { return find(pid) != nullptr; }
 
 Pid Node::spawn(std::unique_ptr<Process> p, const std::string& registered_name) {
+  Process* raw = p.get();
+  const Pid pid = insert(std::move(p), registered_name);
+  raw->started();
+  return pid;
+}
+
+Pid Node::insert(std::unique_ptr<Process> p, const std::string& registered_name) {
   // Pid numbers stay within the 15/13-bit ranges every peer and ei accept; a number still in
   // use is skipped, so a long-lived node never hands out a pid twice at once.
   Pid pid{name_, 0, 0, creation_};
@@ -59,8 +66,49 @@ Pid Node::spawn(std::unique_ptr<Process> p, const std::string& registered_name) 
     names_[registered_name] = pid;
   }
   ++counters_.processes;
-  e.process->started();
   return pid;
+}
+
+Ref Node::alias(const Pid& owner) {
+  Ref ref = make_ref();
+  auto* e = find(owner);
+  if (e == nullptr) return ref;
+  aliases_.emplace(ref.ids, owner);
+  e->aliases.push_back(ref.ids);
+  return ref;
+}
+
+void Node::unalias(const Ref& ref) {
+  auto it = aliases_.find(ref.ids);
+  if (it == aliases_.end()) return;
+  if (auto* e = find(it->second)) {
+    auto& v = e->aliases;
+    v.erase(std::remove(v.begin(), v.end(), ref.ids), v.end());
+  }
+  aliases_.erase(it);
+}
+
+void Node::send_alias(const Pid& from, const Ref& alias, Term msg) {
+  if (alias.node == name_) {
+    if (alias.creation != creation_) return;
+    auto it = aliases_.find(alias.ids);
+    if (it != aliases_.end()) enqueue(Kind::kMessage, from, it->second, std::move(msg));
+    return;
+  }
+  if ((transport_.flags(alias.node) & dist::flag::kAlias) == 0) return;
+  send_remote(alias.node, tuple({op(Op::kAliasSend), from, alias}), &msg);
+}
+
+void Node::reply(const Pid& from, const Pid& caller, const Term& tag, Term msg) {
+  if (const auto* l = tag.get<term::List>(); l != nullptr && l->items.size() == 1 && l->items[0].is_atom("alias") &&
+                                              l->tail.size() == 1) {
+    const auto* alias_ref = l->tail[0].get<Ref>();
+    if (alias_ref != nullptr && (alias_ref->node == name_ ? true : (transport_.flags(alias_ref->node) & dist::flag::kAlias) != 0)) {
+      send_alias(from, *alias_ref, tuple({tag, std::move(msg)}));
+      return;
+    }
+  }
+  send(from, caller, tuple({tag, std::move(msg)}));
 }
 
 std::optional<Pid> Node::whereis(const std::string& name) const {
@@ -235,6 +283,7 @@ void Node::terminate(const Pid& pid, const Term& reason) {
   procs_.erase(it);
   --counters_.processes;
   if (!e.registered_name.empty()) names_.erase(e.registered_name);
+  for (const auto& a : e.aliases) aliases_.erase(a);
   for (auto id : e.process->timers_) timers_.cancel(id);
 
   for (const auto& other : e.links) {

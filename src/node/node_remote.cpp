@@ -143,6 +143,21 @@ bool Node::control(const std::string& peer, const Term& control, std::optional<T
       remote_monitor_exit(c[1], *to, *ref, in_payload ? *payload : c[4]);
       return true;
     }
+    case Op::kSpawnRequest:
+    case Op::kSpawnRequestTt:
+      // {29, ReqId, From, GroupLeader, {M, F, Arity}, Opts} + Args (+ Token for _TT)
+      if (n != (static_cast<Op>(*code) == Op::kSpawnRequest ? 6U : 7U) || !payload) return false;
+      return remote_spawn(peer, c, *payload);
+    case Op::kAliasSend:
+    case Op::kAliasSendTt: {
+      // {33, FromPid, Alias} + Message
+      const auto* from = n >= 3 ? as_pid(c[1]) : nullptr;
+      const auto* alias = n >= 3 ? as_ref(c[2]) : nullptr;
+      if (from == nullptr || alias == nullptr || !payload) return false;
+      ++counters_.messages_in;
+      send_alias(*from, *alias, std::move(*payload));
+      return true;
+    }
     case Op::kGroupLeader:
     case Op::kNodeLink:
       return true;  // group leaders of our processes are not remote; nothing to do
@@ -161,6 +176,59 @@ void Node::remote_link(const std::string& peer, const Pid& from, const Pid& to) 
     return;
   }
   add_link(to, from);
+}
+
+bool Node::remote_spawn(const std::string& peer, const std::vector<Term>& c, const Term& args) {
+  const auto* req = as_ref(c[1]);
+  const auto* from = as_pid(c[2]);
+  const auto* gl = as_pid(c[3]);
+  const auto* mfa = c[4].tuple(3);
+  const auto* opts = c[5].get<term::List>();
+  const auto* arglist = args.get<term::List>();
+  if (req == nullptr || from == nullptr || gl == nullptr || mfa == nullptr || opts == nullptr || arglist == nullptr ||
+      !opts->tail.empty() || !arglist->tail.empty()) {
+    return false;
+  }
+  const auto* mod = (*mfa)[0].get<term::Atom>();
+  const auto* fun = (*mfa)[1].get<term::Atom>();
+  if (mod == nullptr || fun == nullptr) return false;
+
+  bool link_opt = false;
+  bool monitor_opt = false;
+  for (const auto& o : opts->items) {
+    // link, monitor and {monitor, MonitorOpts} concern us; other spawn options (priority,
+    // heap sizes…) have no meaning here and are accepted as a BEAM accepts them.
+    if (o.is_atom("link")) link_opt = true;
+    if (o.is_atom("monitor")) monitor_opt = true;
+    if (const auto* t = o.tuple(2); t != nullptr && (*t)[0].is_atom("monitor")) monitor_opt = true;
+  }
+  auto reply = [&](int64_t flags, Term result) {
+    send_remote(peer, tuple({Term{static_cast<int64_t>(Op::kSpawnReply)}, *req, *from, Term{flags}, std::move(result)}),
+                nullptr);
+  };
+  if (!spawn_handler_) {
+    reply(0, atom("notsup"));
+    return true;
+  }
+  auto process = spawn_handler_(mod->name, fun->name, arglist->items);
+  process->group_leader_ = *gl;
+  Process* raw = process.get();
+  const Pid pid = insert(std::move(process), {});
+  int64_t flags = 0;
+  if (link_opt) {
+    add_link(pid, *from);
+    flags |= 1;
+  }
+  if (monitor_opt) {
+    find(pid)->monitored_by.push_back(InMonitor{*req, *from, pid});
+    ++counters_.monitors;
+    flags |= 2;
+  }
+  // SPAWN_REPLY goes out before anything the new process does, so the requester learns the
+  // pid before any exit or message from it.
+  reply(flags, pid);
+  raw->started();
+  return true;
 }
 
 bool Node::remote_monitor(const std::string& peer, const Pid& watcher, const Term& target, const Ref& ref) {

@@ -38,10 +38,14 @@ struct ChatNode {
                          call));
     node.drain();
     auto sent = transport.take();
-    REQUIRE(sent.size() == 1);
-    CHECK(sent[0].op() == op(Op::kSend));
+    // The task watches its owner until it gets its work (Task.Supervised.reply/2)...
+    REQUIRE(sent.size() == 2);
+    CHECK(sent[0].op() == op(Op::kMonitorP));
     CHECK(sent[0].at(2) == Term{caller});
-    const auto* reply = sent[0].payload->tuple(2);
+    // ...and the reply goes to the alias of an [alias | Ref] tag when the peer has aliases.
+    const bool aliases = (transport.connected[caller_node] & dist::flag::kAlias) != 0;
+    CHECK(sent[1].op() == (aliases ? op(Op::kAliasSend) : op(Op::kSend)));
+    const auto* reply = sent[1].payload->tuple(2);
     REQUIRE(reply != nullptr);
     CHECK((*reply)[0] == tag);
     const auto* ok = (*reply)[1].tuple(2);
@@ -83,23 +87,33 @@ const test::Sent* find_op(const std::vector<test::Sent>& sent, int64_t code) {
 
 TEST_SUITE("task_supervisor") {
   TEST_CASE("seed receive_message/2 on kate: printed, nil returned, link dissolved") {
+    for (const bool aliases : {true, false}) {
+    CAPTURE(aliases);
     ChatNode n("kate@10.0.0.2");
+    if (!aliases) n.transport.connected[n.caller_node] &= ~dist::flag::kAlias;
     const Pid task = n.start_task(n.alias_tag);
     n.run(task, "receive_message", {term::binary("Hello from Amanda!"), atom(n.caller_node)});
     auto sent = n.transport.take();
-    REQUIRE(sent.size() == 3);
-    // {Ref, nil} to the caller's pid (no alias negotiated)...
-    CHECK(sent[0].op() == op(Op::kSend));
-    CHECK(sent[0].at(2) == Term{n.caller});
-    CHECK(*sent[0].payload == tuple({n.task_ref, atom("nil")}));
+    REQUIRE(sent.size() == 4);
+    CHECK(sent[0].op() == op(Op::kDemonitorP));  // the owner is no longer watched
+    // {Ref, nil} to ReplyTo: the alias when the peer has aliases, else the caller's pid...
+    if (aliases) {
+      CHECK(sent[1].op() == op(Op::kAliasSend));
+      CHECK(sent[1].at(2) == Term{n.task_ref});
+    } else {
+      CHECK(sent[1].op() == op(Op::kSend));
+      CHECK(sent[1].at(2) == Term{n.caller});
+    }
+    CHECK(*sent[1].payload == tuple({n.task_ref, atom("nil")}));
     // ...then the normal exit through the link and the monitor.
-    CHECK(sent[1].op() == op(Op::kExit));
-    CHECK(sent[1].at(3).is_atom("normal"));
-    CHECK(sent[2].op() == op(Op::kMonitorPExit));
+    CHECK(sent[2].op() == op(Op::kExit));
+    CHECK(sent[2].at(3).is_atom("normal"));
+    CHECK(sent[3].op() == op(Op::kMonitorPExit));
     CHECK(n.out.lines() == 1);
     CHECK(n.node.counters().links == 0);
     CHECK(n.node.counters().monitors == 0);
-    CHECK(n.node.counters().processes == 3);  // only the three services are left
+    CHECK(n.node.counters().processes == 4);  // only the four services are left
+    }
   }
 
   TEST_CASE("lesson receive_message/1 returns :ok") {
@@ -107,8 +121,9 @@ TEST_SUITE("task_supervisor") {
     const Pid task = n.start_task(n.alias_tag);
     n.run(task, "receive_message", {term::binary("hi")});
     auto sent = n.transport.take();
-    REQUIRE_FALSE(sent.empty());
-    CHECK(*sent[0].payload == tuple({n.task_ref, atom("ok")}));
+    const auto* reply = find_op(sent, op(Op::kAliasSend));
+    REQUIRE(reply != nullptr);
+    CHECK(*reply->payload == tuple({n.task_ref, atom("ok")}));
   }
 
   TEST_CASE("an unknown function exits the task with {undef, [{Chat, Fun, Args, []}]} at once") {
@@ -141,11 +156,11 @@ TEST_SUITE("task_supervisor") {
     n.run(task, "receive_message", {term::binary("Hello from Amanda!"), atom(n.caller_node)});
     auto sent = n.transport.take();
     // The task runs Task.Supervisor.async against the caller's Chat.TaskSupervisor.
-    REQUIRE(sent.size() == 1);
-    CHECK(sent[0].op() == op(Op::kRegSend));
-    CHECK(sent[0].at(1) == Term{task});
-    CHECK(sent[0].at(3).is_atom("Elixir.Chat.TaskSupervisor"));
-    const auto* call = sent[0].payload->tuple(3);
+    const auto* reg = find_op(sent, op(Op::kRegSend));
+    REQUIRE(reg != nullptr);
+    CHECK(reg->at(1) == Term{task});
+    CHECK(reg->at(3).is_atom("Elixir.Chat.TaskSupervisor"));
+    const auto* call = reg->payload->tuple(3);
     REQUIRE(call != nullptr);
     const Term tag = (*(*call)[1].tuple(2))[1];
 
@@ -172,14 +187,9 @@ TEST_SUITE("task_supervisor") {
     sent = n.transport.take();
     const auto* demon = find_op(sent, op(Op::kDemonitorP));
     CHECK(demon != nullptr);
-    bool replied = false;
-    for (const auto& s : sent) {
-      if (s.op() == op(Op::kSend) && s.at(2) == Term{n.caller}) {
-        CHECK(*s.payload == tuple({n.task_ref, atom("nil")}));
-        replied = true;
-      }
-    }
-    CHECK(replied);
+    const auto* reply = find_op(sent, op(Op::kAliasSend));
+    REQUIRE(reply != nullptr);
+    CHECK(*reply->payload == tuple({n.task_ref, atom("nil")}));
     CHECK_FALSE(n.node.alive(task));
   }
 
@@ -188,7 +198,7 @@ TEST_SUITE("task_supervisor") {
     const Pid task = n.start_task(n.alias_tag);
     n.run(task, "receive_message", {term::binary("x"), atom(n.caller_node)});
     auto sent = n.transport.take();
-    const Term tag = (*(*sent[0].payload->tuple(3))[1].tuple(2))[1];
+    const Term tag = (*(*find_op(sent, op(Op::kRegSend))->payload->tuple(3))[1].tuple(2))[1];
     const Pid remote_task{"amanda@10.0.0.1", 201, 0, 7};
     n.node.control(n.caller_node, tuple({Term{op(Op::kSend)}, atom(""), task}), tuple({tag, tuple({atom("ok"), remote_task})}));
     n.node.drain();
@@ -210,6 +220,7 @@ TEST_SUITE("task_supervisor") {
     n.node.drain();
     auto sent = n.transport.take();
     REQUIRE(sent.size() == 1);
+    CHECK(sent[0].op() == op(Op::kAliasSend));
     CHECK(*sent[0].payload == tuple({n.alias_tag, atom("yes")}));
   }
 

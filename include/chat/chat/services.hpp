@@ -7,9 +7,11 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <map>
 #include <set>
 #include <string>
 
+#include "chat/chat/functions.hpp"
 #include "chat/chat/output.hpp"
 #include "chat/chat/task_call.hpp"
 #include "chat/node/node.hpp"
@@ -45,27 +47,82 @@ class TaskSupervisor final : public node::Process {
   std::vector<term::Pid> children_pids() const;
 };
 
-// One task started by the supervisor: waits for its {Owner, Ref, ReplyTo, Callers, MFA}
-// message (Elixir's Task.Supervised gives up after 5 s with exit reason timeout), runs the
-// Chat function, replies {Ref, Result} and exits normal — or exits with the crash reason.
-class ChatTask final : public node::Process {
+// A process that runs one table function (functions.hpp) and can call other nodes on the way.
+// It prints with IO.puts semantics: to this node's stdout, or to the group leader a peer gave
+// it (an io_request, answered before the function goes on, as IO.puts waits for its reply).
+class FunctionProcess : public node::Process, public FunctionHost {
  public:
-  ChatTask(ChatContext& ctx, bool reply) : ctx_(ctx), reply_(reply) {}
-  void started() override;
+  explicit FunctionProcess(ChatContext& ctx) : ctx_(ctx) {}
   void receive(const term::Term& msg) override;
 
- private:
-  void run(const std::string& fun, const std::vector<term::Term>& args);
-  void call_back(const std::string& target, const std::string& fun, std::vector<term::Term> args);
-  void finish(const term::Term& result);
+  node::Node& host_node() override { return node(); }
+  const term::Pid& host_pid() const override { return self(); }
+  void puts(const std::string& line, std::function<void()> then) override;
+  void call_remote(const std::string& target, const std::string& fun, std::vector<term::Term> args,
+                   TaskCall::Done done) override;
 
+ protected:
+  // Messages the function machinery did not take.
+  virtual void other(const term::Term& /*msg*/) {}
   ChatContext& ctx_;
+
+ private:
+  std::unique_ptr<TaskCall> call_;
+  term::Term io_tag_;
+  std::function<void()> after_io_;
+  uint64_t io_timer_ = 0;
+};
+
+// One task started by the supervisor: waits for its {Owner, Ref, ReplyTo, Callers, MFA}
+// message (Elixir's Task.Supervised gives up after 5 s with exit reason timeout, and with
+// {shutdown, Reason} if the owner dies first), runs the function, sends {Ref, Result} to
+// ReplyTo and exits normal — or exits with the crash reason.
+// Elixir lib/task/supervised.ex (v1.14), reply/2,4 and invoke_mfa/2.
+class ChatTask final : public FunctionProcess {
+ public:
+  ChatTask(ChatContext& ctx, bool reply, std::optional<term::Pid> owner)
+      : FunctionProcess(ctx), reply_(reply), owner_(std::move(owner)) {}
+  void started() override;
+
+ private:
+  void other(const term::Term& msg) override;
+  void finish(const Outcome& outcome, const std::string& module, const std::string& fun,
+              const std::vector<term::Term>& args);
+
   bool reply_;
   bool running_ = false;
   uint64_t start_timer_ = 0;
   std::optional<term::Pid> owner_;
+  term::Ref owner_monitor_;
   term::Term ref_;
-  std::unique_ptr<TaskCall> call_;
+  term::Term reply_to_;
+};
+
+// A process a peer spawned with SPAWN_REQUEST: erpc:execute_call/4 (rpc:call, erpc:call),
+// erpc:execute_cast/3 (rpc:cast), or any other MFA. Its exit reason carries the result, as
+// OTP's erpc expects: {Ref, return, Value} or {Ref, error, Reason, Stack}.
+class SpawnedCall final : public FunctionProcess {
+ public:
+  SpawnedCall(ChatContext& ctx, std::string module, std::string function, std::vector<term::Term> args)
+      : FunctionProcess(ctx), module_(std::move(module)), function_(std::move(function)), args_(std::move(args)) {}
+  void started() override;
+
+ private:
+  std::string module_;
+  std::string function_;
+  std::vector<term::Term> args_;
+};
+
+// rex, the rpc server: answers OTP's features probe and the old-style {call, …} and
+// {block_call, …} gen_server calls (rpc:block_call/4 still uses them).
+class Rex final : public node::Process {
+ public:
+  explicit Rex(ChatContext& ctx) : ctx_(ctx) { trap_exit_ = true; }
+  void receive(const term::Term& msg) override;
+
+ private:
+  ChatContext& ctx_;
+  std::map<std::pair<uint32_t, uint32_t>, std::pair<term::Pid, term::Term>> pending_;  // worker -> caller, tag
 };
 
 class NetKernel final : public node::Process {

@@ -50,7 +50,7 @@ inline constexpr uint64_t kMandatory26 = kMandatory25 | kUnlinkId | kV4Nc;
 // control tuple (EXIT, EXIT2, MONITOR_P_EXIT); the PAYLOAD_* forms are still decoded.
 inline constexpr uint64_t kOurs = kMandatory26 | kPublished | kDistMonitor | kDistMonitorName |
                                   kSmallAtomTags | kSendSender | kUnicodeIo |
-                                  kMandatory25Digest | kBigSeqtraceLabels;
+                                  kMandatory25Digest | kBigSeqtraceLabels | kSpawn | kAlias;
 // What we insist on from a peer: the terms we decode and the 'N' handshake.
 inline constexpr uint64_t kRequired = kMandatory25;
 }  // namespace flag

@@ -10,6 +10,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <functional>
 #include <unordered_map>
 #include <vector>
 
@@ -42,6 +43,23 @@ class Node {
   [[nodiscard]] Transport& transport() { return transport_; }
 
   term::Pid spawn(std::unique_ptr<Process> p, const std::string& registered_name = {});
+
+  // What a SPAWN_REQUEST from a peer runs: the process for Module:Function(Args). A BEAM spawns
+  // even an undefined function (the process then exits with undef), so a handler always
+  // returns a process.
+  using SpawnHandler = std::function<std::unique_ptr<Process>(const std::string& module, const std::string& function,
+                                                              const std::vector<term::Term>& args)>;
+  void set_spawn_handler(SpawnHandler h) { spawn_handler_ = std::move(h); }
+
+  // An alias of `owner` (erlang:alias/0): messages sent to the ref reach owner until unalias.
+  term::Ref alias(const term::Pid& owner);
+  void unalias(const term::Ref& ref);
+  // Sends to an alias: locally, or as ALIAS_SEND when the peer negotiated DFLAG_ALIAS (a BEAM
+  // drops it otherwise, and so do we).
+  void send_alias(const term::Pid& from, const term::Ref& alias, term::Term msg);
+  // Replies to a gen call tag: [alias | Ref] goes to the alias when the peer supports it,
+  // anything else to the caller's pid (gen:reply/2).
+  void reply(const term::Pid& from, const term::Pid& caller, const term::Term& tag, term::Term msg);
   [[nodiscard]] std::optional<term::Pid> whereis(const std::string& name) const;
   term::Ref make_ref();
   [[nodiscard]] bool is_local(const term::Pid& pid) const { return pid.node == name_ && pid.creation == creation_; }
@@ -82,6 +100,7 @@ class Node {
   struct Entry {
     std::unique_ptr<Process> process;
     std::string registered_name;
+    std::vector<std::vector<uint32_t>> aliases;
     std::vector<term::Pid> links;
     std::vector<InMonitor> monitored_by;
   };
@@ -98,6 +117,8 @@ class Node {
     term::Term data;  // the message, or the exit reason
   };
 
+  // Adds a process without starting it (a spawn request answers before the process runs).
+  term::Pid insert(std::unique_ptr<Process> p, const std::string& registered_name);
   static uint64_t local_key(const term::Pid& pid) { return (uint64_t{pid.serial} << 32) | pid.num; }
   Entry* find(const term::Pid& pid);
   const Entry* find(const term::Pid& pid) const;
@@ -115,6 +136,7 @@ class Node {
   bool remote_demonitor(const term::Pid& watcher, const term::Term& target, const term::Ref& ref);
   void remote_monitor_exit(const term::Term& from, const term::Pid& to, const term::Ref& ref, const term::Term& reason);
   void remote_link(const std::string& peer, const term::Pid& from, const term::Pid& to);
+  bool remote_spawn(const std::string& peer, const std::vector<term::Term>& c, const term::Term& args);
 
   std::string name_;
   Transport& transport_;
@@ -127,6 +149,8 @@ class Node {
   std::unordered_map<std::string, term::Pid> names_;
   std::map<std::vector<uint32_t>, OutMonitor> out_monitors_;  // keyed by our ref's words
   std::map<std::string, std::set<uint64_t>> node_watchers_;   // peer -> local pid keys
+  std::map<std::vector<uint32_t>, term::Pid> aliases_;        // our alias refs -> owner
+  SpawnHandler spawn_handler_;
   std::deque<Signal> queue_;
   std::vector<std::unique_ptr<Process>> graveyard_;
   bool draining_ = false;

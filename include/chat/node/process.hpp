@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -28,6 +29,10 @@ class Process {
 
   [[nodiscard]] const term::Pid& self() const { return self_; }
   [[nodiscard]] bool traps_exits() const { return trap_exit_; }
+  // Where io requests of this process go: set for processes a peer spawned (SPAWN_REQUEST
+  // names the caller's group leader); empty means this node's own stdout.
+  [[nodiscard]] const std::optional<term::Pid>& group_leader() const { return group_leader_; }
+  void set_group_leader(term::Pid gl) { group_leader_ = std::move(gl); }
 
  protected:
   Node& node() { return *node_; }
@@ -49,6 +54,7 @@ class Process {
   bool trap_exit_ = false;
 
  private:
+  std::optional<term::Pid> group_leader_;
   friend class Node;
   Node* node_ = nullptr;
   term::Pid self_;
