@@ -34,6 +34,14 @@ std::string App::connect_error(const std::string& peer) const {
 }
 
 int App::run(Client on_ready) {
+  started_ms_ = runtime_.now_ms();
+  // Heroku kills a web dyno that has not bound $PORT within 60 s: bind before anything
+  // that waits on the network (EPMD, peers, DNS).
+  if (options_.http_port) {
+    http_ = std::make_unique<http::Server>(runtime_.loop(), web_handler(*this));
+    http_->listen(*options_.http_port);
+    spdlog::info("http: listening on port {}", *options_.http_port);
+  }
   for (auto* sig : {&sigterm_, &sigint_}) {
     uv_signal_init(runtime_.loop(), sig);
     sig->data = this;
@@ -56,6 +64,12 @@ int App::run(Client on_ready) {
           out_.flush();
         }
         if (on_ready) on_ready(*this);
+        if (!options_.discover.empty()) {
+          discovery_ = std::make_unique<discovery::Discovery>(runtime_, *network_, options_.discover,
+                                                              options_.discovery_interval_s, options_.epmd_port,
+                                                              node_->name());
+          discovery_->start();
+        }
         node_->drain();
       },
       [this](const std::string& why) {
@@ -76,6 +90,8 @@ void App::stop(int code) {
 }
 
 void App::halt() {
+  if (discovery_) discovery_->stop();
+  if (http_) http_->close();
   network_->stop();
   for (auto* sig : {&sigterm_, &sigint_}) {
     if (!uv_is_closing(reinterpret_cast<uv_handle_t*>(sig))) uv_close(reinterpret_cast<uv_handle_t*>(sig), nullptr);

@@ -29,6 +29,40 @@ bool is_loopback_host(const std::string& host) {
 
 }  // namespace
 
+std::vector<std::string> split_list(const std::string& s) {
+  std::vector<std::string> out;
+  std::string item;
+  std::istringstream in(s);
+  while (std::getline(in, item, ',')) {
+    const auto b = item.find_first_not_of(" \t");
+    const auto e = item.find_last_not_of(" \t");
+    if (b != std::string::npos) out.push_back(item.substr(b, e - b + 1));
+  }
+  return out;
+}
+
+std::vector<std::string> default_discovery() {
+  if (const char* env = std::getenv("CHAT_DISCOVERY"); env != nullptr && *env != '\0') return split_list(env);
+  // On Heroku with spaces-dns-discovery, <type>.<app>.app.localspace lists the dynos of a
+  // process type; the types are the Procfile's, read from the app's root when it is there.
+  const char* app = std::getenv("HEROKU_DNS_APP_NAME");
+  if (app == nullptr || *app == '\0') return {};
+  std::vector<std::string> out;
+  std::ifstream procfile("Procfile");
+  std::string line;
+  while (std::getline(procfile, line)) {
+    const auto colon = line.find(':');
+    if (colon == std::string::npos || colon == 0 || line[0] == '#') continue;
+    out.push_back(line.substr(0, colon) + "." + app);
+  }
+  if (out.empty()) {
+    if (const char* formation = std::getenv("HEROKU_DNS_FORMATION_NAME"); formation != nullptr && *formation != '\0') {
+      out.emplace_back(formation);
+    }
+  }
+  return out;
+}
+
 bool valid_node_name(const std::string& name) {
   const auto at = name.find('@');
   if (at == std::string::npos || at == 0 || at + 1 >= name.size() || name.size() > 255) return false;
@@ -76,7 +110,12 @@ Options parse_options(int argc, char** argv) {
       "net-ticktime", po::value<uint32_t>(&o.net_ticktime)->default_value(60), "seconds before a silent peer is dropped")(
       "log-level", po::value<std::string>(&o.log_level)->default_value("info"), "trace|debug|info|warn|error|off")(
       "dist-port", po::value<uint16_t>(&o.dist_port)->default_value(0), "distribution listen port (0: any)")(
-      "timeout", po::value<uint64_t>(&o.timeout_ms)->default_value(5000), "send/ping: milliseconds to wait");
+      "timeout", po::value<uint64_t>(&o.timeout_ms)->default_value(5000), "send/ping: milliseconds to wait")(
+      "port", po::value<uint16_t>(), "serve HTTP on this port (default: $PORT when set)")(
+      "discover", po::value<std::vector<std::string>>()->composing(),
+      "DNS name whose A records list peer hosts, or NAME@DNSNAME (repeatable; default: $CHAT_DISCOVERY, "
+      "else derived from Heroku's HEROKU_DNS_* variables)")(
+      "discovery-interval", po::value<uint32_t>(&o.discovery_interval_s)->default_value(5), "seconds between DNS polls");
   po::options_description hidden;
   hidden.add_options()("args", po::value<std::vector<std::string>>(), "");
   po::options_description all;
@@ -164,6 +203,25 @@ Options parse_options(int argc, char** argv) {
     }
   }
   if (o.net_ticktime < 4) throw std::invalid_argument("--net-ticktime must be at least 4 seconds");
+  if (o.command == Command::kRun) {
+    if (vm.count("port")) {
+      o.http_port = vm["port"].as<uint16_t>();
+    } else if (const char* p = std::getenv("PORT"); p != nullptr && *p != '\0') {
+      try {
+        const auto v = std::stoul(p);
+        if (v > 65535) throw std::out_of_range("port");
+        o.http_port = static_cast<uint16_t>(v);
+      } catch (const std::exception&) {
+        throw std::invalid_argument(std::string("PORT is not a port number: ") + p);
+      }
+    }
+    if (vm.count("discover")) {
+      o.discover = vm["discover"].as<std::vector<std::string>>();
+    } else {
+      o.discover = default_discovery();
+    }
+    if (o.discovery_interval_s == 0) throw std::invalid_argument("--discovery-interval must be at least 1 second");
+  }
   return o;
 }
 

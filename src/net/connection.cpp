@@ -222,6 +222,7 @@ void Connection::handshake_data(std::string_view bytes) {
   const std::string leftover(handshake_->leftover());
   handshake_.reset();
   state_ = State::kUp;
+  up_since_ms_ = net_.runtime().now_ms();
   if (setup_timer_) {
     net_.runtime().cancel(setup_timer_);
     setup_timer_ = 0;

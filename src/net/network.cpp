@@ -145,19 +145,32 @@ void Network::connection_closed(Connection& c, const std::string& why) {
   node_->drain();
 }
 
+Connection* Network::connection_to(const std::string& peer) {
+  auto it = by_peer_.find(peer);
+  if (it != by_peer_.end()) return it->second;
+  auto owned = std::make_unique<Connection>(*this, peer);
+  Connection* c = owned.get();
+  all_.emplace(c, std::move(owned));
+  by_peer_[peer] = c;
+  return c;
+}
+
 void Network::send(const std::string& peer, const term::Term& control, const term::Term* payload) {
   if (stopping_ || peer == config_.name) return;
-  auto it = by_peer_.find(peer);
-  Connection* c = nullptr;
-  if (it != by_peer_.end()) {
-    c = it->second;
-  } else {
-    auto owned = std::make_unique<Connection>(*this, peer);
-    c = owned.get();
-    all_.emplace(c, std::move(owned));
-    by_peer_[peer] = c;
+  connection_to(peer)->queue(control, payload);
+}
+
+void Network::connect(const std::string& peer) {
+  if (stopping_ || peer == config_.name) return;
+  connection_to(peer);
+}
+
+std::vector<PeerStatus> Network::peer_status() const {
+  std::vector<PeerStatus> out;
+  for (const auto& [name, c] : by_peer_) {
+    if (c->up()) out.push_back(PeerStatus{name, c->flags(), c->up_since_ms(), c->role() == Connection::Role::kAcceptor});
   }
-  c->queue(control, payload);
+  return out;
 }
 
 uint64_t Network::flags(const std::string& peer) const {

@@ -13,6 +13,8 @@
 #include "chat/app/options.hpp"
 #include "chat/chat/output.hpp"
 #include "chat/chat/services.hpp"
+#include "chat/discovery/discovery.hpp"
+#include "chat/http/server.hpp"
 #include "chat/net/network.hpp"
 #include "chat/net/runtime.hpp"
 #include "chat/node/node.hpp"
@@ -33,6 +35,12 @@ class App {
   void stop(int code);
 
   node::Node& node() { return *node_; }
+  net::Network& network() { return *network_; }
+  net::Runtime& runtime() { return runtime_; }
+  const service::ChatContext& chat() const { return ctx_; }
+  uint64_t uptime_ms() { return runtime_.now_ms() - started_ms_; }
+  const discovery::Discovery* discovery() const { return discovery_.get(); }
+  uint64_t http_requests() const { return http_ ? http_->requests() : 0; }
   service::Output& out() { return out_; }
   const Options& options() const { return options_; }
   // Why the last connection attempt to `peer` failed, or "".
@@ -48,11 +56,17 @@ class App {
   std::unique_ptr<node::Node> node_;
   service::ChatContext ctx_;
   std::map<std::string, std::string> connect_errors_;
+  std::unique_ptr<http::Server> http_;
+  std::unique_ptr<discovery::Discovery> discovery_;
+  uint64_t started_ms_ = 0;
   uv_signal_t sigterm_{};
   uv_signal_t sigint_{};
   int exit_code_ = 0;
   bool stopping_ = false;
 };
+
+// The web dyno's routes: /health, /status.json and a status page.
+http::Server::Handler web_handler(App& app);
 
 int run_send(const Options& options);
 int run_ping(const Options& options);

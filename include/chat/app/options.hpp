@@ -23,6 +23,9 @@ struct Options {
   std::string target;  // send, ping
   std::string message;  // send
   size_t secret_length = 64;
+  std::optional<uint16_t> http_port;          // --port, else $PORT: the web dyno's listener
+  std::vector<std::string> discover;          // --discover, else $CHAT_DISCOVERY, else Heroku's
+  uint32_t discovery_interval_s = 5;
   std::string help;
 };
 
@@ -33,5 +36,9 @@ std::string resolve_cookie(const std::optional<std::string>& flag);
 // --sname: alive@<this machine's short host name>, as erl -sname does.
 std::string short_node_name(const std::string& alive);
 bool valid_node_name(const std::string& name);
+// Discovery queries from the environment: $CHAT_DISCOVERY (comma-separated), else one
+// <type>.$HEROKU_DNS_APP_NAME per Procfile process type.
+std::vector<std::string> default_discovery();
+std::vector<std::string> split_list(const std::string& s);
 
 }  // namespace chat::app

@@ -41,6 +41,7 @@ class Connection final : Stream::Events {
   [[nodiscard]] const std::string& peer() const { return peer_; }
   [[nodiscard]] uint64_t flags() const { return flags_; }
   [[nodiscard]] bool up() const { return state_ == State::kUp; }
+  [[nodiscard]] uint64_t up_since_ms() const { return up_since_ms_; }
 
  private:
   void resolved(const sockaddr_storage& host);
@@ -65,6 +66,7 @@ class Connection final : Stream::Events {
   uint64_t setup_timer_ = 0;
   uint64_t last_read_ms_ = 0;
   uint64_t last_write_ms_ = 0;
+  uint64_t up_since_ms_ = 0;
   // Asynchronous steps (DNS, EPMD) hold a weak copy and check it before touching us.
   std::shared_ptr<Connection*> token_;
 };

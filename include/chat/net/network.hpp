@@ -21,6 +21,13 @@ namespace chat::net {
 class Connection;
 class EpmdRegistration;
 
+struct PeerStatus {
+  std::string name;
+  uint64_t flags = 0;
+  uint64_t up_since_ms = 0;  // loop time
+  bool incoming = false;
+};
+
 struct NetworkConfig {
   std::string name;  // alive@host
   std::string cookie;
@@ -54,6 +61,10 @@ class Network final : public node::Transport {
   void send(const std::string& peer, const term::Term& control, const term::Term* payload) override;
   [[nodiscard]] uint64_t flags(const std::string& peer) const override;
   [[nodiscard]] std::vector<std::string> peers() const override;
+  [[nodiscard]] std::vector<PeerStatus> peer_status() const;
+  // Connects to `peer` unless a connection exists or is being set up (net_kernel:connect_node).
+  void connect(const std::string& peer);
+  [[nodiscard]] bool connecting_or_up(const std::string& peer) const { return by_peer_.contains(peer); }
 
   // Called by connections.
   Runtime& runtime() { return runtime_; }
@@ -71,6 +82,7 @@ class Network final : public node::Transport {
  private:
   static void on_connection(uv_stream_t* server, int status);
   void remove(Connection& c);
+  Connection* connection_to(const std::string& peer);
   void tick();
 
   Runtime& runtime_;
