@@ -21,6 +21,7 @@ constexpr const char* kUsage =
     "  chat-node [run] (--name NAME@HOST | --sname NAME) [--cookie C] [options]\n"
     "  chat-node send TARGET MESSAGE [--name NAME@HOST] [--cookie C] [options]\n"
     "  chat-node ping TARGET [--name NAME@HOST] [--cookie C] [options]\n"
+    "  chat-node blast TARGET [--count N] [--size BYTES] [--window N] [options]\n"
     "  chat-node gen-secret [LENGTH]\n";
 
 bool is_loopback_host(const std::string& host) {
@@ -115,7 +116,11 @@ Options parse_options(int argc, char** argv) {
       "discover", po::value<std::vector<std::string>>()->composing(),
       "DNS name whose A records list peer hosts, or NAME@DNSNAME (repeatable; default: $CHAT_DISCOVERY, "
       "else derived from Heroku's HEROKU_DNS_* variables)")(
-      "discovery-interval", po::value<uint32_t>(&o.discovery_interval_s)->default_value(5), "seconds between DNS polls");
+      "discovery-interval", po::value<uint32_t>(&o.discovery_interval_s)->default_value(5), "seconds between DNS polls")(
+      "count", po::value<uint64_t>(&o.blast_count)->default_value(100000), "blast: messages to send")(
+      "size", po::value<size_t>(&o.blast_size)->default_value(64), "blast: bytes per message")(
+      "window", po::value<uint64_t>(&o.blast_window)->default_value(0),
+      "blast: messages sent before waiting for the target to catch up (0: about 8 MB worth)");
   po::options_description hidden;
   hidden.add_options()("args", po::value<std::vector<std::string>>(), "");
   po::options_description all;
@@ -152,6 +157,10 @@ Options parse_options(int argc, char** argv) {
     want(3);
     o.target = args[1];
     o.message = args[2];
+  } else if (cmd == "blast") {
+    o.command = Command::kBlast;
+    want(2);
+    o.target = args[1];
   } else if (cmd == "ping") {
     o.command = Command::kPing;
     want(2);

@@ -70,6 +70,9 @@ http::Server::Handler web_handler(App& app);
 
 int run_send(const Options& options);
 int run_ping(const Options& options);
+// Throughput: COUNT binaries of SIZE bytes to {Chat, TARGET}, in windows closed by a
+// GenServer.call(:count) round trip; prints the rate.
+int run_blast(const Options& options);
 int run_gen_secret(const Options& options);
 
 }  // namespace chat::app

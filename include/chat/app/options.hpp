@@ -9,7 +9,7 @@
 
 namespace chat::app {
 
-enum class Command { kRun, kSend, kPing, kGenSecret, kHelp };
+enum class Command { kRun, kSend, kPing, kBlast, kGenSecret, kHelp };
 
 struct Options {
   Command command = Command::kRun;
@@ -26,6 +26,9 @@ struct Options {
   std::optional<uint16_t> http_port;          // --port, else $PORT: the web dyno's listener
   std::vector<std::string> discover;          // --discover, else $CHAT_DISCOVERY, else Heroku's
   uint32_t discovery_interval_s = 5;
+  uint64_t blast_count = 100'000;             // blast: messages to send
+  size_t blast_size = 64;                     // blast: bytes per message
+  uint64_t blast_window = 0;                  // blast: messages between syncs (0: by size)
   std::string help;
 };
 
