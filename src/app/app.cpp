@@ -14,6 +14,8 @@ App::App(const Options& options) : options_(options), ctx_{out_, {}} {
   cfg.listen_port = options_.dist_port;
   cfg.net_ticktime_s = options_.net_ticktime;
   cfg.flags = dist::flag::kOurs;
+  cfg.max_frame = options_.max_frame_mb << 20U;
+  cfg.max_queue = options_.max_queue_mb << 20U;
   network_ = std::make_unique<net::Network>(runtime_, cfg);
   node_ = std::make_unique<node::Node>(options_.node_name, *network_, runtime_);
   network_->attach(*node_);

@@ -113,6 +113,9 @@ Options parse_options(int argc, char** argv) {
       "dist-port", po::value<uint16_t>(&o.dist_port)->default_value(0), "distribution listen port (0: any)")(
       "timeout", po::value<uint64_t>(&o.timeout_ms)->default_value(5000), "send/ping: milliseconds to wait")(
       "port", po::value<uint16_t>(), "serve HTTP on this port (default: $PORT when set)")(
+      "max-frame-mb", po::value<size_t>(&o.max_frame_mb)->default_value(128), "largest distribution frame accepted")(
+      "max-queue-mb", po::value<size_t>(&o.max_queue_mb)->default_value(256),
+      "bytes queued for one peer before it is disconnected as a slow consumer")(
       "discover", po::value<std::vector<std::string>>()->composing(),
       "DNS name whose A records list peer hosts, or NAME@DNSNAME (repeatable; default: $CHAT_DISCOVERY, "
       "else derived from Heroku's HEROKU_DNS_* variables)")(

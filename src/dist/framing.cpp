@@ -5,10 +5,12 @@
 namespace chat::dist {
 
 void FrameReader::feed(std::string_view bytes) {
-  // Compact once the consumed prefix dominates, so a long-lived connection does not grow.
+  // Compact once the consumed prefix dominates, so a long-lived connection does not grow;
+  // after a large frame, give its memory back instead of keeping the high-water mark.
   if (read_ > 0 && read_ >= buffer_.size() / 2) {
     buffer_.erase(0, read_);
     read_ = 0;
+    if (buffer_.empty() && buffer_.capacity() > kKeepCapacity) std::string().swap(buffer_);
   }
   buffer_.append(bytes);
 }

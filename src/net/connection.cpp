@@ -188,6 +188,12 @@ void Connection::write(std::string_view bytes) {
   if (stream_ == nullptr) return;
   stream_->write(bytes);
   last_write_ms_ = net_.runtime().now_ms();
+  // A peer that does not read cannot make us hold unbounded memory. Dropping messages would
+  // lose them silently; disconnecting tells every linked and monitoring process instead.
+  if (stream_->queued_bytes() > net_.config().max_queue) {
+    spdlog::warn("peer {} is not reading: {} bytes queued for it; disconnecting", peer_, stream_->queued_bytes());
+    close("outgoing queue over its limit");
+  }
 }
 
 void Connection::on_data(Stream& /*s*/, std::string_view bytes) {

@@ -37,12 +37,72 @@ void Network::start(std::function<void(uint32_t)> ready, std::function<void(cons
   listen_port_ = ntohs(reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
 
   tick();
+  ready_ = std::move(ready);
+  fatal_ = std::move(fatal);
+  register_with_epmd();
+}
+
+// Registration, as erl does it: if no EPMD answers at start, start one (`epmd -daemon`, which
+// keeps running after us) and try again for a few seconds. Unlike a BEAM, a registered node
+// whose EPMD goes away registers again as soon as a new EPMD answers, so it stays reachable
+// by name; it keeps its creation, which peers learn in the handshake.
+void Network::register_with_epmd() {
   const std::string alive = config_.name.substr(0, config_.name.find('@'));
   registration_ = std::make_unique<EpmdRegistration>(
-      runtime_.loop(), epmd_addr_, alive, listen_port_, std::move(ready),
-      [this, fatal = std::move(fatal)](const std::string& why) {
-        if (!stopping_) fatal(why);
+      runtime_.loop(), epmd_addr_, alive, listen_port_,
+      [this](uint32_t creation) {
+        epmd_attempts_ = 0;
+        if (registered_once_) {
+          spdlog::info("registered with EPMD again");
+          return;
+        }
+        registered_once_ = true;
+        ready_(creation);
+      },
+      [this](const std::string& why) {
+        if (stopping_) return;
+        // Not from inside the registration's own callback: retry from a timer.
+        runtime_.start(0, [this, why] { registration_failed(why); });
       });
+}
+
+void Network::registration_failed(const std::string& why) {
+  if (stopping_) return;
+  registration_.reset();
+  const bool refused = why.find("refused the registration") != std::string::npos;
+  if (refused && !registered_once_) {
+    fatal_(why);  // the name is taken: retrying would not help
+    return;
+  }
+  if (registered_once_) {
+    if (epmd_attempts_ == 0) spdlog::warn("{}; registering again as soon as EPMD answers", why);
+  } else if (epmd_attempts_ == 0 && config_.start_epmd) {
+    spdlog::info("no EPMD on port {} ({}); starting one", config_.epmd_port, why);
+    start_epmd_daemon();
+  } else if (epmd_attempts_ >= kStartupRegistrationAttempts) {
+    fatal_(why);
+    return;
+  }
+  ++epmd_attempts_;
+  runtime_.start(registered_once_ ? 1000 : 100, [this] {
+    if (!stopping_) register_with_epmd();
+  });
+}
+
+void Network::start_epmd_daemon() {
+  auto* req = new uv_process_t;
+  uv_process_options_t opts{};
+  char file[] = "epmd";
+  char daemon[] = "-daemon";
+  char* args[] = {file, daemon, nullptr};
+  opts.file = file;
+  opts.args = args;
+  opts.flags = UV_PROCESS_DETACHED;
+  opts.exit_cb = [](uv_process_t* p, int64_t, int) { close_and_delete(p, p); };
+  if (const int rc = uv_spawn(runtime_.loop(), req, &opts); rc != 0) {
+    spdlog::warn("cannot start epmd: {}", uv_strerror(rc));
+    delete req;
+  }
 }
 
 void Network::stop() {

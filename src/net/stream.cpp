@@ -66,6 +66,8 @@ void Stream::flush() {
     auto* self = static_cast<Stream*>(req->data);
     self->writing_ = false;
     self->inflight_.clear();
+    // A large message should not pin its buffer for the life of the connection.
+    if (self->inflight_.capacity() > (1U << 20U)) std::string().swap(self->inflight_);
     if (self->closing_) return;
     if (status != 0) {
       self->fail(uv_strerror(status));

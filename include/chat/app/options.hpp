@@ -20,6 +20,8 @@ struct Options {
   uint16_t epmd_port = 4369;
   uint16_t dist_port = 0;
   uint64_t timeout_ms = 5000;
+  size_t max_frame_mb = 128;
+  size_t max_queue_mb = 256;
   std::string target;  // send, ping
   std::string message;  // send
   size_t secret_length = 64;

@@ -35,8 +35,10 @@ struct NetworkConfig {
   uint16_t listen_port = 0;        // 0: any free port
   uint32_t net_ticktime_s = 60;
   uint32_t setup_timeout_ms = 7000;  // net_setuptime's default
-  size_t max_frame = 128U << 20U;
+  size_t max_frame = 128U << 20U;  // enough for a 64 MB binary and its control message
+  size_t max_queue = 256U << 20U;  // bytes queued for one peer before it is disconnected
   uint64_t flags = 0;
+  bool start_epmd = true;  // run `epmd -daemon` when none answers at start, as erl does
 };
 
 class Network final : public node::Transport {
@@ -81,6 +83,9 @@ class Network final : public node::Transport {
 
  private:
   static void on_connection(uv_stream_t* server, int status);
+  void register_with_epmd();
+  void registration_failed(const std::string& why);
+  void start_epmd_daemon();
   void remove(Connection& c);
   Connection* connection_to(const std::string& peer);
   void tick();
@@ -92,6 +97,11 @@ class Network final : public node::Transport {
   uint16_t listen_port_ = 0;
   sockaddr_storage epmd_addr_{};
   std::unique_ptr<EpmdRegistration> registration_;
+  std::function<void(uint32_t)> ready_;
+  std::function<void(const std::string&)> fatal_;
+  bool registered_once_ = false;
+  int epmd_attempts_ = 0;
+  static constexpr int kStartupRegistrationAttempts = 50;  // × 100 ms
   std::unordered_map<std::string, Connection*> by_peer_;
   std::unordered_map<Connection*, std::unique_ptr<Connection>> all_;
   std::vector<std::unique_ptr<Connection>> closed_;  // freed before the next poll
