@@ -1,0 +1,547 @@
+# Helpers for the integration tests. test/integration/run.sh loads this file
+# (elixir -r) before the test file, in a VM that runs as amanda@127.0.0.1 with
+# a private EPMD (ERL_EPMD_PORT) and a random cookie.
+#
+# The test VM plays "amanda", the person at the iex prompt: it runs the seed
+# Chat application from elixir_peer, so it has a Chat.TaskSupervisor that
+# remote nodes (e.g. a moebi answering "chicken?") can run tasks on.
+#
+# Nothing here sleeps for a fixed time: waiting is always for an event (a line
+# printed by a node, a process exit) or a polled condition with a deadline.
+
+ExUnit.start(trace: true, timeout: 120_000)
+
+case Application.ensure_all_started(:chat) do
+  {:ok, _} -> :ok
+  other -> raise "the test VM could not start the elixir_peer :chat app: #{inspect(other)}"
+end
+
+# Unlinked tasks for ChatIT.within/3 (a crash must not take the test down
+# before it can be reported).
+{:ok, tasks} = Task.Supervisor.start_link(name: ChatIT.Tasks)
+Process.unlink(tasks)
+
+defmodule ChatIT.OsProc do
+  @moduledoc """
+  Owns one OS process started through a port. Keeps every line it writes on
+  stdout (echoed to the test log as `[label] line`), sends its stderr to a
+  file in IT_TMPDIR, and records its exit status. Callers can wait for a line
+  or for the exit without polling.
+  """
+  use GenServer
+
+  def start(label, exe, args, env \\ []) do
+    GenServer.start(__MODULE__, {label, exe, args, env})
+  end
+
+  def os_pid(p), do: GenServer.call(p, :os_pid)
+  def lines(p), do: GenServer.call(p, :lines)
+  def status(p), do: GenServer.call(p, :status)
+  def stderr_path(p), do: GenServer.call(p, :stderr_path)
+
+  @doc "Waits for a line equal to `want` (a string) or accepted by `want` (a fun)."
+  def await_line(p, want, timeout) do
+    GenServer.call(p, {:await_line, want, timeout}, :infinity)
+  end
+
+  @doc "Waits for the process to exit; returns {:ok, status} or :timeout."
+  def await_exit(p, timeout) do
+    GenServer.call(p, {:await_exit, timeout}, :infinity)
+  end
+
+  @doc "Sends a signal (\"TERM\", \"KILL\", \"INT\", ...) unless it already exited."
+  def signal(p, sig), do: GenServer.call(p, {:signal, sig})
+
+  @doc "TERM, then KILL after `grace` ms; returns the exit status (or :unknown)."
+  def stop(p, grace \\ 5_000) do
+    result =
+      case status(p) do
+        nil ->
+          signal(p, "TERM")
+
+          case await_exit(p, grace) do
+            {:ok, s} ->
+              s
+
+            :timeout ->
+              signal(p, "KILL")
+
+              case await_exit(p, 5_000) do
+                {:ok, s} -> {:killed, s}
+                :timeout -> :unknown
+              end
+          end
+
+        s ->
+          s
+      end
+
+    GenServer.stop(p)
+    result
+  end
+
+  # -- server --------------------------------------------------------------
+
+  @impl true
+  def init({label, exe, args, env}) do
+    dir = System.get_env("IT_TMPDIR") || System.tmp_dir!()
+    stderr = Path.join(dir, "#{label}-#{System.unique_integer([:positive])}.stderr")
+    # /bin/sh only redirects stderr and then execs the program, so the pid
+    # the port reports is the program's own.
+    wrapper = ~S(err="$1"; shift; exec "$@" 2>>"$err")
+
+    port =
+      Port.open({:spawn_executable, "/bin/sh"}, [
+        :binary,
+        :exit_status,
+        :hide,
+        {:line, 1_048_576},
+        {:env, for({k, v} <- env, do: {String.to_charlist(k), String.to_charlist(v)})},
+        args: ["-c", wrapper, "sh", stderr, exe | args]
+      ])
+
+    # nil if the program already exited (and the port closed) by now; its
+    # output and exit status are still in our mailbox.
+    os_pid =
+      case Port.info(port, :os_pid) do
+        {:os_pid, pid} -> pid
+        nil -> nil
+      end
+
+    {:ok,
+     %{
+       label: label,
+       port: port,
+       os_pid: os_pid,
+       stderr: stderr,
+       lines: [],
+       partial: "",
+       status: nil,
+       line_waiters: [],
+       exit_waiters: []
+     }}
+  end
+
+  @impl true
+  def handle_call(:os_pid, _from, s), do: {:reply, s.os_pid, s}
+  def handle_call(:lines, _from, s), do: {:reply, Enum.reverse(s.lines), s}
+  def handle_call(:status, _from, s), do: {:reply, s.status, s}
+  def handle_call(:stderr_path, _from, s), do: {:reply, s.stderr, s}
+
+  def handle_call({:signal, sig}, _from, s) do
+    if s.status == nil and s.os_pid != nil do
+      System.cmd("kill", ["-#{sig}", Integer.to_string(s.os_pid)], stderr_to_stdout: true)
+    end
+
+    {:reply, :ok, s}
+  end
+
+  def handle_call({:await_line, want, timeout}, from, s) do
+    cond do
+      Enum.any?(s.lines, &match_line?(want, &1)) ->
+        {:reply, :ok, s}
+
+      s.status != nil ->
+        {:reply, {:error, {:exited, s.status}}, s}
+
+      true ->
+        ref = make_ref()
+        Process.send_after(self(), {:line_timeout, ref}, timeout)
+        {:noreply, %{s | line_waiters: [{ref, from, want} | s.line_waiters]}}
+    end
+  end
+
+  def handle_call({:await_exit, timeout}, from, s) do
+    if s.status != nil do
+      {:reply, {:ok, s.status}, s}
+    else
+      ref = make_ref()
+      Process.send_after(self(), {:exit_timeout, ref}, timeout)
+      {:noreply, %{s | exit_waiters: [{ref, from} | s.exit_waiters]}}
+    end
+  end
+
+  @impl true
+  def handle_info({port, {:data, {:eol, chunk}}}, %{port: port} = s) do
+    {:noreply, add_line(%{s | partial: ""}, s.partial <> chunk)}
+  end
+
+  def handle_info({port, {:data, {:noeol, chunk}}}, %{port: port} = s) do
+    {:noreply, %{s | partial: s.partial <> chunk}}
+  end
+
+  def handle_info({port, {:exit_status, status}}, %{port: port} = s) do
+    s = if s.partial != "", do: add_line(%{s | partial: ""}, s.partial), else: s
+    IO.puts("[#{s.label}] (exited with status #{status})")
+    Enum.each(s.exit_waiters, fn {_, from} -> GenServer.reply(from, {:ok, status}) end)
+
+    Enum.each(s.line_waiters, fn {_, from, _} ->
+      GenServer.reply(from, {:error, {:exited, status}})
+    end)
+
+    {:noreply, %{s | status: status, exit_waiters: [], line_waiters: []}}
+  end
+
+  def handle_info({:line_timeout, ref}, s) do
+    {hit, rest} = Enum.split_with(s.line_waiters, fn {r, _, _} -> r == ref end)
+    Enum.each(hit, fn {_, from, _} -> GenServer.reply(from, {:error, :timeout}) end)
+    {:noreply, %{s | line_waiters: rest}}
+  end
+
+  def handle_info({:exit_timeout, ref}, s) do
+    {hit, rest} = Enum.split_with(s.exit_waiters, fn {r, _} -> r == ref end)
+    Enum.each(hit, fn {_, from} -> GenServer.reply(from, :timeout) end)
+    {:noreply, %{s | exit_waiters: rest}}
+  end
+
+  def handle_info(_other, s), do: {:noreply, s}
+
+  defp add_line(s, line) do
+    IO.puts("[#{s.label}] #{line}")
+
+    {done, waiting} =
+      Enum.split_with(s.line_waiters, fn {_, _, want} -> match_line?(want, line) end)
+
+    Enum.each(done, fn {_, from, _} -> GenServer.reply(from, :ok) end)
+    %{s | lines: [line | s.lines], line_waiters: waiting}
+  end
+
+  defp match_line?(want, line) when is_binary(want), do: want == line
+  defp match_line?(want, line) when is_function(want, 1), do: want.(line)
+end
+
+defmodule ChatIT.Peer do
+  @moduledoc "A node started by a test: a C++ chat-node or an Elixir VM."
+  defstruct [:name, :kind, :proc, :os_pid, :label, :cookie]
+end
+
+defmodule ChatIT do
+  @moduledoc "What the integration tests use: start nodes, run the CLI, wait."
+  import ExUnit.Assertions
+  alias ChatIT.{OsProc, Peer}
+
+  @host "127.0.0.1"
+
+  # -- names -------------------------------------------------------------------
+
+  @doc "Node name `base@127.0.0.1`."
+  def name(base), do: :"#{base}@#{@host}"
+
+  @doc "A node name no other node of this run uses, e.g. :\"kate17@127.0.0.1\"."
+  def unique(base), do: name("#{base}#{System.unique_integer([:positive])}")
+
+  @doc "The moebi name. EPMD allows one at a time: stop it before starting another."
+  def moebi, do: name("moebi")
+
+  def cookie, do: Atom.to_string(Node.get_cookie())
+
+  def chat_node_exe, do: env!("CHAT_NODE")
+
+  defp env!(var) do
+    System.get_env(var) || raise "environment variable #{var} is not set (use run.sh)"
+  end
+
+  # -- starting nodes -------------------------------------------------------------
+
+  @doc """
+  Starts build/chat-node as a server node and waits until it prints
+  `Node name: NAME`. Options: `cookie:` (`:from_env` passes it in
+  ERLANG_COOKIE instead of --cookie), `args:` (extra arguments), `env:`
+  (extra environment, a list of {name, value}), `ready_timeout:` (ms). The node is stopped when the test (or the module,
+  if called from setup_all) ends.
+  """
+  def start_cpp(name, opts \\ []) do
+    level = System.get_env("IT_CPP_LOG_LEVEL", "info")
+
+    {cookie, cookie_args, env} =
+      case Keyword.get(opts, :cookie, cookie()) do
+        :from_env -> {cookie(), [], [{"ERLANG_COOKIE", cookie()}]}
+        c -> {c, ["--cookie", c], []}
+      end
+
+    args =
+      ["--name", Atom.to_string(name)] ++
+        cookie_args ++ ["--log-level", level] ++ Keyword.get(opts, :args, [])
+
+    opts = Keyword.update(opts, :env, env, &(env ++ &1))
+    start_os_node(name, :cpp, cookie, chat_node_exe(), args, "Node name: #{name}", opts)
+  end
+
+  @doc """
+  Starts a real Elixir node running the seed Chat app from elixir_peer
+  (`variant: :seed`, the default) or the lesson variant from
+  test/lesson_chat (`variant: :lesson`), and waits until the app is up.
+  """
+  def start_elixir(name, opts \\ []) do
+    cookie = Keyword.get(opts, :cookie, cookie())
+    variant = Keyword.get(opts, :variant, :seed)
+
+    {ebin, app} =
+      case variant do
+        :seed -> {env!("ELIXIR_PEER_EBIN"), :chat}
+        :lesson -> {env!("LESSON_EBIN"), :lesson_chat}
+      end
+
+    code = """
+    case Application.ensure_all_started(#{inspect(app)}) do
+      {:ok, _} ->
+        IO.puts("IT-READY")
+        Process.sleep(:infinity)
+
+      other ->
+        IO.puts("IT-FAILED " <> inspect(other))
+        System.halt(3)
+    end
+    """
+
+    args = ["--name", Atom.to_string(name), "--cookie", cookie, "-pa", ebin, "-e", code]
+    elixir = System.find_executable("elixir") || raise "elixir not in PATH"
+    start_os_node(name, variant, cookie, elixir, args, "IT-READY", opts)
+  end
+
+  defp start_os_node(name, kind, cookie, exe, args, ready_line, opts) do
+    label = name |> Atom.to_string() |> String.split("@") |> hd()
+    {:ok, proc} = OsProc.start(label, exe, args, Keyword.get(opts, :env, []))
+
+    peer = %Peer{
+      name: name,
+      kind: kind,
+      proc: proc,
+      os_pid: OsProc.os_pid(proc),
+      label: label,
+      cookie: cookie
+    }
+
+    ExUnit.Callbacks.on_exit(fn -> stop(peer) end)
+
+    case OsProc.await_line(proc, ready_line, Keyword.get(opts, :ready_timeout, 20_000)) do
+      :ok ->
+        peer
+
+      {:error, why} ->
+        flunk("#{label} (#{kind}) did not become ready: #{inspect(why)}\n" <> describe(peer))
+    end
+  end
+
+  @doc """
+  Stops a node (TERM, then KILL), then waits until EPMD has forgotten its name
+  and this VM has dropped its connection, so the name can be reused at once.
+  Never fails: it runs in on_exit.
+  """
+  def stop(%Peer{} = p) do
+    if Process.alive?(p.proc) do
+      case OsProc.stop(p.proc) do
+        0 -> :ok
+        other -> IO.puts("[#{p.label}] note: stop gave #{inspect(other)}")
+      end
+    end
+
+    Node.disconnect(p.name)
+
+    ok? = poll(fn -> not registered?(p.name) and p.name not in Node.list() end, 5_000)
+
+    unless ok?, do: IO.puts("[#{p.label}] warning: still registered or connected after stop")
+    :ok
+  end
+
+  # -- output of nodes ------------------------------------------------------------
+
+  def lines(%Peer{proc: proc}), do: OsProc.lines(proc)
+
+  def count(%Peer{} = p, line), do: Enum.count(lines(p), &(&1 == line))
+
+  @doc "Asserts that `peer` prints the line (exact match, or a predicate) within `timeout` ms."
+  def assert_prints(%Peer{} = p, want, timeout \\ 10_000) do
+    case OsProc.await_line(p.proc, want, timeout) do
+      :ok ->
+        :ok
+
+      {:error, why} ->
+        flunk("#{p.label} did not print #{inspect(want)} (#{inspect(why)})\n" <> describe(p))
+    end
+  end
+
+  @doc """
+  Makes sure everything `peer` printed so far has reached us: sends a unique
+  marker with Chat.send_message and waits until it is printed (a node's stdout
+  is one ordered stream).
+  """
+  def barrier(%Peer{} = p) do
+    marker = "it-barrier-#{System.unique_integer([:positive])}"
+    assert Chat.send_message(p.name, marker) == nil
+    assert_prints(p, marker)
+  end
+
+  @doc """
+  barrier/1 for an Elixir node whose Chat differs from ours (the lesson
+  variant): the marker is written to the node's own stdout over :rpc.
+  """
+  def barrier_rpc(%Peer{} = p) do
+    marker = "it-barrier-#{System.unique_integer([:positive])}"
+    assert :rpc.call(p.name, :io, :put_chars, [:user, marker <> "\n"], 10_000) == :ok
+    assert_prints(p, marker)
+  end
+
+  @doc "Text describing a node's stdout and stderr, for failure messages."
+  def describe(%Peer{} = p) do
+    out = if Process.alive?(p.proc), do: OsProc.lines(p.proc), else: []
+
+    err =
+      if Process.alive?(p.proc) do
+        case File.read(OsProc.stderr_path(p.proc)) do
+          {:ok, text} -> text |> String.split("\n") |> Enum.take(-40) |> Enum.join("\n")
+          _ -> ""
+        end
+      else
+        ""
+      end
+
+    "--- #{p.label} stdout ---\n#{Enum.join(out, "\n")}\n--- #{p.label} stderr (tail) ---\n#{err}"
+  end
+
+  # -- OS process control --------------------------------------------------------------
+
+  def signal(%Peer{proc: proc}, sig), do: OsProc.signal(proc, sig)
+
+  @doc "Waits for the node's OS process to exit: {:ok, status} or :timeout."
+  def await_exit(%Peer{proc: proc}, timeout \\ 10_000), do: OsProc.await_exit(proc, timeout)
+
+  # -- the chat-node command line client -----------------------------------------------
+
+  @doc """
+  Runs `chat-node ARGS...` to completion and returns
+  %{status: integer | :timeout, stdout: [lines], stderr: text, ms: elapsed}.
+  A run that outlives `timeout:` (default 20 s) is killed.
+  """
+  def cli(args, opts \\ []) do
+    timeout = Keyword.get(opts, :timeout, 20_000)
+    label = Keyword.get(opts, :label, "cli")
+    t0 = System.monotonic_time(:millisecond)
+    {:ok, proc} = OsProc.start(label, chat_node_exe(), args)
+
+    status =
+      case OsProc.await_exit(proc, timeout) do
+        {:ok, s} -> s
+        :timeout -> :timeout
+      end
+
+    ms = System.monotonic_time(:millisecond) - t0
+    stdout = OsProc.lines(proc)
+    stderr = File.read!(OsProc.stderr_path(proc))
+    OsProc.stop(proc)
+    %{status: status, stdout: stdout, stderr: stderr, ms: ms}
+  end
+
+  @doc "Common options of a CLI run: a fresh client node name and the cookie."
+  def cli_opts(opts \\ []) do
+    name = Keyword.get_lazy(opts, :name, fn -> unique("cli") end)
+    cookie = Keyword.get(opts, :cookie, cookie())
+    level = Keyword.get(opts, :log_level, System.get_env("IT_CLI_LOG_LEVEL", "warn"))
+    ["--name", Atom.to_string(name), "--cookie", cookie, "--log-level", level]
+  end
+
+  @doc "`chat-node send TARGET MESSAGE ...`"
+  def cli_send(target, message, opts \\ []) do
+    cli(["send", Atom.to_string(target), message | cli_opts(opts)], opts)
+  end
+
+  @doc "`chat-node ping TARGET ...`"
+  def cli_ping(target, opts \\ []) do
+    cli(["ping", Atom.to_string(target) | cli_opts(opts)], opts)
+  end
+
+  # -- the test VM's own output ------------------------------------------------------
+
+  @doc """
+  Runs `fun` while the output of this VM's chat processes (tasks run under
+  Chat.TaskSupervisor, and the Chat inbox) goes to a buffer instead of the
+  terminal. Returns {result, captured_text}. This is how a test sees what
+  "amanda" would have seen printed in her iex, e.g. a moebi's "chicken?".
+  """
+  def capture_chat_output(fun) do
+    {:ok, buffer} = StringIO.open("")
+
+    swapped =
+      for name <- [Chat.TaskSupervisor, Chat], pid = Process.whereis(name), pid != nil do
+        {:group_leader, old} = Process.info(pid, :group_leader)
+        Process.group_leader(pid, buffer)
+        {pid, old}
+      end
+
+    try do
+      result = fun.()
+      {_input, text} = StringIO.contents(buffer)
+      {result, text}
+    after
+      Enum.each(swapped, fn {pid, old} -> Process.group_leader(pid, old) end)
+      StringIO.close(buffer)
+    end
+  end
+
+  # -- EPMD and waiting ---------------------------------------------------------------
+
+  @doc "Names registered with our private EPMD, as strings."
+  def epmd_names do
+    case :erl_epmd.names({127, 0, 0, 1}) do
+      {:ok, names} -> Enum.map(names, fn {n, _port} -> List.to_string(n) end)
+      {:error, _} -> []
+    end
+  end
+
+  def registered?(node_name) do
+    short = node_name |> Atom.to_string() |> String.split("@") |> hd()
+    short in epmd_names()
+  end
+
+  @doc "The distribution listen port EPMD has for a node."
+  def dist_port(node_name) do
+    short = node_name |> Atom.to_string() |> String.split("@") |> hd()
+    {:port, port, _version} = :erl_epmd.port_please(String.to_charlist(short), {127, 0, 0, 1})
+    port
+  end
+
+  @doc """
+  Polls `fun` until it returns a truthy value, which is returned; fails the
+  test after `timeout` ms.
+  """
+  def wait_until(fun, timeout \\ 10_000, what \\ "condition") do
+    case poll(fun, timeout) do
+      false -> flunk("timed out after #{timeout} ms waiting for #{what}")
+      value -> value
+    end
+  end
+
+  defp poll(fun, timeout) do
+    deadline = System.monotonic_time(:millisecond) + timeout
+    do_poll(fun, deadline)
+  end
+
+  defp do_poll(fun, deadline) do
+    case fun.() do
+      result when result in [nil, false] ->
+        if System.monotonic_time(:millisecond) >= deadline do
+          false
+        else
+          Process.sleep(25)
+          do_poll(fun, deadline)
+        end
+
+      value ->
+        value
+    end
+  end
+
+  @doc """
+  Runs `fun` in a separate process and returns its result, or fails the test
+  if it takes longer than `timeout` ms (the process is killed).
+  """
+  def within(timeout, what, fun) do
+    task = Task.Supervisor.async_nolink(ChatIT.Tasks, fun)
+
+    case Task.yield(task, timeout) || Task.shutdown(task, :brutal_kill) do
+      {:ok, value} -> value
+      {:exit, reason} -> flunk("#{what} crashed: #{inspect(reason)}")
+      nil -> flunk("#{what} took longer than #{timeout} ms")
+    end
+  end
+end
