@@ -65,6 +65,8 @@ int App::run(Client on_ready) {
           out_.line("Node name: " + node_->name());
           out_.flush();
         }
+        // From here on every printed line is a chat message: the web feed shows it.
+        if (http_) out_.on_line([this](std::string_view line) { feed_.publish("in", "", std::string(line)); });
         if (on_ready) on_ready(*this);
         if (!options_.discover.empty()) {
           discovery_ = std::make_unique<discovery::Discovery>(runtime_, *network_, options_.discover,

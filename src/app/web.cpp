@@ -4,30 +4,24 @@
 
 #include "chat/app/app.hpp"
 #include "chat/dist/constants.hpp"
+#include "chat/chat/task_call.hpp"
+#include "web_page.hpp"
+
+#include <cctype>
+#include <map>
+#include <optional>
 
 namespace chat::app {
 
 namespace {
 
-std::string html_escape(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    switch (c) {
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '&': out += "&amp;"; break;
-      case '"': out += "&quot;"; break;
-      case '\'': out += "&#39;"; break;
-      default: out += c;
-    }
-  }
-  return out;
-}
-
 // BEAM nodes always offer the atom cache header and fragments; this node offers neither.
+// BEAM nodes always offer the atom cache header and fragments; a chat-node offers exactly
+// its own flag set; anything else is some other implementation.
 const char* peer_kind(uint64_t flags) {
   constexpr uint64_t kBeamOnly = dist::flag::kDistHdrAtomCache | dist::flag::kFragments;
-  return (flags & kBeamOnly) != 0 ? "beam" : "other";
+  if ((flags & kBeamOnly) != 0) return "beam";
+  return flags == dist::flag::kOurs ? "cpp" : "other";
 }
 
 std::string status_json(App& app) {
@@ -73,39 +67,197 @@ std::string status_json(App& app) {
          ",\"http_requests\":" + std::to_string(app.http_requests()) + "}\n";
 }
 
-std::string status_page(App& app) {
-  std::string rows;
+// GET /nodes: this node and its connected peers.
+std::string nodes_json(App& app) {
+  const uint64_t now = app.runtime().now_ms();
+  std::string out = "{\"self\":" + http::json_string(app.node().name()) + ",\"nodes\":[";
+  out += "{\"name\":" + http::json_string(app.node().name()) + ",\"kind\":\"cpp\",\"self\":true,\"connected_for_s\":null}";
   for (const auto& p : app.network().peer_status()) {
-    rows += "<li>" + html_escape(p.name) + " <small>(" + peer_kind(p.flags) + ")</small></li>";
+    out += ",{\"name\":" + http::json_string(p.name) + ",\"kind\":\"" + peer_kind(p.flags) +
+           "\",\"self\":false,\"connected_for_s\":" + std::to_string((now - p.up_since_ms) / 1000) + "}";
   }
-  if (rows.empty()) rows = "<li><em>no connected nodes</em></li>";
-  return "<!doctype html><html><head><meta charset=\"utf-8\"><meta name=\"viewport\" "
-         "content=\"width=device-width, initial-scale=1\"><title>" +
-         html_escape(app.node().name()) + "</title></head><body><h1>" + html_escape(app.node().name()) +
-         "</h1><p>chat-node, up " + std::to_string(app.uptime_ms() / 1000) + " s</p><h2>Connected nodes</h2><ul>" +
-         rows + "</ul><p><a href=\"/status.json\">status.json</a></p></body></html>\n";
+  return out + "]}\n";
+}
+
+// The minimal JSON this API accepts: a flat object of string values ({"to": …, "text": …}).
+std::optional<std::map<std::string, std::string>> parse_flat_json(const std::string& body) {
+  std::map<std::string, std::string> out;
+  size_t i = 0;
+  const auto ws = [&] {
+    while (i < body.size() && std::isspace(static_cast<unsigned char>(body[i]))) ++i;
+  };
+  const auto str = [&](std::string& v) -> bool {
+    if (i >= body.size() || body[i] != '"') return false;
+    ++i;
+    while (i < body.size() && body[i] != '"') {
+      char c = body[i++];
+      if (c == '\\') {
+        if (i >= body.size()) return false;
+        const char e = body[i++];
+        switch (e) {
+          case 'n': v += '\n'; break;
+          case 't': v += '\t'; break;
+          case 'r': v += '\r'; break;
+          case 'b': v += '\b'; break;
+          case 'f': v += '\f'; break;
+          case 'u': {
+            if (i + 4 > body.size()) return false;
+            unsigned cp = 0;
+            for (int k = 0; k < 4; ++k) {
+              const char h = body[i++];
+              cp <<= 4U;
+              if (h >= '0' && h <= '9') cp |= static_cast<unsigned>(h - '0');
+              else if (h >= 'a' && h <= 'f') cp |= static_cast<unsigned>(h - 'a' + 10);
+              else if (h >= 'A' && h <= 'F') cp |= static_cast<unsigned>(h - 'A' + 10);
+              else return false;
+            }
+            // Basic plane only; surrogate pairs arrive as two escapes and are rejected.
+            if (cp >= 0xd800 && cp <= 0xdfff) return false;
+            if (cp < 0x80) {
+              v += static_cast<char>(cp);
+            } else if (cp < 0x800) {
+              v += static_cast<char>(0xc0 | (cp >> 6U));
+              v += static_cast<char>(0x80 | (cp & 0x3fU));
+            } else {
+              v += static_cast<char>(0xe0 | (cp >> 12U));
+              v += static_cast<char>(0x80 | ((cp >> 6U) & 0x3fU));
+              v += static_cast<char>(0x80 | (cp & 0x3fU));
+            }
+            break;
+          }
+          default: v += e;
+        }
+      } else {
+        v += c;
+      }
+    }
+    if (i >= body.size()) return false;
+    ++i;
+    return true;
+  };
+  ws();
+  if (i >= body.size() || body[i++] != '{') return std::nullopt;
+  ws();
+  if (i < body.size() && body[i] == '}') return out;
+  for (;;) {
+    std::string key;
+    std::string value;
+    ws();
+    if (!str(key)) return std::nullopt;
+    ws();
+    if (i >= body.size() || body[i++] != ':') return std::nullopt;
+    ws();
+    if (!str(value)) return std::nullopt;
+    out[key] = value;
+    ws();
+    if (i < body.size() && body[i] == ',') {
+      ++i;
+      continue;
+    }
+    if (i < body.size() && body[i] == '}') {
+      ++i;
+      ws();
+      return i == body.size() ? std::optional(out) : std::nullopt;
+    }
+    return std::nullopt;
+  }
+}
+
+// Chat.send_message(to, text) on behalf of a web user; the HTTP answer waits for the result.
+class WebSend final : public node::Process {
+ public:
+  WebSend(App& app, std::string to, std::string text, std::function<void(http::Response)> answer)
+      : app_(app), to_(std::move(to)), text_(std::move(text)), answer_(std::move(answer)) {
+    trap_exit_ = true;
+  }
+  void started() override {
+    app_.feed().publish("out", to_, text_);
+    call_ = std::make_unique<service::TaskCall>(
+        node(), self(), to_, "receive_message", std::vector<term::Term>{term::binary(text_), term::atom(node().name())},
+        [this](service::TaskCall::Outcome o) {
+          if (o.ok) {
+            const std::string result = term::to_elixir_string(o.value);
+            app_.feed().publish("result", to_, result);
+            answer_(http::Response{200, "application/json", "{\"ok\":true,\"result\":" + http::json_string(result) + "}\n"});
+          } else {
+            std::string why = app_.connect_error(to_);
+            const bool unreachable = !why.empty() || o.value.is_atom("noconnection");
+            if (why.empty()) why = unreachable ? "connection lost" : term::to_elixir_string(o.value);
+            app_.feed().publish("error", to_, why);
+            answer_(http::Response{unreachable ? 502 : 500, "application/json",
+                                   "{\"ok\":false,\"error\":" + http::json_string(why) + "}\n"});
+          }
+          exit(term::atom("normal"));
+        });
+    call_->start();
+  }
+  void receive(const term::Term& msg) override {
+    if (call_) call_->handle(msg);
+  }
+
+ private:
+  App& app_;
+  std::string to_;
+  std::string text_;
+  std::function<void(http::Response)> answer_;
+  std::unique_ptr<service::TaskCall> call_;
+};
+
+void post_message(App& app, const http::Request& req, http::Exchange& ex) {
+  auto fields = parse_flat_json(req.body);
+  if (!fields || !fields->contains("to") || !fields->contains("text")) {
+    ex.respond(http::Response{400, "application/json", "{\"ok\":false,\"error\":\"expected {\\\"to\\\": node, \\\"text\\\": message}\"}\n"});
+    return;
+  }
+  const std::string& to = (*fields)["to"];
+  const std::string& text = (*fields)["text"];
+  if (!valid_node_name(to) || text.empty() || text.size() > 4096) {
+    ex.respond(http::Response{422, "application/json", "{\"ok\":false,\"error\":\"invalid node name or message\"}\n"});
+    return;
+  }
+  app.node().spawn(std::make_unique<WebSend>(app, to, text, ex.defer()));
+  app.node().drain();
 }
 
 }  // namespace
 
+void Feed::publish(const std::string& type, const std::string& peer, const std::string& text) {
+  ++seq_;
+  const std::string data = "{\"type\":" + http::json_string(type) + ",\"node\":" + http::json_string(peer) +
+                           ",\"text\":" + http::json_string(text) + ",\"seq\":" + std::to_string(seq_) + "}";
+  const std::string event = "event: chat\ndata: " + data + "\n\n";
+  std::erase_if(streams_, [](const auto& s) { return !s->open(); });
+  for (const auto& s : streams_) s->send(event);
+}
+
+void Feed::add(std::shared_ptr<http::EventStream> s) {
+  if (!s) return;
+  s->send("retry: 2000\n\n");
+  streams_.push_back(std::move(s));
+}
+
 http::Server::Handler web_handler(App& app) {
   return [&app](const http::Request& req, http::Exchange& ex) {
     const bool get = req.method == "GET" || req.method == "HEAD";
-    if (req.path == "/health" || req.path == "/status.json" || req.path == "/") {
-      if (!get) {
-        ex.respond(http::Response{405, "text/plain; charset=utf-8", "method not allowed\n"});
-        return;
-      }
-      if (req.path == "/health") {
-        ex.respond(http::Response{200, "text/plain; charset=utf-8", "ok\n"});
-      } else if (req.path == "/status.json") {
-        ex.respond(http::Response{200, "application/json", status_json(app)});
-      } else {
-        ex.respond(http::Response{200, "text/html; charset=utf-8", status_page(app)});
-      }
-      return;
+    const auto only = [&](bool ok) {
+      if (!ok) ex.respond(http::Response{405, "text/plain; charset=utf-8", "method not allowed\n"});
+      return ok;
+    };
+    if (req.path == "/health") {
+      if (only(get)) ex.respond(http::Response{200, "text/plain; charset=utf-8", "ok\n"});
+    } else if (req.path == "/status.json") {
+      if (only(get)) ex.respond(http::Response{200, "application/json", status_json(app)});
+    } else if (req.path == "/nodes") {
+      if (only(get)) ex.respond(http::Response{200, "application/json", nodes_json(app)});
+    } else if (req.path == "/messages") {
+      if (only(req.method == "POST")) post_message(app, req, ex);
+    } else if (req.path == "/events") {
+      if (only(get)) app.feed().add(ex.stream());
+    } else if (req.path == "/" || req.path == "/index.html") {
+      if (only(get)) ex.respond(http::Response{200, "text/html; charset=utf-8", std::string(kIndexHtml)});
+    } else {
+      ex.respond(http::Response{404, "text/plain; charset=utf-8", "not found\n"});
     }
-    ex.respond(http::Response{404, "text/plain; charset=utf-8", "not found\n"});
   };
 }
 

@@ -6,6 +6,7 @@ void Output::line(std::string_view text) {
   buffer_.append(text);
   buffer_.push_back('\n');
   ++lines_;
+  if (listener_) listener_(text);
   // Bound the buffer under a burst; the loop flushes the rest before it next waits.
   if (buffer_.size() >= (1U << 16)) flush();
 }

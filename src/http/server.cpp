@@ -124,6 +124,15 @@ class Server::Connection final : net::Stream::Events, public Exchange {
 
   std::shared_ptr<EventStream> stream() override;
 
+  std::function<void(Response)> defer() override {
+    deferred_ = true;
+    if (!sse_token_) sse_token_ = std::make_shared<Connection*>(this);
+    std::weak_ptr<Connection*> token = sse_token_;
+    return [token](Response r) {
+      if (auto t = token.lock(); t && *t) (*t)->respond(std::move(r));
+    };
+  }
+
   void on_connected(net::Stream&) override {}
   void on_data(net::Stream&, std::string_view bytes) override {
     if (responded_ || complete_) return;
@@ -189,6 +198,7 @@ class Server::Connection final : net::Stream::Events, public Exchange {
   void finish() {
     if (finished_) return;
     if (sse_open_ && stream_ != nullptr) return;  // an open event stream lives on
+    if (deferred_ && !responded_ && stream_ != nullptr) return;  // its answer is on the way
     finished_ = true;
     server_.done(this);
   }
@@ -209,6 +219,7 @@ class Server::Connection final : net::Stream::Events, public Exchange {
   bool finished_ = false;
   bool sse_ = false;
   bool sse_open_ = false;
+  bool deferred_ = false;
 };
 
 namespace {
@@ -231,9 +242,8 @@ std::shared_ptr<EventStream> Server::Connection::stream() {
   sse_open_ = true;
   stream_->write(
       "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-store\r\nConnection: keep-alive\r\n\r\n");
-  auto token = std::make_shared<Server::Connection*>(this);
-  sse_token_ = token;
-  return std::make_shared<Sse>(token);
+  if (!sse_token_) sse_token_ = std::make_shared<Server::Connection*>(this);
+  return std::make_shared<Sse>(sse_token_);
 }
 
 void Sse::send(const std::string& chunk) {

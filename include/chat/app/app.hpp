@@ -21,6 +21,18 @@
 
 namespace chat::app {
 
+// The live feed of the web page: what this node prints and what its web users send, as
+// Server-Sent Events.
+class Feed {
+ public:
+  void publish(const std::string& type, const std::string& peer, const std::string& text);
+  void add(std::shared_ptr<http::EventStream> s);
+
+ private:
+  std::vector<std::shared_ptr<http::EventStream>> streams_;
+  uint64_t seq_ = 0;
+};
+
 class App {
  public:
   explicit App(const Options& options);
@@ -41,6 +53,7 @@ class App {
   uint64_t uptime_ms() { return runtime_.now_ms() - started_ms_; }
   const discovery::Discovery* discovery() const { return discovery_.get(); }
   uint64_t http_requests() const { return http_ ? http_->requests() : 0; }
+  Feed& feed() { return feed_; }
   service::Output& out() { return out_; }
   const Options& options() const { return options_; }
   // Why the last connection attempt to `peer` failed, or "".
@@ -59,6 +72,7 @@ class App {
   std::unique_ptr<http::Server> http_;
   std::unique_ptr<discovery::Discovery> discovery_;
   uint64_t started_ms_ = 0;
+  Feed feed_;
   uv_signal_t sigterm_{};
   uv_signal_t sigint_{};
   int exit_code_ = 0;

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <cstdio>
+#include <functional>
 #include <string>
 #include <string_view>
 
@@ -14,12 +15,15 @@ class Output {
   explicit Output(std::FILE* out = stdout) : out_(out) {}
   void line(std::string_view text);
   void flush();
+  // Told of every line after it is queued (the web feed listens here).
+  void on_line(std::function<void(std::string_view)> fn) { listener_ = std::move(fn); }
   [[nodiscard]] uint64_t lines() const { return lines_; }
 
  private:
   std::FILE* out_;
   std::string buffer_;
   uint64_t lines_ = 0;
+  std::function<void(std::string_view)> listener_;
 };
 
 }  // namespace chat::service

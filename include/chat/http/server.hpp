@@ -42,6 +42,9 @@ class Exchange {
   virtual void respond(Response r) = 0;
   // Answers 200 text/event-stream and keeps the connection; the stream closes with it.
   virtual std::shared_ptr<EventStream> stream() = 0;
+  // For an answer that comes later (e.g. after a call to another node): the function may be
+  // called once, at any time; it does nothing if the client has gone.
+  virtual std::function<void(Response)> defer() = 0;
 };
 
 struct Limits {
