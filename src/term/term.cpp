@@ -45,7 +45,8 @@ class Decoder {
   explicit Decoder(std::string_view data) : data_(data), buf_(data.data()) {}
 
   // Only called on bytes that encoded_size() accepted, so ei stays inside the buffer.
-  std::optional<Term> term(int& i) {
+  // Decodes in place: containers grow element by element without temporary copies.
+  bool term(int& i, Term& out) {
     const auto tag = static_cast<uint8_t>(data_[static_cast<size_t>(i)]);
     switch (tag) {
       case ERL_SMALL_INTEGER_EXT:
@@ -56,15 +57,17 @@ class Decoder {
         long long v = 0;
         if (ei_decode_longlong(buf_, &j, &v) == 0) {
           i = j;
-          return Term{static_cast<int64_t>(v)};
+          out.value = static_cast<int64_t>(v);
+          return true;
         }
-        return raw(i);  // a bignum beyond 64 bits
+        return raw(i, out);  // a bignum beyond 64 bits
       }
       case ERL_FLOAT_EXT:
       case 70: {  // NEW_FLOAT_EXT
         double d = 0;
-        if (ei_decode_double(buf_, &i, &d) != 0) return std::nullopt;
-        return Term{d};
+        if (ei_decode_double(buf_, &i, &d) != 0) return false;
+        out.value = d;
+        return true;
       }
       case ERL_ATOM_EXT:
       case ERL_SMALL_ATOM_EXT:
@@ -73,82 +76,74 @@ class Decoder {
         char name[MAXATOMLEN_UTF8];
         erlang_char_encoding was{};
         erlang_char_encoding res{};
-        if (ei_decode_atom_as(buf_, &i, name, sizeof name, ERLANG_UTF8, &was, &res) != 0) {
-          return std::nullopt;
-        }
-        return Term{Atom{name}};
+        if (ei_decode_atom_as(buf_, &i, name, sizeof name, ERLANG_UTF8, &was, &res) != 0) return false;
+        out.value = Atom{name};
+        return true;
       }
       case ERL_PID_EXT:
       case ERL_NEW_PID_EXT: {
         erlang_pid p{};
-        if (ei_decode_pid(buf_, &i, &p) != 0) return std::nullopt;
-        return Term{Pid{p.node, p.num, p.serial, p.creation}};
+        if (ei_decode_pid(buf_, &i, &p) != 0) return false;
+        out.value = Pid{p.node, p.num, p.serial, p.creation};
+        return true;
       }
       case ERL_REFERENCE_EXT:
       case ERL_NEW_REFERENCE_EXT:
       case ERL_NEWER_REFERENCE_EXT: {
         erlang_ref r{};
-        if (ei_decode_ref(buf_, &i, &r) != 0 || r.len < 1 || r.len > 5) return std::nullopt;
-        return Term{Ref{r.node, r.creation, std::vector<uint32_t>(r.n, r.n + r.len)}};
+        if (ei_decode_ref(buf_, &i, &r) != 0 || r.len < 1 || r.len > 5) return false;
+        out.value = Ref{r.node, r.creation, std::vector<uint32_t>(r.n, r.n + r.len)};
+        return true;
       }
       case ERL_SMALL_TUPLE_EXT:
       case ERL_LARGE_TUPLE_EXT: {
         int arity = 0;
-        if (ei_decode_tuple_header(buf_, &i, &arity) != 0) return std::nullopt;
-        Tuple t;
-        t.items.reserve(static_cast<size_t>(arity));
-        for (int k = 0; k < arity; ++k) {
-          auto item = term(i);
-          if (!item) return std::nullopt;
-          t.items.push_back(std::move(*item));
+        if (ei_decode_tuple_header(buf_, &i, &arity) != 0) return false;
+        auto& items = out.value.emplace<Tuple>().items;
+        items.resize(static_cast<size_t>(arity));
+        for (auto& item : items) {
+          if (!term(i, item)) return false;
         }
-        return Term{std::move(t)};
+        return true;
       }
       case ERL_MAP_EXT: {
         int arity = 0;
-        if (ei_decode_map_header(buf_, &i, &arity) != 0) return std::nullopt;
-        Map m;
-        m.entries.reserve(static_cast<size_t>(arity));
-        for (int k = 0; k < arity; ++k) {
-          auto key = term(i);
-          if (!key) return std::nullopt;
-          auto value = term(i);
-          if (!value) return std::nullopt;
-          m.entries.emplace_back(std::move(*key), std::move(*value));
+        if (ei_decode_map_header(buf_, &i, &arity) != 0) return false;
+        auto& entries = out.value.emplace<Map>().entries;
+        entries.resize(static_cast<size_t>(arity));
+        for (auto& [key, value] : entries) {
+          if (!term(i, key) || !term(i, value)) return false;
         }
-        return Term{std::move(m)};
+        return true;
       }
       case ERL_NIL_EXT:
         ++i;
-        return nil();
+        out.value.emplace<List>();
+        return true;
       case ERL_STRING_EXT: {
         // A list of small integers, sent compactly.
         const auto at = static_cast<size_t>(i);
         const size_t n = (size_t{static_cast<uint8_t>(data_[at + 1])} << 8) | static_cast<uint8_t>(data_[at + 2]);
-        List l;
-        l.items.reserve(n);
-        for (size_t k = 0; k < n; ++k) l.items.emplace_back(int64_t{static_cast<uint8_t>(data_[at + 3 + k])});
+        auto& items = out.value.emplace<List>().items;
+        items.reserve(n);
+        for (size_t k = 0; k < n; ++k) items.emplace_back(int64_t{static_cast<uint8_t>(data_[at + 3 + k])});
         i += static_cast<int>(3 + n);
-        return Term{std::move(l)};
+        return true;
       }
       case ERL_LIST_EXT: {
         int arity = 0;
-        if (ei_decode_list_header(buf_, &i, &arity) != 0) return std::nullopt;
-        List l;
-        l.items.reserve(static_cast<size_t>(arity));
-        for (int k = 0; k < arity; ++k) {
-          auto item = term(i);
-          if (!item) return std::nullopt;
-          l.items.push_back(std::move(*item));
+        if (ei_decode_list_header(buf_, &i, &arity) != 0) return false;
+        auto& l = out.value.emplace<List>();
+        l.items.resize(static_cast<size_t>(arity));
+        for (auto& item : l.items) {
+          if (!term(i, item)) return false;
         }
         if (static_cast<uint8_t>(data_[static_cast<size_t>(i)]) == ERL_NIL_EXT) {
           ++i;
-        } else {
-          auto tail = term(i);
-          if (!tail) return std::nullopt;
-          l.tail.push_back(std::move(*tail));
+          return true;
         }
-        return Term{std::move(l)};
+        l.tail.emplace_back();
+        return term(i, l.tail.back());
       }
       case ERL_BINARY_EXT: {
         const auto at = static_cast<size_t>(i);
@@ -156,20 +151,22 @@ class Decoder {
                          (size_t{static_cast<uint8_t>(data_[at + 2])} << 16) |
                          (size_t{static_cast<uint8_t>(data_[at + 3])} << 8) | static_cast<uint8_t>(data_[at + 4]);
         i += static_cast<int>(5 + n);
-        return Term{Binary{std::string(data_.substr(at + 5, n))}};
+        out.value = Binary{std::string(data_.substr(at + 5, n))};
+        return true;
       }
       default:
-        return raw(i);
+        return raw(i, out);
     }
   }
 
  private:
-  std::optional<Term> raw(int& i) {
+  bool raw(int& i, Term& out) {
     const auto at = static_cast<size_t>(i);
     auto size = encoded_size(data_, at, 1U << 20U);
-    if (!size) return std::nullopt;
+    if (!size) return false;
     i += static_cast<int>(*size);
-    return Term{Raw{std::string(data_.substr(at, *size))}};
+    out.value = Raw{std::string(data_.substr(at, *size))};
+    return true;
   }
 
   std::string_view data_;
@@ -259,8 +256,8 @@ std::optional<Term> decode_at(std::string_view data, size_t* offset, const Limit
   if (!size) return std::nullopt;
   Decoder d(data);
   int i = static_cast<int>(*offset);
-  auto t = d.term(i);
-  if (!t || static_cast<size_t>(i) != *offset + *size) return std::nullopt;
+  Term t;
+  if (!d.term(i, t) || static_cast<size_t>(i) != *offset + *size) return std::nullopt;
   *offset += *size;
   return t;
 }
