@@ -1,4 +1,5 @@
 #include <ei.h>
+#include <malloc.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
@@ -22,6 +23,10 @@ int main(int argc, char** argv) {
     spdlog::set_default_logger(spdlog::stderr_color_mt("chat-node"));
     spdlog::set_level(spdlog::level::from_str(options.log_level));
     ei_init();
+    // glibc raises its mmap threshold after large frees, after which buffers of big messages
+    // come from the heap and stay there; a fixed threshold sends every large buffer to mmap
+    // and gives it back to the system as soon as the message is gone.
+    mallopt(M_MMAP_THRESHOLD, 1 << 20);
     switch (options.command) {
       case Command::kSend: return chat::app::run_send(options);
       case Command::kPing: return chat::app::run_ping(options);

@@ -8,16 +8,35 @@ void FrameReader::feed(std::string_view bytes) {
   // Compact once the consumed prefix dominates, so a long-lived connection does not grow;
   // after a large frame, give its memory back instead of keeping the high-water mark.
   if (read_ > 0 && read_ >= buffer_.size() / 2) {
-    buffer_.erase(0, read_);
+    if (buffer_.capacity() > kKeepCapacity && buffer_.size() - read_ <= kKeepCapacity) {
+      std::string rest(buffer_, read_);
+      buffer_.swap(rest);
+    } else {
+      buffer_.erase(0, read_);
+    }
     read_ = 0;
-    if (buffer_.empty() && buffer_.capacity() > kKeepCapacity) std::string().swap(buffer_);
   }
   buffer_.append(bytes);
 }
 
+void FrameReader::release_if_drained() {
+  // Called when the caller is done with every frame handed out: nothing points into the
+  // buffer, so a large one can go at once rather than at the next read.
+  if (read_ != buffer_.size()) return;
+  read_ = 0;
+  if (buffer_.capacity() > kKeepCapacity) {
+    std::string().swap(buffer_);
+  } else {
+    buffer_.clear();
+  }
+}
+
 FrameReader::Status FrameReader::next(std::string_view* frame) {
   const size_t avail = buffer_.size() - read_;
-  if (avail < 4) return Status::kNeedMore;
+  if (avail < 4) {
+    release_if_drained();
+    return Status::kNeedMore;
+  }
   const auto* p = reinterpret_cast<const uint8_t*>(buffer_.data() + read_);
   const size_t len = (size_t{p[0]} << 24) | (size_t{p[1]} << 16) | (size_t{p[2]} << 8) | p[3];
   if (len > max_frame_) return Status::kMalformed;

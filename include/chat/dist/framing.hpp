@@ -24,6 +24,7 @@ class FrameReader {
   [[nodiscard]] size_t buffered() const { return buffer_.size() - read_; }
 
  private:
+  void release_if_drained();
   static constexpr size_t kKeepCapacity = 1U << 20U;
   std::string buffer_;
   size_t read_ = 0;
