@@ -69,10 +69,18 @@ class Decoder {
         out.value = d;
         return true;
       }
+      case ERL_SMALL_ATOM_UTF8_EXT: {
+        // What OTP sends once UTF8_ATOMS is negotiated: the name's bytes, already UTF-8.
+        // Copied directly; ei's conversion path was the costliest step of a message.
+        const auto at = static_cast<size_t>(i);
+        const size_t n = static_cast<uint8_t>(data_[at + 1]);
+        out.value = Atom{std::string(data_.substr(at + 2, n))};
+        i += static_cast<int>(2 + n);
+        return true;
+      }
       case ERL_ATOM_EXT:
       case ERL_SMALL_ATOM_EXT:
-      case ERL_ATOM_UTF8_EXT:
-      case ERL_SMALL_ATOM_UTF8_EXT: {
+      case ERL_ATOM_UTF8_EXT: {
         char name[MAXATOMLEN_UTF8];
         erlang_char_encoding was{};
         erlang_char_encoding res{};
@@ -80,8 +88,22 @@ class Decoder {
         out.value = Atom{name};
         return true;
       }
-      case ERL_PID_EXT:
-      case ERL_NEW_PID_EXT: {
+      case ERL_NEW_PID_EXT:
+        if (static_cast<uint8_t>(data_[static_cast<size_t>(i) + 1]) == ERL_SMALL_ATOM_UTF8_EXT) {
+          // NEW_PID_EXT with a UTF-8 node name, the common case: Node, ID:32, Serial:32, Creation:32.
+          const auto at = static_cast<size_t>(i);
+          const size_t n = static_cast<uint8_t>(data_[at + 2]);
+          const auto u32 = [&](size_t k) {
+            const auto* b = reinterpret_cast<const uint8_t*>(data_.data() + k);
+            return (uint32_t{b[0]} << 24) | (uint32_t{b[1]} << 16) | (uint32_t{b[2]} << 8) | b[3];
+          };
+          const size_t ids = at + 3 + n;
+          out.value = Pid{std::string(data_.substr(at + 3, n)), u32(ids), u32(ids + 4), u32(ids + 8)};
+          i += static_cast<int>(3 + n + 12);
+          return true;
+        }
+        [[fallthrough]];
+      case ERL_PID_EXT: {
         erlang_pid p{};
         if (ei_decode_pid(buf_, &i, &p) != 0) return false;
         out.value = Pid{p.node, p.num, p.serial, p.creation};
