@@ -15,7 +15,6 @@ namespace chat::app {
 
 namespace {
 
-// BEAM nodes always offer the atom cache header and fragments; this node offers neither.
 // BEAM nodes always offer the atom cache header and fragments; a chat-node offers exactly
 // its own flag set; anything else is some other implementation.
 const char* peer_kind(uint64_t flags) {

@@ -54,6 +54,7 @@ Handshake::Result Handshake::fail(std::string why) {
 bool Handshake::accept_flags(uint64_t theirs) {
   if ((theirs & config_.required_flags) != config_.required_flags) return false;
   peer_.flags = theirs & config_.our_flags;
+  peer_.offered = theirs;
   return true;
 }
 

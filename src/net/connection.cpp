@@ -225,6 +225,7 @@ void Connection::handshake_data(std::string_view bytes) {
   }
   peer_ = handshake_->peer().name;
   flags_ = handshake_->peer().flags;
+  offered_flags_ = handshake_->peer().offered;
   const std::string leftover(handshake_->leftover());
   handshake_.reset();
   state_ = State::kUp;

@@ -228,7 +228,7 @@ void Network::connect(const std::string& peer) {
 std::vector<PeerStatus> Network::peer_status() const {
   std::vector<PeerStatus> out;
   for (const auto& [name, c] : by_peer_) {
-    if (c->up()) out.push_back(PeerStatus{name, c->flags(), c->up_since_ms(), c->role() == Connection::Role::kAcceptor});
+    if (c->up()) out.push_back(PeerStatus{name, c->offered_flags(), c->up_since_ms(), c->role() == Connection::Role::kAcceptor});
   }
   return out;
 }

@@ -27,7 +27,8 @@ struct HandshakeConfig {
 
 struct PeerInfo {
   std::string name;
-  uint64_t flags = 0;  // negotiated: ours & theirs
+  uint64_t flags = 0;    // negotiated: ours & theirs
+  uint64_t offered = 0;  // what the peer advertised (tells a BEAM from other implementations)
   uint32_t creation = 0;
 };
 

@@ -40,6 +40,7 @@ class Connection final : Stream::Events {
   [[nodiscard]] State state() const { return state_; }
   [[nodiscard]] const std::string& peer() const { return peer_; }
   [[nodiscard]] uint64_t flags() const { return flags_; }
+  [[nodiscard]] uint64_t offered_flags() const { return offered_flags_; }
   [[nodiscard]] bool up() const { return state_ == State::kUp; }
   [[nodiscard]] uint64_t up_since_ms() const { return up_since_ms_; }
 
@@ -63,6 +64,7 @@ class Connection final : Stream::Events {
   dist::FrameReader reader_;
   std::string queued_;  // frames waiting for the handshake
   uint64_t flags_ = 0;
+  uint64_t offered_flags_ = 0;
   uint64_t setup_timer_ = 0;
   uint64_t last_read_ms_ = 0;
   uint64_t last_write_ms_ = 0;

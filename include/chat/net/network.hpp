@@ -23,7 +23,7 @@ class EpmdRegistration;
 
 struct PeerStatus {
   std::string name;
-  uint64_t flags = 0;
+  uint64_t flags = 0;        // as the peer offered them
   uint64_t up_since_ms = 0;  // loop time
   bool incoming = false;
 };
