@@ -35,21 +35,15 @@ bool Node::control(const std::string& peer, const Term& control, std::optional<T
 
   switch (static_cast<Op>(*code)) {
     case Op::kSend:
-    case Op::kSendTt: {
-      // {2, Unused, ToPid} / {12, Unused, ToPid, TraceToken}
-      if (n < 3 || !need_payload()) return false;
-      const auto* to = as_pid(c[2]);
-      if (to == nullptr) return false;
-      ++counters_.messages_in;
-      if (is_local(*to)) enqueue(Kind::kMessage, *to, *to, std::move(*payload));
-      return true;
-    }
+    case Op::kSendTt:
     case Op::kSendSender:
     case Op::kSendSenderTt: {
-      // {22, FromPid, ToPid}
+      // {2, Unused, ToPid}, {22, FromPid, ToPid}, and the _TT forms with a trace token after.
+      // Plain SEND does not name its sender; the receiver is recorded as the sender then.
+      const bool sender = static_cast<Op>(*code) == Op::kSendSender || static_cast<Op>(*code) == Op::kSendSenderTt;
       if (n < 3 || !need_payload()) return false;
-      const auto* from = as_pid(c[1]);
       const auto* to = as_pid(c[2]);
+      const auto* from = sender ? as_pid(c[1]) : to;
       if (from == nullptr || to == nullptr) return false;
       ++counters_.messages_in;
       if (is_local(*to)) enqueue(Kind::kMessage, *from, *to, std::move(*payload));
