@@ -153,6 +153,26 @@ defmodule Chat.DiscoveryTest do
       assert Enum.sort(Discovery.listed(pid)) == [:"kate@10.0.0.2", :"web@10.0.0.1"]
     end
 
+    test "an EPMD that never answers holds up no other address" do
+      dns = %{"kate.a" => [{10, 0, 0, 2}, {10, 0, 0, 3}]}
+      {_net, opts} = start_fake(dns, %{{10, 0, 0, 3} => ["kate"]}, [])
+      test = self()
+
+      silent = fn
+        {10, 0, 0, 2} ->
+          send(test, :silent_asked)
+          Process.sleep(:infinity)
+
+        ip ->
+          Keyword.fetch!(opts, :names).(ip)
+      end
+
+      pid = start_supervised!({Discovery, [queries: ["kate.a"], names: silent] ++ opts})
+      assert_receive :silent_asked
+      assert_receive {:connect, :"kate@10.0.0.3"}, 2_000
+      assert Discovery.listed(pid) == [:"kate@10.0.0.3"]
+    end
+
     test "NAME@DNSNAME queries connect without asking EPMD" do
       {_net, opts} = start_fake(%{"moebi.a" => [{10, 0, 0, 9}]}, %{}, [])
       pid = start_supervised!({Discovery, [queries: ["moebi@moebi.a"]] ++ opts})

@@ -30,6 +30,13 @@ bool is_loopback_host(const std::string& host) {
 
 }  // namespace
 
+// Heroku sets $PORT on every dyno but routes HTTP to web dynos only; like the Elixir app, only
+// a web dyno (or a process outside Heroku, where DYNO is unset) serves it.
+bool web_dyno() {
+  const char* dyno = std::getenv("DYNO");
+  return dyno == nullptr || *dyno == '\0' || std::string(dyno).rfind("web.", 0) == 0;
+}
+
 std::vector<std::string> split_list(const std::string& s) {
   std::vector<std::string> out;
   std::string item;
@@ -218,7 +225,7 @@ Options parse_options(int argc, char** argv) {
   if (o.command == Command::kRun) {
     if (vm.count("port")) {
       o.http_port = vm["port"].as<uint16_t>();
-    } else if (const char* p = std::getenv("PORT"); p != nullptr && *p != '\0') {
+    } else if (const char* p = std::getenv("PORT"); p != nullptr && *p != '\0' && web_dyno()) {
       try {
         const auto v = std::stoul(p);
         if (v > 65535) throw std::out_of_range("port");
@@ -231,6 +238,15 @@ Options parse_options(int argc, char** argv) {
       o.discover = vm["discover"].as<std::vector<std::string>>();
     } else {
       o.discover = default_discovery();
+    }
+    if (!vm["discovery-interval"].defaulted()) {
+      // the flag wins
+    } else if (const char* iv = std::getenv("CHAT_DISCOVERY_INTERVAL"); iv != nullptr && *iv != '\0') {
+      try {
+        o.discovery_interval_s = static_cast<uint32_t>(std::stoul(iv));
+      } catch (const std::exception&) {
+        throw std::invalid_argument(std::string("CHAT_DISCOVERY_INTERVAL is not a number: ") + iv);
+      }
     }
     if (o.discovery_interval_s == 0) throw std::invalid_argument("--discovery-interval must be at least 1 second");
   }

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include "chat/chat/services.hpp"
+#include "chat/dist/constants.hpp"
 
 namespace chat::service {
 
@@ -21,18 +22,26 @@ Outcome error(const std::string& module, const std::string& function, const std:
   return Outcome{Outcome::Kind::kError, atom(reason), stack_of(module, function, args)};
 }
 
-// erlang:nodes/1 kinds a BEAM accepts; we have no hidden connections of our own.
+// erlang:nodes/1 kinds a BEAM accepts. A peer is visible when the connection negotiated
+// DFLAG_PUBLISHED (we always offer it), hidden otherwise.
 std::optional<Term> nodes_of_kind(node::Node& node, const Term& kind) {
   std::vector<Term> out;
-  const auto add_peers = [&] {
-    for (const auto& p : node.peers()) out.push_back(atom(p));
+  const auto add_peers = [&](bool visible, bool hidden) {
+    for (const auto& p : node.peers()) {
+      const bool published = (node.transport().flags(p) & dist::flag::kPublished) != 0;
+      if ((published && visible) || (!published && hidden)) out.push_back(atom(p));
+    }
   };
   auto handle = [&](const Term& k) -> bool {
-    if (k.is_atom("visible") || k.is_atom("connected") || k.is_atom("known")) {
-      add_peers();
+    if (k.is_atom("visible")) {
+      add_peers(true, false);
+    } else if (k.is_atom("hidden")) {
+      add_peers(false, true);
+    } else if (k.is_atom("connected") || k.is_atom("known")) {
+      add_peers(true, true);
     } else if (k.is_atom("this")) {
       out.insert(out.begin(), atom(node.name()));
-    } else if (!k.is_atom("hidden")) {
+    } else {
       return false;
     }
     return true;

@@ -1,14 +1,26 @@
 #include "chat/net/epmd_client.hpp"
 
 #include "chat/dist/constants.hpp"
+#include "chat/net/runtime.hpp"
 
 namespace chat::net {
 
 void EpmdRequest::start(uv_loop_t* loop, const sockaddr_storage& addr, std::string request, Complete complete,
-                        Done done) {
+                        Done done, uint64_t timeout_ms) {
   auto* self = new EpmdRequest(std::move(request), std::move(complete), std::move(done));
   self->stream_ = Stream::create(loop, self);
   self->stream_->connect(reinterpret_cast<const sockaddr*>(&addr));
+  self->timer_ = new uv_timer_t;
+  self->timer_->data = self;
+  uv_timer_init(loop, self->timer_);
+  uv_timer_start(
+      self->timer_,
+      [](uv_timer_t* t) {
+        auto* req = static_cast<EpmdRequest*>(t->data);
+        if (req->stream_) req->stream_->close();
+        req->finish(req->reply_.empty() ? "EPMD did not answer in time" : "");
+      },
+      timeout_ms, 0);
 }
 
 void EpmdRequest::on_connected(Stream& s) { s.write(request_); }
@@ -34,6 +46,8 @@ void EpmdRequest::on_closed(Stream& /*s*/, const std::string& why) {
 void EpmdRequest::finish(const std::string& error) {
   auto done = std::move(done_);
   const std::string reply = std::move(reply_);
+  uv_timer_stop(timer_);
+  close_and_delete(timer_, timer_);
   delete this;
   done(reply, error);
 }

@@ -9,7 +9,10 @@ defmodule Chat.Discovery do
   `NAME@DNSNAME` skips EPMD: it stands for the node `NAME@address` on
   every address `DNSNAME` resolves to.
 
-  Configuration (see `config/1`):
+  Each address is asked by a process of its own, so an address whose EPMD
+  does not answer holds up neither the other addresses nor the next round.
+
+  Configuration (see `config/2`):
 
     * `CHAT_DISCOVERY` - comma-separated queries;
     * otherwise, when `HEROKU_DNS_APP_NAME` is set, one query
@@ -26,11 +29,13 @@ defmodule Chat.Discovery do
   require Logger
 
   @default_interval_s 5
-  # Bounds on one round's network waits, so that a dead address cannot hold
-  # a round up for longer than about an interval.
+  # Bounds on the network waits.
   @resolve_timeout 4_000
-  @names_timeout 4_000
+  # A connection attempt gives up after net_setuptime (7 s by default).
   @connect_timeout 8_000
+  # A probe (EPMD's answer, then the connections) still running after this
+  # is killed at the next round.
+  @probe_timeout 15_000
 
   @typedoc "A query: `{basename | nil, dns_name}`."
   @type query :: {String.t() | nil, String.t()}
@@ -148,10 +153,13 @@ defmodule Chat.Discovery do
     GenServer.start_link(__MODULE__, opts, name: Keyword.get(opts, :name, __MODULE__))
   end
 
-  @doc "The nodes listed by the last completed round."
+  @doc "The nodes listed by the addresses DNS gave in the last round."
   def listed(server \\ __MODULE__), do: GenServer.call(server, :listed)
 
-  @doc "Runs one round now and returns the nodes it listed (for tests and iex)."
+  @doc """
+  Runs a round now, waits until every address has answered (or was given
+  up on) and returns the nodes listed. For tests and iex.
+  """
   def poll(server \\ __MODULE__), do: GenServer.call(server, :poll, 60_000)
 
   @impl true
@@ -166,9 +174,15 @@ defmodule Chat.Discovery do
       connect: Keyword.get(opts, :connect, &connect/1),
       connected: Keyword.get(opts, :connected, &Node.list/0),
       self: Keyword.get(opts, :self, node()),
+      # {basename | nil, ip} pairs DNS gave in the last round
+      targets: MapSet.new(),
+      # target => the nodes its last probe listed
+      seen: %{},
+      # target => {pid, monitor, started_ms} of the probe asking it now
+      probes: %{},
       listed: MapSet.new(),
-      timer: nil,
-      rounds: 0
+      waiters: [],
+      timer: nil
     }
 
     if Keyword.get(opts, :monitor_nodes, true), do: :net_kernel.monitor_nodes(true)
@@ -186,6 +200,20 @@ defmodule Chat.Discovery do
   @impl true
   def handle_info(:round, state), do: {:noreply, run_round(%{state | timer: nil})}
 
+  def handle_info({:probed, target, nodes}, state) do
+    # A probe for an address DNS no longer gives is too late to count.
+    if MapSet.member?(state.targets, target) do
+      {:noreply, update_listing(%{state | seen: Map.put(state.seen, target, nodes)})}
+    else
+      {:noreply, state}
+    end
+  end
+
+  def handle_info({:DOWN, ref, :process, _pid, _reason}, state) do
+    probes = for {t, {_, r, _} = p} <- state.probes, r != ref, into: %{}, do: {t, p}
+    {:noreply, reply_waiters(%{state | probes: probes})}
+  end
+
   def handle_info({:nodeup, node}, state) do
     Logger.info("discovery: connected to #{node}")
     {:noreply, state}
@@ -201,16 +229,99 @@ defmodule Chat.Discovery do
   @impl true
   def handle_call(:listed, _from, state), do: {:reply, MapSet.to_list(state.listed), state}
 
-  def handle_call(:poll, _from, state) do
+  def handle_call(:poll, from, state) do
     if state.timer, do: Process.cancel_timer(state.timer)
     state = run_round(%{state | timer: nil})
-    {:reply, MapSet.to_list(state.listed), state}
+    {:noreply, reply_waiters(%{state | waiters: [from | state.waiters]})}
   end
 
-  # One round: list, log the differences with the previous listing, connect
-  # to what is listed and not connected, and schedule the next round.
+  # A round resolves every query and starts a probe for each address that
+  # has none running. Probes run on their own, so an address that does not
+  # answer delays nobody but itself; a probe still running after
+  # @probe_timeout is killed. The next round is due an interval after this
+  # one started.
   defp run_round(state) do
-    listed = list_nodes(state) |> MapSet.delete(state.self)
+    timer = Process.send_after(self(), :round, state.interval)
+    state = kill_stuck_probes(state)
+    targets = resolve_all(state)
+    connected = MapSet.new(state.connected.())
+
+    state = %{
+      state
+      | targets: targets,
+        seen: Map.take(state.seen, MapSet.to_list(targets)),
+        timer: timer
+    }
+
+    targets
+    |> Enum.reject(&Map.has_key?(state.probes, &1))
+    |> Enum.reduce(state, &start_probe(&2, &1, connected))
+    |> update_listing()
+  end
+
+  # Every {basename | nil, ip} DNS gives now.
+  defp resolve_all(state) do
+    state.queries
+    |> Task.async_stream(fn {base, dns} -> {base, dns, state.resolve.(dns)} end,
+      timeout: @resolve_timeout,
+      on_timeout: :kill_task,
+      ordered: false
+    )
+    |> Enum.flat_map(fn
+      {:ok, {_base, dns, []}} ->
+        Logger.debug("discovery: #{dns} does not resolve")
+        []
+
+      {:ok, {base, _dns, ips}} ->
+        for ip <- ips, do: {base, ip}
+
+      {:exit, _} ->
+        []
+    end)
+    |> MapSet.new()
+  end
+
+  # A probe lists the nodes of one address (its EPMD's names, or the one
+  # NAME@address), reports them, then connects to those not connected yet.
+  defp start_probe(state, {base, ip} = target, connected) do
+    server = self()
+    %{names: names, connect: connect, self: me} = state
+
+    {pid, ref} =
+      spawn_monitor(fn ->
+        nodes = if base, do: [node_name(base, ip)], else: Enum.map(names.(ip), &node_name(&1, ip))
+
+        send(server, {:probed, target, nodes})
+
+        nodes
+        |> Enum.reject(&(&1 == me or MapSet.member?(connected, &1)))
+        |> Task.async_stream(
+          fn node ->
+            unless connect.(node) == true do
+              Logger.debug("discovery: could not connect to #{node}")
+            end
+          end,
+          timeout: @connect_timeout,
+          on_timeout: :kill_task,
+          ordered: false
+        )
+        |> Stream.run()
+      end)
+
+    %{state | probes: Map.put(state.probes, target, {pid, ref, now_ms()})}
+  end
+
+  defp kill_stuck_probes(state) do
+    for {_target, {pid, _ref, started}} <- state.probes, now_ms() - started > @probe_timeout do
+      Process.exit(pid, :kill)
+    end
+
+    state
+  end
+
+  defp update_listing(state) do
+    listed =
+      state.seen |> Map.values() |> List.flatten() |> MapSet.new() |> MapSet.delete(state.self)
 
     for node <- MapSet.difference(listed, state.listed),
         do: Logger.info("discovery: #{node} joined")
@@ -218,57 +329,18 @@ defmodule Chat.Discovery do
     for node <- MapSet.difference(state.listed, listed),
         do: Logger.info("discovery: #{node} left (no longer listed)")
 
-    connected = MapSet.new(state.connected.())
-
-    listed
-    |> Enum.reject(&MapSet.member?(connected, &1))
-    |> in_parallel(@connect_timeout, fn node ->
-      unless state.connect.(node) == true do
-        Logger.debug("discovery: could not connect to #{node}")
-      end
-    end)
-
-    timer = Process.send_after(self(), :round, state.interval)
-    %{state | listed: listed, timer: timer, rounds: state.rounds + 1}
+    %{state | listed: listed}
   end
 
-  defp list_nodes(state) do
-    resolved =
-      state.queries
-      |> in_parallel(@resolve_timeout, fn {base, dns} -> {base, dns, state.resolve.(dns)} end)
-      |> Enum.flat_map(fn
-        {:ok, {base, dns, []}} ->
-          Logger.debug("discovery: #{dns} does not resolve")
-          [{base, []}]
-
-        {:ok, {base, _dns, ips}} ->
-          [{base, ips}]
-
-        {:exit, _} ->
-          []
-      end)
-
-    direct = for {base, ips} <- resolved, base != nil, ip <- ips, do: node_name(base, ip)
-
-    via_epmd =
-      for({nil, ips} <- resolved, ip <- ips, do: ip)
-      |> Enum.uniq()
-      |> in_parallel(@names_timeout, fn ip ->
-        for base <- state.names.(ip), do: node_name(base, ip)
-      end)
-      |> Enum.flat_map(fn
-        {:ok, nodes} -> nodes
-        {:exit, _} -> []
-      end)
-
-    MapSet.new(direct ++ via_epmd)
+  defp reply_waiters(%{probes: probes, waiters: [_ | _] = waiters} = state)
+       when map_size(probes) == 0 do
+    for from <- waiters, do: GenServer.reply(from, MapSet.to_list(state.listed))
+    %{state | waiters: []}
   end
 
-  defp in_parallel(items, timeout, fun) do
-    items
-    |> Task.async_stream(fun, timeout: timeout, on_timeout: :kill_task, ordered: false)
-    |> Enum.to_list()
-  end
+  defp reply_waiters(state), do: state
+
+  defp now_ms, do: System.monotonic_time(:millisecond)
 
   defp node_name(base, ip), do: String.to_atom("#{base}@#{:inet.ntoa(ip)}")
 

@@ -19,7 +19,9 @@ class EpmdRequest final : Stream::Events {
  public:
   using Done = std::function<void(const std::string& reply, const std::string& error)>;
   using Complete = std::function<bool(const std::string& reply)>;
-  static void start(uv_loop_t* loop, const sockaddr_storage& addr, std::string request, Complete complete, Done done);
+  // An EPMD that accepts and never answers is given up after `timeout_ms`.
+  static void start(uv_loop_t* loop, const sockaddr_storage& addr, std::string request, Complete complete, Done done,
+                    uint64_t timeout_ms = 3000);
 
  private:
   EpmdRequest(std::string request, Complete complete, Done done)
@@ -34,6 +36,7 @@ class EpmdRequest final : Stream::Events {
   Done done_;
   std::string reply_;
   Stream* stream_ = nullptr;
+  uv_timer_t* timer_ = nullptr;
 };
 
 class EpmdRegistration final : Stream::Events {
