@@ -61,6 +61,11 @@ CHAT_RUN_MARK="it-$name-$$-$(chat_random_hex 6)"
 export CHAT_RUN_MARK
 IT_TMPDIR=$(mktemp -d "${TMPDIR:-/tmp}/chat-it-$name.XXXXXX")
 export IT_TMPDIR
+# A sanitizer build of chat-node (the asan preset) writes its reports to files here, so a
+# report from any node or client fails the test even where the test itself saw nothing
+# wrong (e.g. a leak found when a node exits). Plain builds ignore these variables.
+export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}log_path=$IT_TMPDIR/sanitizer"
+export UBSAN_OPTIONS="${UBSAN_OPTIONS:+$UBSAN_OPTIONS:}log_path=$IT_TMPDIR/sanitizer"
 
 # shellcheck disable=SC2317 # invoked by the EXIT trap
 cleanup() {
@@ -71,6 +76,13 @@ cleanup() {
     set +e
     chat_kill_marked "$CHAT_RUN_MARK" 5
     wait 2>/dev/null || true
+    local report
+    for report in "$IT_TMPDIR"/sanitizer.*; do
+        [[ -s $report ]] || continue
+        echo "----- sanitizer report $(basename "$report") -----"
+        cat "$report"
+        ((rc != 0)) || rc=1
+    done
     if ((rc != 0)); then
         local f
         for f in "$IT_TMPDIR"/*.stderr; do
@@ -96,7 +108,7 @@ trap 'exit 141' PIPE
 chat_start_epmd "$IT_TMPDIR/epmd.log"
 export ERL_EPMD_PORT=$CHAT_EPMD_PORT
 cookie=it$(chat_random_hex 12)
-echo "== $name: private epmd on port $ERL_EPMD_PORT, chat-node $CHAT_NODE"
+echo "== $name: private epmd on port $ERL_EPMD_PORT, chat-node $CHAT_NODE${IT_HOST_CHAT_NODE:+ -> host binary $IT_HOST_CHAT_NODE}"
 
 # Run the VM in the background and wait for it, so that a TERM/INT sent to
 # this script is handled at once (bash delays traps during foreground jobs).

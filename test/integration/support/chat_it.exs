@@ -11,6 +11,11 @@
 
 ExUnit.start(trace: true, timeout: 120_000)
 
+IO.puts(
+  "== test VM #{node()}: Elixir #{System.version()}, OTP #{System.otp_release()} " <>
+    "(erts #{:erlang.system_info(:version)})"
+)
+
 case Application.ensure_all_started(:chat) do
   {:ok, _} -> :ok
   other -> raise "the test VM could not start the elixir_peer :chat app: #{inspect(other)}"
@@ -271,15 +276,32 @@ defmodule ChatIT do
   Starts a real Elixir node running the seed Chat app from elixir_peer
   (`variant: :seed`, the default) or the lesson variant from
   test/lesson_chat (`variant: :lesson`), and waits until the app is up.
+
+  `runtime: :otp27` starts it with the other Erlang/Elixir of the mixed-OTP
+  tests instead of this VM's own: the executable in IT_OTP27_ELIXIR (a
+  wrapper that runs `elixir` of the OTP 27 root) and the apps compiled for
+  it in IT_OTP27_PEER_EBIN / IT_OTP27_LESSON_EBIN. By default the node runs
+  the `elixir` of $ELIXIR (or PATH), like this VM.
   """
   def start_elixir(name, opts \\ []) do
     cookie = Keyword.get(opts, :cookie, cookie())
     variant = Keyword.get(opts, :variant, :seed)
 
+    {elixir, peer_ebin_var, lesson_ebin_var} =
+      case Keyword.get(opts, :runtime, :default) do
+        :default ->
+          exe = System.get_env("ELIXIR", "elixir")
+          {System.find_executable(exe) || raise("elixir not found: #{exe}"),
+           "ELIXIR_PEER_EBIN", "LESSON_EBIN"}
+
+        :otp27 ->
+          {env!("IT_OTP27_ELIXIR"), "IT_OTP27_PEER_EBIN", "IT_OTP27_LESSON_EBIN"}
+      end
+
     {ebin, app} =
       case variant do
-        :seed -> {env!("ELIXIR_PEER_EBIN"), :chat}
-        :lesson -> {env!("LESSON_EBIN"), :lesson_chat}
+        :seed -> {env!(peer_ebin_var), :chat}
+        :lesson -> {env!(lesson_ebin_var), :lesson_chat}
       end
 
     code = """
@@ -295,7 +317,6 @@ defmodule ChatIT do
     """
 
     args = ["--name", Atom.to_string(name), "--cookie", cookie, "-pa", ebin, "-e", code]
-    elixir = System.find_executable("elixir") || raise "elixir not in PATH"
     start_os_node(name, variant, cookie, elixir, args, "IT-READY", opts)
   end
 
