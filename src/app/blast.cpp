@@ -1,7 +1,8 @@
 // chat-node blast: the sending side of the throughput benchmark. Messages go to the target's
-// registered Chat process exactly as `send({Chat, node}, binary)` does; after every window a
-// GenServer.call(:count) waits until the target has taken them all, which bounds what is
-// queued and makes the last call's answer the moment the burst was processed.
+// registered Chat process exactly as `send({Chat, node}, binary)` does; every window ends with
+// a GenServer.call(:count). Two windows are in flight, so the target always has work while we
+// wait for its answer, and what is queued stays bounded; the answer to the last call is the
+// moment the whole burst was processed.
 #include <chrono>
 #include <cstdio>
 
@@ -19,7 +20,7 @@ class BlastClient final : public node::Process {
  public:
   explicit BlastClient(App& app) : app_(app), payload_(term::binary(std::string(app.options().blast_size, 'x'))) {
     const auto& o = app.options();
-    window_ = o.blast_window != 0 ? o.blast_window : std::max<uint64_t>(1, (8U << 20U) / std::max<size_t>(1, o.blast_size));
+    window_ = o.blast_window != 0 ? o.blast_window : std::max<uint64_t>(1, (4U << 20U) / std::max<size_t>(1, o.blast_size));
   }
 
   void started() override {
@@ -37,25 +38,32 @@ class BlastClient final : public node::Process {
       app_.stop(2);
       return;
     }
-    if ((*t)[0] != Term{tag_}) return;
     const auto* count = (*t)[1].get<int64_t>();
-    if (count == nullptr) return;
+    if (count == nullptr || pending_.empty() || (*t)[0] != Term{pending_.front()}) return;
+    pending_.erase(pending_.begin());
     if (!started_) {
       started_ = true;
       base_ = *count;
       start_ = std::chrono::steady_clock::now();
+      send_window();  // the second window in flight
     }
-    if (sent_ >= app_.options().blast_count) return finish(*count);
+    if (sent_ >= app_.options().blast_count && pending_.empty()) return finish(*count);
+    send_window();
+  }
+
+ private:
+  void send_window() {
+    if (sent_ >= app_.options().blast_count) return;
     const uint64_t n = std::min(window_, app_.options().blast_count - sent_);
     for (uint64_t i = 0; i < n; ++i) send_named("Elixir.Chat", app_.options().target, payload_);
     sent_ += n;
     sync();
   }
 
- private:
   void sync() {
-    tag_ = node().make_ref();
-    send_named("Elixir.Chat", app_.options().target, service::gen_call_message(self(), tag_, atom("count")));
+    pending_.push_back(node().make_ref());
+    send_named("Elixir.Chat", app_.options().target,
+               service::gen_call_message(self(), pending_.back(), atom("count")));
   }
 
   void finish(int64_t count) {
@@ -75,7 +83,7 @@ class BlastClient final : public node::Process {
   uint64_t sent_ = 0;
   int64_t base_ = 0;
   bool started_ = false;
-  term::Ref tag_;
+  std::vector<term::Ref> pending_;  // tags of the :count calls in flight, oldest first
   std::chrono::steady_clock::time_point start_;
 };
 

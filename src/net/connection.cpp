@@ -14,6 +14,8 @@ namespace chat::net {
 
 namespace {
 
+constexpr size_t kLargeFrame = 1U << 20U;
+
 uint32_t random32() {
   uint32_t v = 0;
   if (RAND_bytes(reinterpret_cast<unsigned char*>(&v), sizeof v) != 1) {
@@ -263,6 +265,7 @@ void Connection::frames() {
       close("oversized frame");
       return;
     }
+    if (frame.size() >= kLargeFrame) net_.large_frame_seen();
     auto msg = dist::parse_message(frame);
     if (!msg || !node.control(peer_, msg->control, std::move(msg->payload))) {
       spdlog::warn("peer {}: malformed distribution message; closing", peer_);

@@ -1,5 +1,6 @@
 #include "chat/net/network.hpp"
 
+#include <malloc.h>
 #include <spdlog/spdlog.h>
 
 #include <stdexcept>
@@ -114,6 +115,8 @@ void Network::stop() {
   for (auto* c : open) c->close("node stopping", false);
   if (ticker_) runtime_.cancel(ticker_);
   ticker_ = 0;
+  if (trim_timer_) runtime_.cancel(trim_timer_);
+  trim_timer_ = 0;
   if (listener_) {
     close_and_delete(listener_, listener_);
     listener_ = nullptr;
@@ -180,6 +183,14 @@ void Network::remove(Connection& c) {
 }
 
 void Network::forget(Connection& c) { remove(c); }
+
+void Network::large_frame_seen() {
+  if (trim_timer_ != 0 || stopping_) return;
+  trim_timer_ = runtime_.start(1000, [this] {
+    trim_timer_ = 0;
+    malloc_trim(0);
+  });
+}
 
 void Network::connection_failed(Connection& c, const std::string& why) {
   const bool owned = by_peer_.contains(c.peer()) && by_peer_[c.peer()] == &c;

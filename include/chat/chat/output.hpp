@@ -20,6 +20,7 @@ class Output {
   [[nodiscard]] uint64_t lines() const { return lines_; }
 
  private:
+  static constexpr size_t kDirect = 64 * 1024;
   std::FILE* out_;
   std::string buffer_;
   uint64_t lines_ = 0;

@@ -78,6 +78,9 @@ class Network final : public node::Transport {
   void connection_closed(Connection& c, const std::string& why);
   // Drops a connection that never carried anything the node knows about.
   void forget(Connection& c);
+  // After large messages, free heap memory goes back to the system a second later (once per
+  // second at most, so a stream of large messages keeps reusing its buffers meanwhile).
+  void large_frame_seen();
   uint16_t listen_port() const { return listen_port_; }
   const sockaddr_storage& epmd_address() const { return epmd_addr_; }
 
@@ -106,6 +109,7 @@ class Network final : public node::Transport {
   std::unordered_map<Connection*, std::unique_ptr<Connection>> all_;
   std::vector<std::unique_ptr<Connection>> closed_;  // freed before the next poll
   uint64_t ticker_ = 0;
+  uint64_t trim_timer_ = 0;
   bool stopping_ = false;
 };
 
