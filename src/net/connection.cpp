@@ -189,6 +189,10 @@ void Connection::on_connected(Stream& /*s*/) {
 void Connection::write(std::string_view bytes) {
   if (stream_ == nullptr) return;
   stream_->write(bytes);
+  after_write();
+}
+
+void Connection::after_write() {
   last_write_ms_ = net_.runtime().now_ms();
   // A peer that does not read cannot make us hold unbounded memory. Dropping messages would
   // lose them silently; disconnecting tells every linked and monitoring process instead.
@@ -283,9 +287,10 @@ void Connection::queue(const term::Term& control, const term::Term* payload) {
     dist::append_frame(queued_, control, payload);
     return;
   }
-  std::string frame;
-  dist::append_frame(frame, control, payload);
-  write(frame);
+  if (stream_ == nullptr) return;
+  // Encoded straight into the stream's queue: no intermediate copy of a large payload.
+  stream_->append([&](std::string& out) { dist::append_frame(out, control, payload); });
+  after_write();
 }
 
 void Connection::tick(uint64_t now_ms) {

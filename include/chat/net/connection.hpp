@@ -54,6 +54,7 @@ class Connection final : Stream::Events {
   void handshake_data(std::string_view bytes);
   void frames();
   void write(std::string_view bytes);
+  void after_write();
 
   Network& net_;
   Role role_;

@@ -33,6 +33,13 @@ class Stream {
   void start_reading();
   void connect(const struct sockaddr* addr);
   void write(std::string_view bytes);
+  // Lets `fill` append to the queue in place, then writes as write() does.
+  template <typename Fill>
+  void append(Fill&& fill) {
+    if (closing_) return;
+    fill(pending_);
+    if (!writing_) flush();
+  }
   [[nodiscard]] size_t queued_bytes() const { return pending_.size() + inflight_.size(); }
   // Stops all callbacks and frees the stream once libuv lets go of it.
   void close();
