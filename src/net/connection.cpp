@@ -204,6 +204,7 @@ void Connection::after_write() {
 
 void Connection::on_data(Stream& /*s*/, std::string_view bytes) {
   last_read_ms_ = net_.runtime().now_ms();
+  net_.runtime().note_activity();
   if (state_ == State::kHandshake) {
     handshake_data(bytes);
     return;

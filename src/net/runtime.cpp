@@ -21,6 +21,23 @@ Runtime::Runtime() {
   uv_prepare_start(&prepare_, &Runtime::on_prepare);
   // The per-iteration hook alone must not keep the loop alive.
   uv_unref(reinterpret_cast<uv_handle_t*>(&prepare_));
+  uv_idle_init(&loop_, &spin_);
+  spin_.data = this;
+  uv_unref(reinterpret_cast<uv_handle_t*>(&spin_));
+}
+
+void Runtime::note_activity() {
+  last_activity_ns_ = uv_hrtime();
+  if (spinning_ || shut_) return;
+  spinning_ = true;
+  // An active idle handle makes the next poll return at once instead of sleeping.
+  uv_idle_start(&spin_, [](uv_idle_t* h) {
+    auto* self = static_cast<Runtime*>(h->data);
+    if (uv_hrtime() - self->last_activity_ns_ > kSpinNs) {
+      uv_idle_stop(h);
+      self->spinning_ = false;
+    }
+  });
 }
 
 Runtime::~Runtime() {
@@ -75,6 +92,8 @@ void Runtime::shutdown() {
     for (auto& fn : before_poll_) fn();
     uv_prepare_stop(&prepare_);
     uv_close(reinterpret_cast<uv_handle_t*>(&prepare_), nullptr);
+    uv_idle_stop(&spin_);
+    uv_close(reinterpret_cast<uv_handle_t*>(&spin_), nullptr);
   }
 }
 

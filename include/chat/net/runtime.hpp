@@ -30,6 +30,11 @@ class Runtime final : public node::Timers {
   // Called before every poll, in the order added.
   void before_poll(std::function<void()> fn) { before_poll_.push_back(std::move(fn)); }
 
+  // Network input just arrived: keep polling without sleeping for a short while, as BEAM
+  // schedulers spin before they sleep. A request/reply peer usually answers within tens of
+  // microseconds, and waking a sleeping thread costs more than that on a busy machine.
+  void note_activity();
+
   // Runs until every handle is closed.
   void run();
   // Stops timers and the per-iteration hook so that run() can return once the owners of the
@@ -42,6 +47,10 @@ class Runtime final : public node::Timers {
 
   uv_loop_t loop_{};
   uv_prepare_t prepare_{};
+  uv_idle_t spin_{};
+  uint64_t last_activity_ns_ = 0;
+  bool spinning_ = false;
+  static constexpr uint64_t kSpinNs = 200'000;
   uint64_t next_id_ = 1;
   std::unordered_map<uint64_t, Timer*> timers_;
   std::vector<std::function<void()>> before_poll_;
