@@ -81,6 +81,11 @@ int App::run(Client on_ready) {
         stop(1);
       });
   runtime_.run();
+  if (watchdog_ != nullptr) {
+    uv_timer_stop(watchdog_);
+    net::close_and_delete(watchdog_, watchdog_);
+    watchdog_ = nullptr;
+  }
   out_.flush();
   return exit_code_;
 }
@@ -103,20 +108,20 @@ void App::halt() {
   runtime_.shutdown();
   // A peer that stops reading must not keep us from exiting: after a grace period every
   // handle still open is closed without waiting for it.
-  auto* watchdog = new uv_timer_t;
-  uv_timer_init(runtime_.loop(), watchdog);
+  watchdog_ = new uv_timer_t;
+  uv_timer_init(runtime_.loop(), watchdog_);
   uv_timer_start(
-      watchdog,
+      watchdog_,
       [](uv_timer_t* t) {
         uv_walk(
             t->loop,
-            [](uv_handle_t* h, void*) {
-              if (!uv_is_closing(h)) uv_close(h, nullptr);
+            [](uv_handle_t* h, void* self) {
+              if (h != self && !uv_is_closing(h)) uv_close(h, nullptr);
             },
-            nullptr);
+            t);
       },
       2000, 0);
-  uv_unref(reinterpret_cast<uv_handle_t*>(watchdog));
+  uv_unref(reinterpret_cast<uv_handle_t*>(watchdog_));
 }
 
 }  // namespace chat::app

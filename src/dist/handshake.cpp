@@ -173,6 +173,7 @@ Handshake::Result Handshake::on_name(std::string_view msg) {
     case Admission::kNotAllowed: send("snot_allowed"); return fail("not allowed: " + peer_.name);
     case Admission::kAlive:
       send("salive");
+      old_name_ = old_name;
       state_ = State::kAwaitAliveAnswer;
       return Result::kNeedMore;
   }
@@ -182,7 +183,7 @@ Handshake::Result Handshake::on_name(std::string_view msg) {
 
 Handshake::Result Handshake::on_alive_answer(std::string_view msg) {
   if (msg != "strue") return fail("peer kept its existing connection");
-  state_ = State::kAwaitReply;
+  state_ = old_name_ ? State::kAwaitComplement : State::kAwaitReply;
   return send_challenge();
 }
 

@@ -143,6 +143,7 @@ class Server::Connection final : net::Stream::Events, public Exchange {
       return;
     }
     if (error_status_ != 0) return fail(error_status_);
+    if (parser_.http_errno == HPE_HEADER_OVERFLOW) return fail(431);
     if (parser_.http_errno != HPE_OK || used != bytes.size()) return fail(400);
     if (parser_.nread > server_.limits_.max_header_bytes) return fail(431);
   }

@@ -43,7 +43,17 @@ void Runtime::note_activity() {
 Runtime::~Runtime() {
   shutdown();
   uv_run(&loop_, UV_RUN_DEFAULT);
-  uv_loop_close(&loop_);
+  if (uv_loop_close(&loop_) == UV_EBUSY) {
+    // Handles whose owners never closed them: close them now so the loop can be released.
+    uv_walk(
+        &loop_,
+        [](uv_handle_t* h, void*) {
+          if (!uv_is_closing(h)) uv_close(h, nullptr);
+        },
+        nullptr);
+    uv_run(&loop_, UV_RUN_DEFAULT);
+    uv_loop_close(&loop_);
+  }
 }
 
 void Runtime::on_prepare(uv_prepare_t* h) {

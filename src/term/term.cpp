@@ -164,6 +164,13 @@ class Decoder {
           ++i;
           return true;
         }
+        if (l.items.empty()) {
+          // [| T] with no elements is just T.
+          Term tail;
+          if (!term(i, tail)) return false;
+          out = std::move(tail);
+          return true;
+        }
         l.tail.emplace_back();
         return term(i, l.tail.back());
       }

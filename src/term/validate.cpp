@@ -50,17 +50,23 @@ class Walker {
     switch (tag) {
       case kSmallInteger: return skip(i, 1);
       case kInteger: return skip(i, 4);
-      case kFloat: return skip(i, 31);
+      case kFloat: return false;  // the pre-NEW_FLOATS text form: never sent once it is negotiated
       case kNewFloat: return skip(i, 8);
-      case kAtom:
-      case kAtomUtf8: {
+      case kAtom: {
         uint32_t n = 0;
-        return u16(i, n) && n <= kMaxAtomBytes && skip(i, n);
+        return u16(i, n) && n <= 255 && skip(i, n);
       }
-      case kSmallAtom:
-      case kSmallAtomUtf8: {
+      case kSmallAtom: {
         uint32_t n = 0;
         return u8(i, n) && skip(i, n);
+      }
+      case kAtomUtf8: {
+        uint32_t n = 0;
+        return u16(i, n) && n <= kMaxAtomBytes && utf8(i, n);
+      }
+      case kSmallAtomUtf8: {
+        uint32_t n = 0;
+        return u8(i, n) && utf8(i, n);
       }
       case kReference: return atom(i) && skip(i, 5);
       case kNewReference:
@@ -158,11 +164,52 @@ class Walker {
     i += 4;
     return true;
   }
+  // A node name inside a pid, port or ref: an atom without NUL bytes (ei keeps node names as
+  // C strings, so a NUL would silently shorten the name).
   bool atom(size_t& i) {
     if (!has(i, 1)) return false;
     const auto tag = byte(i);
     if (tag != kAtom && tag != kAtomUtf8 && tag != kSmallAtom && tag != kSmallAtomUtf8) return false;
-    return term(i, 0);
+    const size_t start = i;
+    if (!term(i, 0)) return false;
+    const size_t header = (tag == kAtom || tag == kAtomUtf8) ? 3 : 2;
+    return data_.substr(start + header, i - start - header).find('\0') == std::string_view::npos;
+  }
+  // UTF-8 atom text must be well-formed, as binary_to_term/1 insists.
+  bool utf8(size_t& i, size_t n) {
+    if (!has(i, n)) return false;
+    size_t k = 0;
+    while (k < n) {
+      const uint8_t c = byte(i + k);
+      size_t len = 0;
+      uint32_t cp = 0;
+      if (c < 0x80) {
+        len = 1;
+        cp = c;
+      } else if ((c & 0xe0) == 0xc0) {
+        len = 2;
+        cp = c & 0x1fU;
+      } else if ((c & 0xf0) == 0xe0) {
+        len = 3;
+        cp = c & 0x0fU;
+      } else if ((c & 0xf8) == 0xf0) {
+        len = 4;
+        cp = c & 0x07U;
+      } else {
+        return false;
+      }
+      if (k + len > n) return false;
+      for (size_t m = 1; m < len; ++m) {
+        const uint8_t cc = byte(i + k + m);
+        if ((cc & 0xc0) != 0x80) return false;
+        cp = (cp << 6U) | (cc & 0x3fU);
+      }
+      static constexpr uint32_t kMin[] = {0, 0, 0x80, 0x800, 0x10000};
+      if (cp < kMin[len] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return false;
+      k += len;
+    }
+    i += n;
+    return true;
   }
   // Every element takes at least one byte, so a count larger than what remains is a lie
   // that would otherwise make us loop (or allocate) for nothing.

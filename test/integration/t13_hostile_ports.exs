@@ -11,18 +11,15 @@
 defmodule ChatIT.T13HostilePortsTest do
   use ExUnit.Case, async: false
   import ChatIT
-  import Bitwise, only: [<<<: 2]
   alias ChatIT.OsProc
 
   @loopback {127, 0, 0, 1}
-  # What a real OTP 25 node offers, and all that chat-node requires (DFLAG_* in erts dist.h).
-  @flags Enum.reduce(
-           [0x1, 0x4, 0x8, 0x10, 0x20, 0x80, 0x100, 0x200, 0x400, 0x800, 0x1000, 0x4000, 0x10000,
-            0x20000, 0x40000, 0x80000, 0x100000, 0x1000000, 0x2000000, 0x4000000, 1 <<< 32,
-            1 <<< 34, 1 <<< 35],
-           0,
-           &Bitwise.bor/2
-         )
+  # DFLAG_* (erts dist.h) as an OTP 25 node offers them, including everything chat-node
+  # requires: PUBLISHED, EXTENDED_REFERENCES, DIST_MONITOR, FUN_TAGS, DIST_MONITOR_NAME,
+  # NEW_FUN_TAGS, EXTENDED_PIDS_PORTS, EXPORT_PTR_TAG, BIT_BINARIES, NEW_FLOATS, UNICODE_IO,
+  # SMALL_ATOM_TAGS, UTF8_ATOMS, MAP_TAG, BIG_CREATION, SEND_SENDER, BIG_SEQTRACE_LABELS,
+  # HANDSHAKE_23, UNLINK_ID, MANDATORY_25_DIGEST, SPAWN, V4_NC, ALIAS.
+  @flags 0xD_071F_5FBD
   # A call that takes longer than this while the node is under attack fails the test.
   @max_call_ms 900
 
@@ -30,7 +27,12 @@ defmodule ChatIT.T13HostilePortsTest do
 
   defp dist_connect(peer) do
     {:ok, sock} =
-      :gen_tcp.connect(@loopback, dist_port(peer.name), [:binary, active: false, packet: 2], 5_000)
+      :gen_tcp.connect(
+        @loopback,
+        dist_port(peer.name),
+        [:binary, active: false, packet: 2],
+        5_000
+      )
 
     sock
   end
@@ -40,10 +42,9 @@ defmodule ChatIT.T13HostilePortsTest do
     :ok = :gen_tcp.send(sock, <<?N, @flags::64, 1::32, byte_size(name)::16, name::binary>>)
   end
 
-  @doc false
   # Performs a complete handshake as node `name` with `cookie`. Returns {:ok, socket} (now in
   # raw mode, ready for 4-byte frames) or {:error, why}.
-  def handshake(peer, name, cookie) do
+  defp handshake(peer, name, cookie) do
     sock = dist_connect(peer)
     send_name(sock, name)
 
@@ -117,6 +118,8 @@ defmodule ChatIT.T13HostilePortsTest do
         traffic_loop(peer, tag, 1, parent, [])
       end)
 
+    # A test that fails half way must not leave it running.
+    ExUnit.Callbacks.on_exit(fn -> Process.exit(pid, :kill) end)
     {pid, tag}
   end
 
@@ -139,6 +142,7 @@ defmodule ChatIT.T13HostilePortsTest do
       :go ->
         flush_go()
         t0 = System.monotonic_time(:millisecond)
+
         result =
           try do
             Chat.send_message(peer.name, "#{tag} #{i}")
@@ -224,7 +228,9 @@ defmodule ChatIT.T13HostilePortsTest do
 
   # -- the distribution port ------------------------------------------------------------------
 
-  test "the hand-made handshake works: a real message over it reaches the Chat inbox", %{kate: kate} do
+  test "the hand-made handshake works: a real message over it reaches the Chat inbox", %{
+    kate: kate
+  } do
     sock = authenticated(kate)
     # REG_SEND {6, FromPid, '', 'Elixir.Chat'} with a binary payload, as a BEAM sends it.
     from = :erlang.list_to_pid(~c"<0.1.0>")
@@ -275,7 +281,10 @@ defmodule ChatIT.T13HostilePortsTest do
 
       # The same depth as a payload after a valid control message.
       sock = authenticated(kate)
-      control = :erlang.term_to_binary({6, :erlang.list_to_pid(~c"<0.1.0>"), :"", Chat}, minor_version: 2)
+
+      control =
+        :erlang.term_to_binary({6, :erlang.list_to_pid(~c"<0.1.0>"), :"", Chat}, minor_version: 2)
+
       frame = <<112, control::binary, 131, nested::binary>>
       :ok = :gen_tcp.send(sock, <<byte_size(frame)::32, frame::binary>>)
       assert_closed(sock, 5_000, "a payload of #{depth} nested tuples")
@@ -289,8 +298,15 @@ defmodule ChatIT.T13HostilePortsTest do
 
       # Cut inside the length prefix, inside send_name, and right after it; then hang up.
       for cut <- [1, 2, 5, 15, byte_size(send_name) + 1] do
-        {:ok, sock} = :gen_tcp.connect(@loopback, dist_port(kate.name), [:binary, active: false], 5_000)
-        :ok = :gen_tcp.send(sock, binary_part(<<byte_size(send_name)::16, send_name::binary>>, 0, cut))
+        {:ok, sock} =
+          :gen_tcp.connect(@loopback, dist_port(kate.name), [:binary, active: false], 5_000)
+
+        :ok =
+          :gen_tcp.send(
+            sock,
+            binary_part(<<byte_size(send_name)::16, send_name::binary>>, 0, cut)
+          )
+
         :gen_tcp.close(sock)
       end
 
@@ -315,7 +331,9 @@ defmodule ChatIT.T13HostilePortsTest do
 
   test "a peer sending one byte per second is cut off by the setup timeout", %{kate: kate} do
     under_attack(kate, fn ->
-      {:ok, sock} = :gen_tcp.connect(@loopback, dist_port(kate.name), [:binary, active: false], 5_000)
+      {:ok, sock} =
+        :gen_tcp.connect(@loopback, dist_port(kate.name), [:binary, active: false], 5_000)
+
       name = Atom.to_string(hostile_name())
       send_name = <<?N, @flags::64, 1::32, byte_size(name)::16, name::binary>>
       bytes = <<byte_size(send_name)::16, send_name::binary>>
@@ -380,9 +398,14 @@ defmodule ChatIT.T13HostilePortsTest do
   # Everything the server sends until it closes the connection.
   defp read_until_closed(sock, timeout, acc \\ "") do
     case :gen_tcp.recv(sock, 0, timeout) do
-      {:ok, data} -> read_until_closed(sock, timeout, acc <> data)
-      {:error, :timeout} -> flunk("the HTTP server kept the connection open; got so far: #{inspect(acc)}")
-      {:error, _closed_or_reset} -> acc
+      {:ok, data} ->
+        read_until_closed(sock, timeout, acc <> data)
+
+      {:error, :timeout} ->
+        flunk("the HTTP server kept the connection open; got so far: #{inspect(acc)}")
+
+      {:error, _closed_or_reset} ->
+        acc
     end
   end
 
@@ -391,7 +414,8 @@ defmodule ChatIT.T13HostilePortsTest do
   defp assert_http_error(response, statuses) do
     statuses = List.wrap(statuses)
 
-    assert response == "" or Enum.any?(statuses, &String.starts_with?(response, "HTTP/1.1 #{&1} ")),
+    assert response == "" or
+             Enum.any?(statuses, &String.starts_with?(response, "HTTP/1.1 #{&1} ")),
            "expected one of #{inspect(statuses)}, got " <>
              inspect(binary_part(response, 0, min(200, byte_size(response))))
   end
@@ -489,7 +513,9 @@ defmodule ChatIT.T13HostilePortsTest do
       try do
         start_cpp(unique("guarded"), cookie: secret)
       after
-        if old_level, do: System.put_env("IT_CPP_LOG_LEVEL", old_level), else: System.delete_env("IT_CPP_LOG_LEVEL")
+        if old_level,
+          do: System.put_env("IT_CPP_LOG_LEVEL", old_level),
+          else: System.delete_env("IT_CPP_LOG_LEVEL")
       end
 
     # A hand-made handshake with the wrong cookie: the node must refuse it.

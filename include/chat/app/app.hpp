@@ -75,6 +75,7 @@ class App {
   Feed feed_;
   uv_signal_t sigterm_{};
   uv_signal_t sigint_{};
+  uv_timer_t* watchdog_ = nullptr;
   int exit_code_ = 0;
   bool stopping_ = false;
 };

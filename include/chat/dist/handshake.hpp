@@ -92,6 +92,7 @@ class Handshake {
   std::string error_;
   uint32_t our_challenge_ = 0;
   bool cookie_mismatch_ = false;
+  bool old_name_ = false;  // the peer sent a version-5 'n' name: a 'c' complement follows
 };
 
 }  // namespace chat::dist
