@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# chat-node gen-secret: 64 characters by default, at least 32 accepted, only A-Z a-z 0-9 _ -,
+# and a different value each time (it comes from the system's cryptographic RNG).
+set -euo pipefail
+bin=$1
+fail() { echo "FAIL: $*" >&2; exit 1; }
+a=$("$bin" gen-secret)
+b=$("$bin" gen-secret)
+[[ ${#a} -eq 64 ]] || fail "default length is ${#a}, not 64"
+[[ $a =~ ^[A-Za-z0-9_-]+$ ]] || fail "unexpected characters in $a"
+[[ $a != "$b" ]] || fail "two secrets were equal"
+c=$("$bin" gen-secret 32)
+[[ ${#c} -eq 32 ]] || fail "gen-secret 32 gave ${#c} characters"
+if "$bin" gen-secret 31 >/dev/null 2>&1; then fail "a 31-character cookie was accepted"; fi
+echo "gen-secret: 1 passed, 0 failed"
