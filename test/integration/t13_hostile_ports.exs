@@ -242,6 +242,39 @@ defmodule ChatIT.T13HostilePortsTest do
     :gen_tcp.close(sock)
   end
 
+  test "a peer that stops reading is disconnected once --max-queue-mb is queued for it", _ctx do
+    kate = start_cpp(unique("kate"), args: ["--max-queue-mb", "1"])
+    assert Chat.send_message(kate.name, "warm up") == nil
+    me = hostile_name()
+    {:ok, sock} = handshake(kate, me, cookie())
+    n = Atom.to_string(me)
+    # A pid of the hand-made node: NEW_PID_EXT with its name.
+    pid = :erlang.binary_to_term(<<131, 88, 119, byte_size(n), n::binary, 1::32, 0::32, 1::32>>)
+    # GenServer.call({Chat, kate}, :count) over and over: every call makes kate send a reply
+    # to this peer, which never reads one.
+    ctrl = :erlang.term_to_binary({6, pid, :"", :"Elixir.Chat"}, minor_version: 2)
+    msg = :erlang.term_to_binary({:"$gen_call", {pid, make_ref()}, :count}, minor_version: 2)
+    frame = <<byte_size(ctrl) + byte_size(msg) + 1::32, 112, ctrl::binary, msg::binary>>
+    batch = :binary.copy(frame, 1_000)
+    log = ChatIT.OsProc.stderr_path(kate.proc)
+    dropped? = fn -> File.read!(log) =~ "is not reading" end
+
+    under_attack(kate, fn ->
+      Enum.reduce_while(1..500, :sending, fn _, acc ->
+        cond do
+          dropped?.() -> {:halt, acc}
+          :gen_tcp.send(sock, batch) != :ok -> {:halt, :closed}
+          true -> {:cont, acc}
+        end
+      end)
+
+      wait_until(dropped?, 15_000, "kate to drop the peer that does not read")
+    end)
+
+    assert File.read!(log) =~ ~r/peer #{Regex.escape(n)} is not reading: \d+ bytes queued/
+    assert_closed(sock, 10_000, "the slow consumer's socket")
+  end
+
   test "a 4 GB frame header after a valid handshake closes only that connection", %{kate: kate} do
     under_attack(kate, fn ->
       sock = authenticated(kate)
