@@ -275,6 +275,26 @@ defmodule ChatIT.T13HostilePortsTest do
     assert_closed(sock, 10_000, "the slow consumer's socket")
   end
 
+  test "handshakes in flight are capped: connections past 256 silent ones are refused", %{kate: kate} do
+    log = ChatIT.OsProc.stderr_path(kate.proc)
+
+    socks =
+      under_attack(kate, fn ->
+        socks = for _ <- 1..300, do: dist_connect(kate)
+        wait_until(fn -> File.read!(log) =~ "too many handshakes in flight" end, 10_000, "the cap to refuse")
+        socks
+      end)
+
+    closed =
+      Enum.count(socks, fn s ->
+        :inet.setopts(s, packet: :raw)
+        match?({:error, :closed}, :gen_tcp.recv(s, 0, 100))
+      end)
+
+    Enum.each(socks, &:gen_tcp.close/1)
+    assert closed >= 300 - 256 - 5, "only #{closed} of 300 silent connections were refused"
+  end
+
   test "a 4 GB frame header after a valid handshake closes only that connection", %{kate: kate} do
     under_attack(kate, fn ->
       sock = authenticated(kate)
