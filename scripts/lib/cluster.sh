@@ -99,3 +99,25 @@ chat_wait_line() {
     done
     return 1
 }
+
+# For a failed run: the last lines of every non-empty log file given, then a closing line
+# naming LABEL.
+chat_show_logs() {
+    local label=$1 f
+    shift
+    for f in "$@"; do
+        [[ -s $f ]] || continue
+        echo "----- $(basename "$f") (last 60 lines) -----"
+        tail -n 60 "$f"
+    done
+    echo "----- end of node logs ($label) -----"
+}
+
+# Turns the usual terminating signals into an exit with the shell's status for them, so that
+# an EXIT trap (the cleanup) runs however the script is stopped.
+chat_trap_signals() {
+    trap 'exit 143' TERM
+    trap 'exit 130' INT
+    trap 'exit 129' HUP
+    trap 'exit 141' PIPE
+}

@@ -104,15 +104,7 @@ cleanup() {
     set +e
     chat_kill_marked "$CHAT_RUN_MARK" 5
     wait 2>/dev/null
-    if ((rc != 0)); then
-        local f
-        for f in "$run_dir"/*.stdout "$run_dir"/*.stderr; do
-            [[ -s $f ]] || continue
-            echo "----- $(basename "$f") (last 60 lines) -----"
-            tail -n 60 "$f"
-        done
-        echo "----- end of node logs (browser test exit status $rc) -----"
-    fi
+    ((rc == 0)) || chat_show_logs "browser test exit status $rc" "$run_dir"/*.stdout "$run_dir"/*.stderr
     if [[ ${BROWSER_KEEP_TMP:-0} == 1 ]]; then
         echo "node logs kept in $run_dir"
     else
@@ -121,10 +113,7 @@ cleanup() {
     exit "$rc"
 }
 trap cleanup EXIT
-trap 'exit 143' TERM
-trap 'exit 130' INT
-trap 'exit 129' HUP
-trap 'exit 141' PIPE
+chat_trap_signals
 
 chat_start_epmd "$run_dir/epmd.log"
 export ERL_EPMD_PORT=$CHAT_EPMD_PORT

@@ -83,15 +83,7 @@ cleanup() {
         cat "$report"
         ((rc != 0)) || rc=1
     done
-    if ((rc != 0)); then
-        local f
-        for f in "$IT_TMPDIR"/*.stderr; do
-            [[ -s $f ]] || continue
-            echo "----- $(basename "$f") (last 60 lines) -----"
-            tail -n 60 "$f"
-        done
-        echo "----- end of node logs ($name exit status $rc) -----"
-    fi
+    ((rc == 0)) || chat_show_logs "$name exit status $rc" "$IT_TMPDIR"/*.stderr
     if [[ ${IT_KEEP_TMP:-0} == 1 ]]; then
         echo "node logs kept in $IT_TMPDIR"
     else
@@ -100,10 +92,7 @@ cleanup() {
     exit "$rc"
 }
 trap cleanup EXIT
-trap 'exit 143' TERM
-trap 'exit 130' INT
-trap 'exit 129' HUP
-trap 'exit 141' PIPE
+chat_trap_signals
 
 chat_start_epmd "$IT_TMPDIR/epmd.log"
 export ERL_EPMD_PORT=$CHAT_EPMD_PORT
