@@ -222,10 +222,11 @@ void post_message(App& app, const http::Request& req, http::Exchange& ex) {
 
 void Feed::publish(const std::string& type, const std::string& peer, const std::string& text) {
   ++seq_;
+  std::erase_if(streams_, [](const auto& s) { return !s->open(); });
+  if (streams_.empty()) return;
   const std::string data = "{\"type\":" + http::json_string(type) + ",\"node\":" + http::json_string(peer) +
                            ",\"text\":" + http::json_string(text) + ",\"seq\":" + std::to_string(seq_) + "}";
   const std::string event = "event: chat\ndata: " + data + "\n\n";
-  std::erase_if(streams_, [](const auto& s) { return !s->open(); });
   for (const auto& s : streams_) s->send(event);
 }
 

@@ -3,7 +3,6 @@
 #include <spdlog/spdlog.h>
 
 #include "chat/chat/gen.hpp"
-#include "chat/dist/constants.hpp"
 
 namespace chat::service {
 
@@ -208,7 +207,7 @@ void ChatTask::finish(const Outcome& o, const std::string& module, const std::st
     const auto* alias_ref = reply_to_.get<term::Ref>();
     if (const auto* pid = reply_to_.get<Pid>()) {
       send(*pid, msg);
-    } else if (alias_ref != nullptr && (node().transport().flags(alias_ref->node) & dist::flag::kAlias) != 0) {
+    } else if (alias_ref != nullptr && node().alias_reachable(*alias_ref)) {
       node().send_alias(self(), *alias_ref, msg);
     } else {
       // A peer without aliases still matches {Ref, Result} in the owner's mailbox.

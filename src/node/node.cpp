@@ -95,15 +95,19 @@ void Node::send_alias(const Pid& from, const Ref& alias, Term msg) {
     if (it != aliases_.end()) enqueue(Kind::kMessage, from, it->second, std::move(msg));
     return;
   }
-  if ((transport_.flags(alias.node) & dist::flag::kAlias) == 0) return;
+  if (!alias_reachable(alias)) return;
   send_remote(alias.node, tuple({op(Op::kAliasSend), from, alias}), &msg);
+}
+
+bool Node::alias_reachable(const Ref& alias) const {
+  return alias.node == name_ || (transport_.flags(alias.node) & dist::flag::kAlias) != 0;
 }
 
 void Node::reply(const Pid& from, const Pid& caller, const Term& tag, Term msg) {
   if (const auto* l = tag.get<term::List>(); l != nullptr && l->items.size() == 1 && l->items[0].is_atom("alias") &&
                                               l->tail.size() == 1) {
     const auto* alias_ref = l->tail[0].get<Ref>();
-    if (alias_ref != nullptr && (alias_ref->node == name_ ? true : (transport_.flags(alias_ref->node) & dist::flag::kAlias) != 0)) {
+    if (alias_ref != nullptr && alias_reachable(*alias_ref)) {
       send_alias(from, *alias_ref, tuple({tag, std::move(msg)}));
       return;
     }

@@ -12,6 +12,9 @@
 
 namespace test {
 
+// The number of a control message operation, as it appears in the control tuple.
+constexpr int64_t op(chat::dist::Op o) { return static_cast<int64_t>(o); }
+
 struct Sent {
   std::string peer;
   chat::term::Term control;

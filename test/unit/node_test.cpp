@@ -12,7 +12,7 @@ using term::tuple;
 
 namespace {
 
-constexpr int64_t op(Op o) { return static_cast<int64_t>(o); }
+using test::op;
 
 // A process that records its mailbox.
 class Recorder final : public node::Process {

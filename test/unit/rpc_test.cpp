@@ -18,7 +18,7 @@ using term::tuple;
 
 namespace {
 
-constexpr int64_t op(Op o) { return static_cast<int64_t>(o); }
+using test::op;
 
 struct RpcNode {
   RpcNode() : node("kate@h", transport, timers) {

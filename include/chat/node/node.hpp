@@ -57,6 +57,8 @@ class Node {
   // Sends to an alias: locally, or as ALIAS_SEND when the peer negotiated DFLAG_ALIAS (a BEAM
   // drops it otherwise, and so do we).
   void send_alias(const term::Pid& from, const term::Ref& alias, term::Term msg);
+  // True when a send to `alias` can arrive: ours, or a peer's that negotiated DFLAG_ALIAS.
+  [[nodiscard]] bool alias_reachable(const term::Ref& alias) const;
   // Replies to a gen call tag: [alias | Ref] goes to the alias when the peer supports it,
   // anything else to the caller's pid (gen:reply/2).
   void reply(const term::Pid& from, const term::Pid& caller, const term::Term& tag, term::Term msg);
