@@ -234,7 +234,13 @@ struct Encoder {
     });
   }
   void operator()(const Binary& v) const {
-    append(out, [&](char* b, int* i) { ei_encode_binary(b, i, v.bytes.data(), static_cast<long>(v.bytes.size())); });
+    // BINARY_EXT is a fixed 5-byte header: appending the bytes after it spares a large
+    // message the zero-fill and second pass that resize-then-encode would cost.
+    const auto n = static_cast<uint32_t>(v.bytes.size());
+    const char header[5] = {static_cast<char>(ERL_BINARY_EXT), static_cast<char>(n >> 24U),
+                            static_cast<char>(n >> 16U), static_cast<char>(n >> 8U), static_cast<char>(n)};
+    out.append(header, sizeof header);
+    out.append(v.bytes);
   }
   void operator()(const Pid& p) const {
     erlang_pid e{};
