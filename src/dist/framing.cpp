@@ -1,55 +1,93 @@
 #include "chat/dist/framing.hpp"
 
+#include <algorithm>
+#include <cstring>
+
 #include "chat/dist/constants.hpp"
 
 namespace chat::dist {
 
-void FrameReader::feed(std::string_view bytes) {
-  // Compact once the consumed prefix dominates, so a long-lived connection does not grow;
-  // after a large frame, give its memory back instead of keeping the high-water mark.
-  if (read_ > 0 && read_ >= buffer_.size() / 2) {
-    if (buffer_.capacity() > kKeepCapacity && buffer_.size() - read_ <= kKeepCapacity) {
-      std::string rest(buffer_, read_);
-      buffer_.swap(rest);
-    } else {
-      buffer_.erase(0, read_);
-    }
-    read_ = 0;
-  }
-  buffer_.append(bytes);
+namespace {
+
+size_t frame_length(const char* at) {
+  const auto* p = reinterpret_cast<const uint8_t*>(at);
+  return (size_t{p[0]} << 24U) | (size_t{p[1]} << 16U) | (size_t{p[2]} << 8U) | p[3];
 }
+
+}  // namespace
+
+void FrameReader::make_room(size_t extra) {
+  if (capacity_ - end_ >= extra) return;
+  const size_t live = end_ - begin_;
+  // Slide the unread bytes to the front when they are few; otherwise grow, at least doubling,
+  // so a frame arriving in many small reads is not moved over and over.
+  if (live + extra <= capacity_ && live <= capacity_ / 2) {
+    std::memmove(data_.get(), data_.get() + begin_, live);
+  } else {
+    const size_t capacity = std::max({live + extra, 2 * capacity_, size_t{512}});
+    auto data = std::make_unique_for_overwrite<char[]>(capacity);
+    if (live > 0) std::memcpy(data.get(), data_.get() + begin_, live);
+    data_ = std::move(data);
+    capacity_ = capacity;
+  }
+  begin_ = 0;
+  end_ = live;
+}
+
+void FrameReader::feed(std::string_view bytes) {
+  if (bytes.empty()) return;
+  make_room(bytes.size());
+  std::memcpy(data_.get() + end_, bytes.data(), bytes.size());
+  end_ += bytes.size();
+}
+
+size_t FrameReader::missing() const {
+  const size_t avail = end_ - begin_;
+  if (avail < 4) return 0;
+  const size_t len = frame_length(data_.get() + begin_);
+  if (len > max_frame_ || avail - 4 >= len) return 0;
+  return 4 + len - avail;
+}
+
+std::span<char> FrameReader::direct_area(size_t min) {
+  const size_t m = missing();
+  if (m == 0 || m < min) return {};
+  make_room(m);
+  return {data_.get() + end_, m};
+}
+
+void FrameReader::commit(size_t n) { end_ += std::min(n, capacity_ - end_); }
 
 void FrameReader::release_if_drained() {
   // Called when the caller is done with every frame handed out: nothing points into the
   // buffer, so a large one can go at once rather than at the next read.
-  if (read_ != buffer_.size()) return;
-  read_ = 0;
-  if (buffer_.capacity() > kKeepCapacity) {
-    std::string().swap(buffer_);
-  } else {
-    buffer_.clear();
+  if (begin_ != end_) return;
+  begin_ = end_ = 0;
+  if (capacity_ > kKeepCapacity) {
+    data_.reset();
+    capacity_ = 0;
   }
 }
 
 FrameReader::Status FrameReader::next(std::string_view* frame) {
-  const size_t avail = buffer_.size() - read_;
+  const size_t avail = end_ - begin_;
   if (avail < 4) {
     release_if_drained();
     return Status::kNeedMore;
   }
-  const auto* p = reinterpret_cast<const uint8_t*>(buffer_.data() + read_);
-  const size_t len = (size_t{p[0]} << 24) | (size_t{p[1]} << 16) | (size_t{p[2]} << 8) | p[3];
+  const size_t len = frame_length(data_.get() + begin_);
   if (len > max_frame_) return Status::kMalformed;
   if (len == 0) {
-    read_ += 4;
+    begin_ += 4;
     return Status::kTick;
   }
   if (avail - 4 < len) {
-    buffer_.reserve(read_ + 4 + len);
+    // Room for the whole frame now: its remaining reads then never move what has arrived.
+    make_room(4 + len - avail);
     return Status::kNeedMore;
   }
-  *frame = std::string_view(buffer_).substr(read_ + 4, len);
-  read_ += 4 + len;
+  *frame = std::string_view(data_.get() + begin_ + 4, len);
+  begin_ += 4 + len;
   return Status::kFrame;
 }
 

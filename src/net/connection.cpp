@@ -214,6 +214,21 @@ void Connection::on_data(Stream& /*s*/, std::string_view bytes) {
   frames();
 }
 
+std::span<char> Connection::read_area() {
+  // Only the rest of a large frame is worth its own read: small reads share the loop's buffer
+  // so an idle connection holds no read buffer of its own.
+  constexpr size_t kInPlaceMin = 64U << 10U;
+  return state_ == State::kUp ? reader_.direct_area(kInPlaceMin) : std::span<char>{};
+}
+
+void Connection::on_read_in_place(Stream& /*s*/, size_t n) {
+  last_read_ms_ = net_.runtime().now_ms();
+  net_.runtime().note_activity();
+  if (state_ != State::kUp) return;
+  reader_.commit(n);
+  frames();
+}
+
 void Connection::handshake_data(std::string_view bytes) {
   const auto result = handshake_->feed(bytes);
   if (handshake_->has_output()) write(handshake_->take_output());

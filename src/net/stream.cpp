@@ -1,6 +1,7 @@
 #include "chat/net/stream.hpp"
 
 #include <array>
+#include <utility>
 
 namespace chat::net {
 
@@ -20,12 +21,22 @@ void Stream::start_reading() {
   uv_tcp_nodelay(&tcp_, 1);
   uv_read_start(
       reinterpret_cast<uv_stream_t*>(&tcp_),
-      [](uv_handle_t*, size_t, uv_buf_t* buf) { *buf = uv_buf_init(g_read_buffer.data(), g_read_buffer.size()); },
+      [](uv_handle_t* h, size_t, uv_buf_t* buf) {
+        auto* self = static_cast<Stream*>(h->data);
+        const std::span<char> area = self->events_ ? self->events_->read_area() : std::span<char>{};
+        *buf = area.empty() ? uv_buf_init(g_read_buffer.data(), g_read_buffer.size())
+                            : uv_buf_init(area.data(), static_cast<unsigned>(area.size()));
+      },
       [](uv_stream_t* h, ssize_t n, const uv_buf_t* buf) {
         auto* self = static_cast<Stream*>(h->data);
         if (self->closing_) return;
         if (n > 0) {
-          if (self->events_) self->events_->on_data(*self, std::string_view(buf->base, static_cast<size_t>(n)));
+          if (self->events_ == nullptr) return;
+          if (buf->base == g_read_buffer.data()) {
+            self->events_->on_data(*self, std::string_view(buf->base, static_cast<size_t>(n)));
+          } else {
+            self->events_->on_read_in_place(*self, static_cast<size_t>(n));
+          }
         } else if (n == UV_EOF) {
           self->fail("closed by peer");
         } else if (n < 0) {
@@ -49,31 +60,45 @@ void Stream::connect(const struct sockaddr* addr) {
   if (rc != 0) fail(uv_strerror(rc));
 }
 
+std::string& Stream::open_block() {
+  constexpr size_t kBlock = 64U << 10U;
+  if (pending_.empty() || pending_.back().size() >= kBlock) pending_.push_back(std::exchange(spare_, {}));
+  return pending_.back();
+}
+
 void Stream::write(std::string_view bytes) {
-  if (closing_) return;
-  pending_.append(bytes);
-  if (!writing_) flush();
+  append([bytes](std::string& out) { out.append(bytes); });
 }
 
 void Stream::flush() {
-  if (pending_.empty() || closing_) return;
+  if (pending_bytes_ == 0 || closing_) return;
   inflight_.swap(pending_);
-  pending_.clear();
+  inflight_bytes_ = std::exchange(pending_bytes_, 0);
+  bufs_.clear();
+  for (auto& b : inflight_) {
+    if (!b.empty()) bufs_.push_back(uv_buf_init(b.data(), static_cast<unsigned>(b.size())));
+  }
   writing_ = true;
   write_req_.data = this;
-  uv_buf_t buf = uv_buf_init(inflight_.data(), static_cast<unsigned>(inflight_.size()));
-  const int rc = uv_write(&write_req_, reinterpret_cast<uv_stream_t*>(&tcp_), &buf, 1, [](uv_write_t* req, int status) {
+  const int rc = uv_write(&write_req_, reinterpret_cast<uv_stream_t*>(&tcp_), bufs_.data(),
+                          static_cast<unsigned>(bufs_.size()), [](uv_write_t* req, int status) {
     auto* self = static_cast<Stream*>(req->data);
     self->writing_ = false;
+    self->inflight_bytes_ = 0;
+    // Keep one written block of a modest size for the next burst; large ones go at once.
+    for (auto& b : self->inflight_) {
+      if (b.capacity() <= (256U << 10U) && b.capacity() > self->spare_.capacity()) {
+        self->spare_ = std::move(b);
+        self->spare_.clear();
+      }
+    }
     self->inflight_.clear();
-    // A large message should not pin its buffer for the life of the connection.
-    if (self->inflight_.capacity() > (1U << 20U)) std::string().swap(self->inflight_);
     if (self->closing_) return;
     if (status != 0) {
       self->fail(uv_strerror(status));
       return;
     }
-    if (!self->pending_.empty()) {
+    if (self->pending_bytes_ != 0) {
       self->flush();
     } else if (self->close_when_flushed_) {
       self->close();
@@ -108,7 +133,7 @@ void Stream::close() {
 }
 
 void Stream::close_after_flush() {
-  if (writing_ || !pending_.empty()) {
+  if (writing_ || pending_bytes_ != 0) {
     close_when_flushed_ = true;
     events_ = nullptr;
     return;

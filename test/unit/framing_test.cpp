@@ -1,5 +1,7 @@
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <cstring>
 #include <vector>
 
 #include "chat/dist/framing.hpp"
@@ -89,6 +91,48 @@ TEST_SUITE("framing") {
     dist::FrameReader r(1024);
     Seen seen;
     r.feed(test::unhex("ffffffff"));  // a 4 GB frame header
+    drain(r, seen);
+    CHECK(seen.malformed);
+  }
+
+  TEST_CASE("the rest of a large frame can be read in place, and comes out whole") {
+    const Term control = term::tuple({Term{int64_t{6}}, term::Pid{"x@y", 3, 0, 1}, atom(""), atom("Elixir.Chat")});
+    const Term big = term::binary(std::string(300000, 'z'));
+    std::string stream;
+    dist::append_frame(stream, control, &big);
+    dist::append_tick(stream);
+
+    dist::FrameReader r(1 << 20);
+    Seen seen;
+    CHECK(r.direct_area(1).empty());  // no header yet: nothing known to be missing
+    r.feed(std::string_view(stream).substr(0, 1000));
+    drain(r, seen);
+    CHECK(r.direct_area(1 << 20).empty());  // less missing than the caller asks for
+    size_t at = 1000;
+    const size_t frame_end = stream.size() - 4;
+    while (at < frame_end) {
+      auto area = r.direct_area(1);
+      REQUIRE(area.size() == frame_end - at);  // exactly the rest of this frame, never beyond it
+      const size_t n = std::min<size_t>(70000, area.size());
+      std::memcpy(area.data(), stream.data() + at, n);
+      r.commit(n);
+      at += n;
+      drain(r, seen);
+    }
+    CHECK(r.direct_area(1).empty());
+    r.feed(std::string_view(stream).substr(frame_end));
+    drain(r, seen);
+    REQUIRE(seen.frames.size() == 1);
+    CHECK(seen.ticks == 1);
+    CHECK(*dist::parse_message(seen.frames[0])->payload == big);
+    CHECK(r.buffered() == 0);
+  }
+
+  TEST_CASE("an oversized length offers no read area") {
+    dist::FrameReader r(1024);
+    r.feed(test::unhex("00100000"));
+    CHECK(r.direct_area(1).empty());
+    Seen seen;
     drain(r, seen);
     CHECK(seen.malformed);
   }

@@ -4,7 +4,9 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -19,15 +21,26 @@ class FrameReader {
   explicit FrameReader(size_t max_frame) : max_frame_(max_frame) {}
 
   void feed(std::string_view bytes);
-  // The next complete frame. `frame` stays valid until the next feed() or next().
+  // Where a socket read may put the rest of the frame being received, so a large frame lands
+  // in place instead of being copied in by feed(). Empty unless at least `min` bytes of a
+  // frame whose header has arrived are missing; report what the read wrote with commit().
+  std::span<char> direct_area(size_t min);
+  void commit(size_t n);
+  // The next complete frame. `frame` stays valid until the next feed(), direct_area() or next().
   Status next(std::string_view* frame);
-  [[nodiscard]] size_t buffered() const { return buffer_.size() - read_; }
+  [[nodiscard]] size_t buffered() const { return end_ - begin_; }
 
  private:
+  // Room for `extra` more bytes after the end; moves or regrows the buffer (never zero-filled).
+  void make_room(size_t extra);
   void release_if_drained();
+  [[nodiscard]] size_t missing() const;
+  // A drained buffer larger than this is given back rather than kept for the next frame.
   static constexpr size_t kKeepCapacity = 1U << 20U;
-  std::string buffer_;
-  size_t read_ = 0;
+  std::unique_ptr<char[]> data_;
+  size_t capacity_ = 0;
+  size_t begin_ = 0;  // first unread byte
+  size_t end_ = 0;    // one past the last byte received
   size_t max_frame_;
 };
 

@@ -6,8 +6,10 @@
 #include <uv.h>
 
 #include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace chat::net {
 
@@ -18,6 +20,10 @@ class Stream {
     virtual ~Events() = default;
     virtual void on_connected(Stream& s) = 0;
     virtual void on_data(Stream& s, std::string_view bytes) = 0;
+    // Where the next read may land instead of the loop's shared buffer (the rest of a large
+    // frame, read in place); empty for the shared buffer. on_read_in_place reports such a read.
+    virtual std::span<char> read_area() { return {}; }
+    virtual void on_read_in_place(Stream& /*s*/, size_t /*n*/) {}
     // The peer closed, or an I/O error: `why` says which. Not called after close(), and
     // always from a libuv callback, never from inside write() or connect().
     virtual void on_closed(Stream& s, const std::string& why) = 0;
@@ -37,10 +43,13 @@ class Stream {
   template <typename Fill>
   void append(Fill&& fill) {
     if (closing_) return;
-    fill(pending_);
+    std::string& block = open_block();
+    const size_t before = block.size();
+    fill(block);
+    pending_bytes_ += block.size() - before;
     if (!writing_) flush();
   }
-  [[nodiscard]] size_t queued_bytes() const { return pending_.size() + inflight_.size(); }
+  [[nodiscard]] size_t queued_bytes() const { return pending_bytes_ + inflight_bytes_; }
   // Stops all callbacks and frees the stream once libuv lets go of it.
   void close();
   // Closes after what is queued has been written (e.g. a refusal the peer should read).
@@ -50,6 +59,9 @@ class Stream {
  private:
   explicit Stream(Events* events) : events_(events) {}
   ~Stream() = default;
+  // The block that takes the next frame. Small frames share one; a block is closed once past
+  // 64 KB, so a large frame is never copied again by a string growing behind it.
+  std::string& open_block();
   void flush();
   void fail(const std::string& why);
   static void on_close(uv_handle_t* h);
@@ -58,8 +70,13 @@ class Stream {
   uv_connect_t connect_req_{};
   uv_write_t write_req_{};
   Events* events_;
-  std::string pending_;
-  std::string inflight_;
+  // Queued bytes in blocks; the whole queue goes out in one writev.
+  std::vector<std::string> pending_;
+  std::vector<std::string> inflight_;
+  std::vector<uv_buf_t> bufs_;
+  std::string spare_;  // a written small block, kept for the next burst
+  size_t pending_bytes_ = 0;
+  size_t inflight_bytes_ = 0;
   std::string error_;
   bool writing_ = false;
   bool closing_ = false;
