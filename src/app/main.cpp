@@ -1,13 +1,32 @@
 #include <ei.h>
+#include <fcntl.h>
 #include <malloc.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+#include <csignal>
 #include <cstdio>
 #include <exception>
 
 #include "chat/app/app.hpp"
 #include "chat/app/options.hpp"
+
+namespace {
+
+void widen_stdout_pipe() {
+  struct stat st {};
+  if (fstat(STDOUT_FILENO, &st) != 0 || !S_ISFIFO(st.st_mode)) return;
+  if (std::FILE* f = std::fopen("/proc/sys/fs/pipe-max-size", "r")) {
+    int size = 0;
+    if (std::fscanf(f, "%d", &size) == 1 && size > 0) fcntl(STDOUT_FILENO, F_SETPIPE_SZ, std::min(size, 1 << 20));
+    std::fclose(f);
+  }
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   using chat::app::Command;
@@ -30,6 +49,12 @@ int main(int argc, char** argv) {
     // as the message is gone.
     mallopt(M_MMAP_THRESHOLD, 32 << 20);
     mallopt(M_TRIM_THRESHOLD, 64 << 20);
+    // Chat lines are the product, and stdout is usually a pipe (Heroku's log router, a shell
+    // pipeline). At the default 64 KB a 1 MB message is sixteen rounds of wake-the-reader;
+    // the largest pipe an unprivileged process may ask for takes it in one write.
+    widen_stdout_pipe();
+    // A peer or a log reader that goes away mid-write must cost that write (EPIPE), not the node.
+    std::signal(SIGPIPE, SIG_IGN);
     switch (options.command) {
       case Command::kSend: return chat::app::run_send(options);
       case Command::kPing: return chat::app::run_ping(options);

@@ -190,7 +190,7 @@ class WebSend final : public node::Process {
         });
     call_->start();
   }
-  void receive(const term::Term& msg) override {
+  void receive(term::Term msg) override {
     if (call_) call_->handle(msg);
   }
 

@@ -1,29 +1,124 @@
 #include "chat/chat/output.hpp"
 
+#include <sys/uio.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <utility>
+
 namespace chat::service {
 
-void Output::line(std::string_view text) {
-  if (text.size() >= kDirect) {
-    // A large message goes straight out rather than through a copy in the buffer.
-    flush();
-    std::fwrite(text.data(), 1, text.size(), out_);
-    std::fputc('\n', out_);
-    std::fflush(out_);
-  } else {
-    buffer_.append(text);
-    buffer_.push_back('\n');
+namespace {
+
+// Writes every block, in order, with as few writev calls as the reader allows. A reader that
+// is gone (EPIPE) or another error costs the lines, never the node.
+void write_all(int fd, const std::vector<std::string>& blocks) {
+  std::vector<iovec> iov;
+  for (const auto& b : blocks) {
+    if (!b.empty()) iov.push_back({const_cast<char*>(b.data()), b.size()});
   }
+  size_t first = 0;
+  while (first < iov.size()) {
+    const int count = static_cast<int>(std::min<size_t>(iov.size() - first, IOV_MAX));
+    const ssize_t n = ::writev(fd, &iov[first], count);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return;
+    }
+    auto left = static_cast<size_t>(n);
+    while (first < iov.size() && left >= iov[first].iov_len) left -= iov[first++].iov_len;
+    if (left > 0) {
+      iov[first].iov_base = static_cast<char*>(iov[first].iov_base) + left;
+      iov[first].iov_len -= left;
+    }
+  }
+}
+
+}  // namespace
+
+Output::~Output() {
+  if (!writer_.joinable()) {
+    // No writer was ever started: what is left is written here rather than dropped.
+    std::vector<std::string> rest;
+    rest.push_back(std::move(buffer_));
+    std::fflush(out_);
+    write_all(fileno(out_), rest);
+    return;
+  }
+  flush();
+  {
+    const std::lock_guard lock(mu_);
+    stopping_ = true;
+  }
+  work_.notify_one();
+  writer_.join();
+}
+
+void Output::counted(std::string_view text) {
   ++lines_;
   if (listener_) listener_(text);
+}
+
+void Output::line(std::string_view text) {
+  buffer_.append(text);
+  buffer_.push_back('\n');
+  counted(text);
   // Bound the buffer under a burst; the loop flushes the rest before it next waits.
-  if (buffer_.size() >= (1U << 16)) flush();
+  if (buffer_.size() >= kBlock) flush();
+}
+
+void Output::line_owned(std::string&& text) {
+  if (text.size() < kBlock) {
+    line(text);
+    return;
+  }
+  // A large message is queued as it is, in its own block; its newline starts the next one.
+  counted(text);
+  flush();
+  enqueue(std::move(text));
+  buffer_.push_back('\n');
 }
 
 void Output::flush() {
   if (buffer_.empty()) return;
-  std::fwrite(buffer_.data(), 1, buffer_.size(), out_);
-  std::fflush(out_);
-  buffer_.clear();
+  enqueue(std::exchange(buffer_, {}));
+}
+
+void Output::enqueue(std::string&& block) {
+  if (!writer_.joinable()) writer_ = std::thread([this] { write_blocks(); });
+  std::unique_lock lock(mu_);
+  room_.wait(lock, [this] { return queued_bytes_ < kMaxQueued; });
+  queued_bytes_ += block.size();
+  queue_.push_back(std::move(block));
+  if (buffer_.capacity() == 0) buffer_ = std::exchange(spare_, {});
+  lock.unlock();
+  work_.notify_one();
+}
+
+void Output::write_blocks() {
+  std::vector<std::string> blocks;
+  std::unique_lock lock(mu_);
+  for (;;) {
+    work_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+    if (queue_.empty()) return;
+    blocks.swap(queue_);
+    lock.unlock();
+    std::fflush(out_);
+    write_all(fileno(out_), blocks);
+    size_t written = 0;
+    for (const auto& b : blocks) written += b.size();
+    lock.lock();
+    queued_bytes_ -= written;
+    // Keep one ordinary block for the loop to fill next; a large message's goes now.
+    for (auto& b : blocks) {
+      if (spare_.capacity() == 0 && b.capacity() <= 4 * kBlock) {
+        spare_ = std::move(b);
+        spare_.clear();
+      }
+    }
+    blocks.clear();
+    room_.notify_one();
+  }
 }
 
 }  // namespace chat::service

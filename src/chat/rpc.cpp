@@ -105,7 +105,7 @@ void SpawnedCall::started() {
   });
 }
 
-void Rex::receive(const Term& msg) {
+void Rex::receive(Term msg) {
   if (const auto* t = msg.tuple(2)) {
     const auto* from = (*t)[0].get<Pid>();
     if (from != nullptr && (*t)[1].is_atom("features_request")) {

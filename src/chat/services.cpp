@@ -63,7 +63,7 @@ std::optional<std::string> puts_text(const Term& t) {
 
 // --- Task.Supervisor ---------------------------------------------------------------------
 
-void TaskSupervisor::receive(const Term& msg) {
+void TaskSupervisor::receive(Term msg) {
   if (const auto* e = msg.tuple(3); e != nullptr && (*e)[0].is_atom("EXIT")) {
     if (const auto* pid = (*e)[1].get<Pid>()) children_.erase({pid->num, pid->serial});
     return;
@@ -116,7 +116,7 @@ std::vector<Pid> TaskSupervisor::children_pids() const {
 
 // --- processes that run table functions ----------------------------------------------------
 
-void FunctionProcess::receive(const Term& msg) {
+void FunctionProcess::receive(Term msg) {
   if (call_ && call_->handle(msg)) return;
   if (after_io_) {
     // {io_reply, ReplyAs, Reply}
@@ -219,7 +219,7 @@ void ChatTask::finish(const Outcome& o, const std::string& module, const std::st
 
 // --- net_kernel and the inbox --------------------------------------------------------------
 
-void NetKernel::receive(const Term& msg) {
+void NetKernel::receive(Term msg) {
   auto call = parse_gen_call(msg);
   if (!call) return;
   // net_adm:ping/1 asks {is_auth, Node}; being connected already proved the cookie.
@@ -228,10 +228,10 @@ void NetKernel::receive(const Term& msg) {
   }
 }
 
-void Inbox::receive(const Term& msg) {
-  if (const auto* b = msg.get<term::Binary>()) {
+void Inbox::receive(Term msg) {
+  if (auto* b = msg.get<term::Binary>()) {
     ++ctx_.stats.inbox_messages;
-    ctx_.out.line(b->bytes);
+    ctx_.out.line_owned(std::move(b->bytes));
     return;
   }
   if (auto call = parse_gen_call(msg); call && call->request.is_atom("count")) {

@@ -346,12 +346,12 @@ void Node::exit_signal(Entry& e, const Pid& from, const Term& reason, bool via_l
   terminate(self, reason);
 }
 
-void Node::deliver(const Signal& s) {
+void Node::deliver(Signal& s) {
   auto* e = find(s.to);
   if (e == nullptr) return;
   switch (s.kind) {
     case Kind::kMessage:
-      e->process->receive(s.data);
+      e->process->receive(std::move(s.data));
       break;
     case Kind::kLinkExit:
       exit_signal(*e, s.from, s.data, true);

@@ -1,6 +1,7 @@
 // In-memory stand-ins for what the net layer gives the node.
 #pragma once
 
+#include <cstdio>
 #include <functional>
 #include <map>
 #include <optional>
@@ -70,6 +71,15 @@ class FakeTimers final : public chat::node::Timers {
   }
   std::map<uint64_t, std::pair<uint64_t, std::function<void()>>> pending;
   uint64_t next = 1;
+};
+
+// A temporary file for a node's stdout, closed after the Output that writes to it (declare it first).
+struct TempFile {
+  TempFile() : file(std::tmpfile()) {}
+  ~TempFile() { std::fclose(file); }
+  TempFile(const TempFile&) = delete;
+  TempFile& operator=(const TempFile&) = delete;
+  std::FILE* file;
 };
 
 }  // namespace test

@@ -26,7 +26,6 @@ struct RpcNode {
     transport.connected[peer] = dist::flag::kOurs;
     service::start_services(node, ctx);
   }
-  ~RpcNode() { std::fclose(sink); }
 
   // Returns the messages sent in answer to one spawn request.
   std::vector<test::Sent> spawn(const std::string& m, const std::string& f, std::vector<Term> args, std::vector<Term> opts) {
@@ -37,8 +36,9 @@ struct RpcNode {
     return transport.take();
   }
 
-  std::FILE* sink = std::tmpfile();
-  service::Output out{sink};
+  // Closed after `out`, which writes what it still holds when it goes.
+  test::TempFile sink;
+  service::Output out{sink.file};
   service::ChatContext ctx{out, {}};
   test::FakeTransport transport;
   test::FakeTimers timers;
@@ -128,7 +128,7 @@ TEST_SUITE("rpc") {
     struct Box final : node::Process {
       std::vector<Term>* seen;
       explicit Box(std::vector<Term>* s) : seen(s) {}
-      void receive(const Term& m) override { seen->push_back(m); }
+      void receive(Term m) override { seen->push_back(std::move(m)); }
     };
     std::vector<Term> seen;
     const Pid owner = n.node.spawn(std::make_unique<Box>(&seen));

@@ -26,7 +26,6 @@ struct ChatNode {
     transport.connected[caller_node] = dist::flag::kOurs;
     service::start_services(node, ctx);
   }
-  ~ChatNode() { std::fclose(sink); }
 
   // Caller → node: the start_task gen_call; returns the TaskPid from {Tag, {ok, TaskPid}}.
   Pid start_task(const Term& tag) {
@@ -64,8 +63,8 @@ struct ChatNode {
     node.drain();
   }
 
-  std::FILE* sink = std::tmpfile();
-  service::Output out{sink};
+  test::TempFile sink;
+  service::Output out{sink.file};
   service::ChatContext ctx{out, {}};
   test::FakeTransport transport;
   test::FakeTimers timers;

@@ -1,30 +1,59 @@
-// Chat lines go to stdout as bare lines, like the Elixir app's IO.puts. They are collected and
-// written in one block per loop iteration (flush), in arrival order.
+// Chat lines go to stdout as bare lines, like the Elixir app's IO.puts. They are collected
+// during a loop iteration and handed, one block per iteration, to a writer thread: stdout is
+// usually a pipe whose reader may be slow, and the loop must not wait on it.
 #pragma once
 
+#include <condition_variable>
 #include <cstdint>
 #include <cstdio>
 #include <functional>
+#include <mutex>
 #include <string>
 #include <string_view>
+#include <thread>
+#include <vector>
 
 namespace chat::service {
 
 class Output {
  public:
   explicit Output(std::FILE* out = stdout) : out_(out) {}
+  // Everything handed over is written before the writer stops.
+  ~Output();
+  Output(const Output&) = delete;
+  Output& operator=(const Output&) = delete;
+
   void line(std::string_view text);
+  // The same, taking the text: a large one is written from where it is, not copied.
+  void line_owned(std::string&& text);
+  // Hands the collected lines to the writer. Waits only while more than kMaxQueued bytes are
+  // still unwritten: a reader of stdout that falls that far behind slows the node down
+  // rather than costing lines or unbounded memory.
   void flush();
   // Told of every line after it is queued (the web feed listens here).
   void on_line(std::function<void(std::string_view)> fn) { listener_ = std::move(fn); }
   [[nodiscard]] uint64_t lines() const { return lines_; }
 
  private:
-  static constexpr size_t kDirect = 64 * 1024;
+  static constexpr size_t kBlock = 64U << 10U;
+  static constexpr size_t kMaxQueued = 16U << 20U;
+  void counted(std::string_view text);
+  void enqueue(std::string&& block);
+  void write_blocks();
+
   std::FILE* out_;
-  std::string buffer_;
+  std::string buffer_;  // the loop thread's, until flush()
   uint64_t lines_ = 0;
   std::function<void(std::string_view)> listener_;
+
+  std::mutex mu_;
+  std::condition_variable work_;  // the writer waits for blocks
+  std::condition_variable room_;  // flush() waits for the queue to shrink
+  std::vector<std::string> queue_;
+  std::string spare_;  // a written block, reused as the next buffer
+  size_t queued_bytes_ = 0;
+  bool stopping_ = false;
+  std::thread writer_;  // started with the first block
 };
 
 }  // namespace chat::service

@@ -39,7 +39,7 @@ std::optional<std::string> puts_text(const term::Term& t);
 class TaskSupervisor final : public node::Process {
  public:
   explicit TaskSupervisor(ChatContext& ctx) : ctx_(ctx) { trap_exit_ = true; }
-  void receive(const term::Term& msg) override;
+  void receive(term::Term msg) override;
 
  private:
   ChatContext& ctx_;
@@ -53,7 +53,7 @@ class TaskSupervisor final : public node::Process {
 class FunctionProcess : public node::Process, public FunctionHost {
  public:
   explicit FunctionProcess(ChatContext& ctx) : ctx_(ctx) {}
-  void receive(const term::Term& msg) override;
+  void receive(term::Term msg) override;
 
   node::Node& host_node() override { return node(); }
   const term::Pid& host_pid() const override { return self(); }
@@ -118,7 +118,7 @@ class SpawnedCall final : public FunctionProcess {
 class Rex final : public node::Process {
  public:
   explicit Rex(ChatContext& ctx) : ctx_(ctx) { trap_exit_ = true; }
-  void receive(const term::Term& msg) override;
+  void receive(term::Term msg) override;
 
  private:
   ChatContext& ctx_;
@@ -127,13 +127,13 @@ class Rex final : public node::Process {
 
 class NetKernel final : public node::Process {
  public:
-  void receive(const term::Term& msg) override;
+  void receive(term::Term msg) override;
 };
 
 class Inbox final : public node::Process {
  public:
   explicit Inbox(ChatContext& ctx) : ctx_(ctx) {}
-  void receive(const term::Term& msg) override;
+  void receive(term::Term msg) override;
 
  private:
   ChatContext& ctx_;

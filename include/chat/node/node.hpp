@@ -125,7 +125,7 @@ class Node {
   Entry* find(const term::Pid& pid);
   const Entry* find(const term::Pid& pid) const;
   void enqueue(Kind kind, const term::Pid& from, const term::Pid& to, term::Term data);
-  void deliver(const Signal& s);
+  void deliver(Signal& s);
   void exit_signal(Entry& e, const term::Pid& from, const term::Term& reason, bool via_link);
   void terminate(const term::Pid& pid, const term::Term& reason);
   void add_link(const term::Pid& local, const term::Pid& other);

@@ -25,7 +25,8 @@ class Process {
   virtual void started() {}
   // One message from the mailbox: a plain message, or {'EXIT', From, Reason} when trapping
   // exits, or {'DOWN', Ref, process, Item, Reason} for a monitor.
-  virtual void receive(const term::Term& msg) = 0;
+  // The process owns it and may move parts out (a large binary need not be copied again).
+  virtual void receive(term::Term msg) = 0;
 
   [[nodiscard]] const term::Pid& self() const { return self_; }
   [[nodiscard]] bool traps_exits() const { return trap_exit_; }
