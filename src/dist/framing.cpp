@@ -24,7 +24,7 @@ void FrameReader::make_room(size_t extra) {
   if (live + extra <= capacity_ && live <= capacity_ / 2) {
     std::memmove(data_.get(), data_.get() + begin_, live);
   } else {
-    const size_t capacity = std::max({live + extra, 2 * capacity_, size_t{512}});
+    const size_t capacity = std::max({live + extra, 2 * capacity_, size_t{64}});
     auto data = std::make_unique_for_overwrite<char[]>(capacity);
     if (live > 0) std::memcpy(data.get(), data_.get() + begin_, live);
     data_ = std::move(data);

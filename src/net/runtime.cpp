@@ -16,6 +16,7 @@ Runtime::Runtime() {
   if (const int rc = uv_loop_init(&loop_); rc != 0) {
     throw std::runtime_error(std::string("uv_loop_init: ") + uv_strerror(rc));
   }
+  loop_.data = &batch_;
   uv_prepare_init(&loop_, &prepare_);
   prepare_.data = this;
   uv_prepare_start(&prepare_, &Runtime::on_prepare);
@@ -59,6 +60,7 @@ Runtime::~Runtime() {
 void Runtime::on_prepare(uv_prepare_t* h) {
   auto* self = static_cast<Runtime*>(h->data);
   for (auto& fn : self->before_poll_) fn();
+  self->batch_.flush();
 }
 
 uint64_t Runtime::start(uint64_t ms, std::function<void()> fire) {
@@ -100,6 +102,7 @@ void Runtime::shutdown() {
   if (!uv_is_closing(reinterpret_cast<uv_handle_t*>(&prepare_))) {
     // Run the hook one last time so queued output is not lost.
     for (auto& fn : before_poll_) fn();
+    batch_.stop();
     uv_prepare_stop(&prepare_);
     uv_close(reinterpret_cast<uv_handle_t*>(&prepare_), nullptr);
     uv_idle_stop(&spin_);

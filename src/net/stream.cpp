@@ -1,5 +1,6 @@
 #include "chat/net/stream.hpp"
 
+#include <algorithm>
 #include <array>
 #include <utility>
 
@@ -9,6 +10,37 @@ namespace {
 // Reads are consumed synchronously by on_data, so one buffer serves every stream of the loop.
 std::array<char, 256 * 1024> g_read_buffer;
 }  // namespace
+
+void WriteBatch::remove(Stream* s) {
+  std::erase(streams_, s);
+  std::replace(flushing_.begin(), flushing_.end(), s, static_cast<Stream*>(nullptr));
+}
+
+void WriteBatch::flush() {
+  flushing_.swap(streams_);
+  for (Stream* s : flushing_) {
+    if (s == nullptr) continue;
+    s->batched_ = false;
+    s->flush();
+  }
+  flushing_.clear();
+}
+
+void WriteBatch::stop() {
+  flush();
+  stopped_ = true;
+}
+
+void Stream::schedule() {
+  if (batched_) return;
+  auto* batch = static_cast<WriteBatch*>(tcp_.loop->data);
+  if (batch == nullptr || batch->stopped()) {
+    flush();
+    return;
+  }
+  batched_ = true;
+  batch->add(this);
+}
 
 Stream* Stream::create(uv_loop_t* loop, Events* events) {
   auto* s = new Stream(events);
@@ -121,6 +153,9 @@ void Stream::fail(const std::string& why) {
 
 void Stream::on_close(uv_handle_t* h) {
   auto* self = static_cast<Stream*>(h->data);
+  if (self->batched_) {
+    if (auto* batch = static_cast<WriteBatch*>(h->loop->data)) batch->remove(self);
+  }
   if (self->events_) self->events_->on_closed(*self, self->error_);
   delete self;
 }

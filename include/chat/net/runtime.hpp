@@ -10,6 +10,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "chat/net/stream.hpp"
 #include "chat/node/ports.hpp"
 
 namespace chat::net {
@@ -54,6 +55,7 @@ class Runtime final : public node::Timers {
   uint64_t next_id_ = 1;
   std::unordered_map<uint64_t, Timer*> timers_;
   std::vector<std::function<void()>> before_poll_;
+  WriteBatch batch_;  // flushed after the before_poll hooks
   bool shut_ = false;
 };
 

@@ -1,6 +1,7 @@
 // A TCP stream over libuv that owns its handle and frees itself in the close callback, so its
 // user can drop it at any time (even inside one of its callbacks) by calling close().
-// Writes are queued: the first goes out at once, later ones are coalesced while it is in flight.
+// Writes are queued and go out with the loop's WriteBatch at the end of the iteration; more
+// are coalesced while one is in flight.
 #pragma once
 
 #include <uv.h>
@@ -12,6 +13,27 @@
 #include <vector>
 
 namespace chat::net {
+
+class Stream;
+
+// The streams of one loop that have bytes queued and no write in flight. They are written
+// together once per loop iteration, before the loop polls, so that everything one input
+// produced (a reply, a monitor, an exit signal) leaves in one writev and one segment. The
+// owner of the loop (Runtime) sets loop->data to its batch; without one, writes go at once.
+class WriteBatch {
+ public:
+  void add(Stream* s) { streams_.push_back(s); }
+  void remove(Stream* s);
+  void flush();
+  // From now on writes go out at once (the loop is shutting down: no more iterations).
+  void stop();
+  [[nodiscard]] bool stopped() const { return stopped_; }
+
+ private:
+  std::vector<Stream*> streams_;
+  std::vector<Stream*> flushing_;
+  bool stopped_ = false;
+};
 
 class Stream {
  public:
@@ -47,7 +69,7 @@ class Stream {
     const size_t before = block.size();
     fill(block);
     pending_bytes_ += block.size() - before;
-    if (!writing_) flush();
+    if (!writing_) schedule();
   }
   [[nodiscard]] size_t queued_bytes() const { return pending_bytes_ + inflight_bytes_; }
   // Stops all callbacks and frees the stream once libuv lets go of it.
@@ -62,6 +84,9 @@ class Stream {
   // The block that takes the next frame. Small frames share one; a block is closed once past
   // 64 KB, so a large frame is never copied again by a string growing behind it.
   std::string& open_block();
+  friend class WriteBatch;
+  // Writes now, or at the end of this loop iteration with the rest of the batch.
+  void schedule();
   void flush();
   void fail(const std::string& why);
   static void on_close(uv_handle_t* h);
@@ -81,6 +106,7 @@ class Stream {
   bool writing_ = false;
   bool closing_ = false;
   bool close_when_flushed_ = false;
+  bool batched_ = false;
 };
 
 }  // namespace chat::net
