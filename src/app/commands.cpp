@@ -1,6 +1,5 @@
 // The client commands: send and ping act like a user's iex session (a named node that calls
 // the target), gen-secret prints a cookie.
-#include <openssl/rand.h>
 #include <spdlog/spdlog.h>
 
 #include <cstdio>
@@ -9,6 +8,7 @@
 #include "chat/app/app.hpp"
 #include "chat/chat/gen.hpp"
 #include "chat/chat/task_call.hpp"
+#include "chat/dist/random.hpp"
 
 namespace chat::app {
 
@@ -118,7 +118,7 @@ int run_gen_secret(const Options& options) {
     return 2;
   }
   std::string bytes(options.secret_length, '\0');
-  if (RAND_bytes(reinterpret_cast<unsigned char*>(bytes.data()), static_cast<int>(bytes.size())) != 1) {
+  if (!dist::random_bytes(bytes.data(), bytes.size())) {
     std::fprintf(stderr, "chat-node: no random bytes available\n");
     return 1;
   }

@@ -1,6 +1,6 @@
 #include "chat/dist/handshake.hpp"
 
-#include <openssl/evp.h>
+#include <openssl/md5.h>
 
 #include "chat/dist/bytes.hpp"
 
@@ -21,10 +21,19 @@ bool valid_node_name(std::string_view name) {
 std::string Handshake::digest(uint32_t challenge, const std::string& cookie) {
   // MD5(Cookie ++ integer_to_list(Challenge)), the challenge as an unsigned decimal.
   const std::string input = cookie + std::to_string(challenge);
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EVP_Digest(input.data(), input.size(), md, &len, EVP_md5(), nullptr);
-  return std::string(reinterpret_cast<const char*>(md), len);
+  unsigned char md[MD5_DIGEST_LENGTH];
+  // OpenSSL 3 deprecates the low-level digests for EVP, but EVP_Digest fetches MD5 from a
+  // provider: the first handshake would initialise the library context and the default
+  // provider with its whole algorithm table (about 1 MB resident, and all of libcrypto.a in
+  // a static binary). MD5_Init/Update/Final are the same digest without any of that.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+  MD5_CTX ctx;
+  MD5_Init(&ctx);
+  MD5_Update(&ctx, input.data(), input.size());
+  MD5_Final(md, &ctx);
+#pragma GCC diagnostic pop
+  return std::string(reinterpret_cast<const char*>(md), sizeof md);
 }
 
 Handshake::Handshake(Role role, HandshakeConfig config)

@@ -1,11 +1,11 @@
 #include "chat/net/connection.hpp"
 
-#include <openssl/rand.h>
 #include <spdlog/spdlog.h>
 
 #include <cstring>
 
 #include "chat/dist/constants.hpp"
+#include "chat/dist/random.hpp"
 #include "chat/epmd/protocol.hpp"
 #include "chat/net/epmd_client.hpp"
 #include "chat/net/network.hpp"
@@ -18,7 +18,7 @@ constexpr size_t kLargeFrame = 1U << 20U;
 
 uint32_t random32() {
   uint32_t v = 0;
-  if (RAND_bytes(reinterpret_cast<unsigned char*>(&v), sizeof v) != 1) {
+  if (!dist::random_bytes(&v, sizeof v)) {
     // Without a challenge we cannot authenticate; refuse rather than use a weak one.
     throw std::runtime_error("no random bytes for the handshake challenge");
   }
