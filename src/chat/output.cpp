@@ -81,7 +81,30 @@ void Output::line_owned(std::string&& text) {
 
 void Output::flush() {
   if (buffer_.empty()) return;
+  const size_t done = write_now(buffer_);
+  if (done == buffer_.size()) {
+    buffer_.clear();
+    return;
+  }
+  buffer_.erase(0, done);
   enqueue(std::exchange(buffer_, {}));
+}
+
+size_t Output::write_now(const std::string& block) {
+  if (!direct_) return 0;
+  {
+    const std::lock_guard lock(mu_);
+    if (queued_bytes_ != 0) return 0;  // older lines are still with the writer
+  }
+  iovec v{const_cast<char*>(block.data()), block.size()};
+  const ssize_t n = ::pwritev2(fileno(out_), &v, 1, -1, RWF_NOWAIT);
+  if (n >= 0) return static_cast<size_t>(n);
+  if (errno == EAGAIN || errno == EINTR) return 0;
+  if (errno == EOPNOTSUPP || errno == EINVAL) {
+    direct_ = false;  // stdout cannot say "would block" (a regular file): always the writer
+    return 0;
+  }
+  return block.size();  // the reader is gone (EPIPE) or stdout is broken: the lines are lost
 }
 
 void Output::enqueue(std::string&& block) {

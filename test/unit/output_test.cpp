@@ -1,6 +1,10 @@
 #include <doctest/doctest.h>
 
+#include <unistd.h>
+
+#include <atomic>
 #include <string>
+#include <thread>
 
 #include "chat/chat/output.hpp"
 #include "fakes.hpp"
@@ -40,6 +44,40 @@ TEST_SUITE("output") {
       CHECK(out.lines() == 3003);
     }
     CHECK(contents(sink.file) == expected);
+  }
+
+  TEST_CASE("through a pipe with a slow reader, lines written at once and by the writer keep their order") {
+    int fds[2];
+    REQUIRE(::pipe(fds) == 0);
+    std::string got;
+    std::atomic<bool> start_reading{false};
+    std::thread reader([&] {
+      char buf[4096];
+      ssize_t n = 0;
+      while (!start_reading) std::this_thread::yield();  // the pipe fills first
+      while ((n = ::read(fds[0], buf, sizeof buf)) > 0) got.append(buf, static_cast<size_t>(n));
+    });
+    std::FILE* w = ::fdopen(fds[1], "w");
+    REQUIRE(w != nullptr);
+    std::string expected;
+    {
+      Output out(w);
+      for (int i = 0; i < 20000; ++i) {
+        const std::string line = "pipe line " + std::to_string(i);
+        out.line(line);
+        expected += line + "\n";
+        if (i % 7 == 0) out.flush();
+        if (i == 10000) start_reading = true;  // 150 KB written: past the pipe's 64 KB
+        if (i % 5000 == 2500) {
+          out.line_owned(std::string(100000, 'p'));
+          expected += std::string(100000, 'p') + "\n";
+        }
+      }
+    }
+    std::fclose(w);
+    reader.join();
+    ::close(fds[0]);
+    CHECK(got == expected);
   }
 
   TEST_CASE("lines never flushed are still written when Output goes") {

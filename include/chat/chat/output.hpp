@@ -1,6 +1,8 @@
 // Chat lines go to stdout as bare lines, like the Elixir app's IO.puts. They are collected
-// during a loop iteration and handed, one block per iteration, to a writer thread: stdout is
-// usually a pipe whose reader may be slow, and the loop must not wait on it.
+// during a loop iteration and written as one block: at once if stdout takes it without
+// blocking (RWF_NOWAIT), else by a writer thread. stdout is usually a pipe whose reader may
+// be slow, and the loop must not wait on it; handing every block to the thread would cost a
+// wake-up of another core per iteration.
 #pragma once
 
 #include <condition_variable>
@@ -38,10 +40,14 @@ class Output {
   static constexpr size_t kBlock = 64U << 10U;
   static constexpr size_t kMaxQueued = 16U << 20U;
   void counted(std::string_view text);
+  // Writes what stdout takes of `block` without blocking, if the writer has nothing pending;
+  // returns the bytes written (or dropped because stdout is gone).
+  size_t write_now(const std::string& block);
   void enqueue(std::string&& block);
   void write_blocks();
 
   std::FILE* out_;
+  bool direct_ = true;  // false once stdout turned out not to support RWF_NOWAIT
   std::string buffer_;  // the loop thread's, until flush()
   uint64_t lines_ = 0;
   std::function<void(std::string_view)> listener_;
