@@ -12,9 +12,10 @@ namespace {
 
 // Writes every block, in order, with as few writev calls as the reader allows. A reader that
 // is gone (EPIPE) or another error costs the lines, never the node.
-void write_all(int fd, const std::vector<std::string>& blocks) {
+void write_all(int fd, const std::vector<term::Chunk>& chunks) {
   std::vector<iovec> iov;
-  for (const auto& b : blocks) {
+  for (const auto& c : chunks) {
+    const std::string_view b = c.bytes();
     if (!b.empty()) iov.push_back({const_cast<char*>(b.data()), b.size()});
   }
   size_t first = 0;
@@ -39,8 +40,8 @@ void write_all(int fd, const std::vector<std::string>& blocks) {
 Output::~Output() {
   if (!writer_.joinable()) {
     // No writer was ever started: what is left is written here rather than dropped.
-    std::vector<std::string> rest;
-    rest.push_back(std::move(buffer_));
+    std::vector<term::Chunk> rest;
+    rest.push_back({std::move(buffer_), {}});
     std::fflush(out_);
     write_all(fileno(out_), rest);
     return;
@@ -67,15 +68,15 @@ void Output::line(std::string_view text) {
   if (buffer_.size() >= kBlock) flush();
 }
 
-void Output::line_owned(std::string&& text) {
+void Output::line(term::SharedBytes text) {
   if (text.size() < kBlock) {
-    line(text);
+    line(text.view());
     return;
   }
-  // A large message is queued as it is, in its own block; its newline starts the next one.
-  counted(text);
+  // A large message is queued as it is, in its own chunk; its newline starts the next block.
+  counted(text.view());
   flush();
-  enqueue(std::move(text));
+  enqueue({{}, std::move(text)});
   buffer_.push_back('\n');
 }
 
@@ -87,7 +88,7 @@ void Output::flush() {
     return;
   }
   buffer_.erase(0, done);
-  enqueue(std::exchange(buffer_, {}));
+  enqueue({std::exchange(buffer_, {}), {}});
 }
 
 size_t Output::write_now(const std::string& block) {
@@ -107,19 +108,19 @@ size_t Output::write_now(const std::string& block) {
   return block.size();  // the reader is gone (EPIPE) or stdout is broken: the lines are lost
 }
 
-void Output::enqueue(std::string&& block) {
+void Output::enqueue(term::Chunk&& chunk) {
   if (!writer_.joinable()) writer_ = std::thread([this] { write_blocks(); });
   std::unique_lock lock(mu_);
   room_.wait(lock, [this] { return queued_bytes_ < kMaxQueued; });
-  queued_bytes_ += block.size();
-  queue_.push_back(std::move(block));
+  queued_bytes_ += chunk.bytes().size();
+  queue_.push_back(std::move(chunk));
   if (buffer_.capacity() == 0) buffer_ = std::exchange(spare_, {});
   lock.unlock();
   work_.notify_one();
 }
 
 void Output::write_blocks() {
-  std::vector<std::string> blocks;
+  std::vector<term::Chunk> blocks;
   std::unique_lock lock(mu_);
   for (;;) {
     work_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
@@ -129,17 +130,17 @@ void Output::write_blocks() {
     std::fflush(out_);
     write_all(fileno(out_), blocks);
     size_t written = 0;
-    for (const auto& b : blocks) written += b.size();
+    for (const auto& b : blocks) written += b.bytes().size();
     lock.lock();
     queued_bytes_ -= written;
     // Keep one ordinary block for the loop to fill next; a large message's goes now.
     for (auto& b : blocks) {
-      if (spare_.capacity() == 0 && b.capacity() <= 4 * kBlock) {
-        spare_ = std::move(b);
+      if (spare_.capacity() == 0 && b.block.capacity() <= 4 * kBlock) {
+        spare_ = std::move(b.block);
         spare_.clear();
       }
     }
-    blocks.clear();
+    blocks.clear();  // a shared message's buffer (the frame it came in) goes here, off the loop
     room_.notify_one();
   }
 }

@@ -22,7 +22,7 @@ void start_services(node::Node& node, ChatContext& ctx) {
 }
 
 std::optional<std::string> puts_text(const Term& t) {
-  if (const auto* b = t.get<term::Binary>()) return b->bytes;
+  if (const auto* b = t.get<term::Binary>()) return std::string(b->bytes());
   if (const auto* a = t.get<term::Atom>()) return a->name;  // String.Chars for atoms
   if (const auto* i = t.get<int64_t>()) return std::to_string(*i);
   if (const auto* l = t.get<term::List>()) {
@@ -231,7 +231,11 @@ void NetKernel::receive(Term msg) {
 void Inbox::receive(Term msg) {
   if (auto* b = msg.get<term::Binary>()) {
     ++ctx_.stats.inbox_messages;
-    ctx_.out.line_owned(std::move(b->bytes));
+    if (b->shared()) {
+      ctx_.out.line(b->shared());  // written from the frame it arrived in
+    } else {
+      ctx_.out.line(b->bytes());
+    }
     return;
   }
   if (auto call = parse_gen_call(msg); call && call->request.is_atom("count")) {

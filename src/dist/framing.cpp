@@ -20,15 +20,18 @@ void FrameReader::make_room(size_t extra) {
   if (capacity_ - end_ >= extra) return;
   const size_t live = end_ - begin_;
   // Slide the unread bytes to the front when they are few; otherwise grow, at least doubling,
-  // so a frame arriving in many small reads is not moved over and over.
-  if (live + extra <= capacity_ && live <= capacity_ / 2) {
+  // so a frame arriving in many small reads is not moved over and over. A lent buffer is
+  // never written over: what is unread moves to a new one.
+  if (!lent_ && live + extra <= capacity_ && live <= capacity_ / 2) {
     std::memmove(data_.get(), data_.get() + begin_, live);
   } else {
-    const size_t capacity = std::max({live + extra, 2 * capacity_, size_t{64}});
-    auto data = std::make_unique_for_overwrite<char[]>(capacity);
+    const size_t capacity = lent_ ? std::max(live + extra, size_t{64})
+                                  : std::max({live + extra, 2 * capacity_, size_t{64}});
+    auto data = std::make_shared_for_overwrite<char[]>(capacity);
     if (live > 0) std::memcpy(data.get(), data_.get() + begin_, live);
     data_ = std::move(data);
     capacity_ = capacity;
+    lent_ = false;
   }
   begin_ = 0;
   end_ = live;
@@ -36,7 +39,14 @@ void FrameReader::make_room(size_t extra) {
 
 void FrameReader::feed(std::string_view bytes) {
   if (bytes.empty()) return;
-  make_room(bytes.size());
+  // Bytes that start a frame get room for all of it, so its later reads land in place rather
+  // than in a buffer that grows (and is copied) under them.
+  size_t room = bytes.size();
+  if (begin_ == end_ && bytes.size() >= 4) {
+    const size_t len = frame_length(bytes.data());
+    if (len <= max_frame_) room = std::max(room, 4 + len);
+  }
+  make_room(room);
   std::memcpy(data_.get() + end_, bytes.data(), bytes.size());
   end_ += bytes.size();
 }
@@ -63,7 +73,8 @@ void FrameReader::release_if_drained() {
   // buffer, so a large one can go at once rather than at the next read.
   if (begin_ != end_) return;
   begin_ = end_ = 0;
-  if (capacity_ > kKeepCapacity) {
+  if (capacity_ > kKeepCapacity || lent_) {
+    lent_ = false;
     data_.reset();
     capacity_ = 0;
   }
@@ -91,35 +102,49 @@ FrameReader::Status FrameReader::next(std::string_view* frame) {
   return Status::kFrame;
 }
 
-std::optional<Message> parse_message(std::string_view frame, const term::Limits& limits) {
+std::shared_ptr<const void> FrameReader::lend() {
+  lent_ = true;
+  return data_;
+}
+
+std::optional<Message> parse_message(std::string_view frame, const term::Limits& limits,
+                                     const std::shared_ptr<const void>& owner) {
   if (frame.size() < 2 || static_cast<uint8_t>(frame[0]) != kPassThrough ||
       static_cast<uint8_t>(frame[1]) != kVersionMagic) {
     return std::nullopt;
   }
   size_t offset = 2;
-  auto control = term::decode_at(frame, &offset, limits);
+  auto control = term::decode_at(frame, &offset, limits, owner);
   if (!control || control->get<term::Tuple>() == nullptr) return std::nullopt;
   Message m{std::move(*control), std::nullopt};
   if (offset == frame.size()) return m;
   if (static_cast<uint8_t>(frame[offset]) != kVersionMagic) return std::nullopt;
   ++offset;
-  auto payload = term::decode_at(frame, &offset, limits);
+  auto payload = term::decode_at(frame, &offset, limits, owner);
   if (!payload || offset != frame.size()) return std::nullopt;
   m.payload = std::move(*payload);
   return m;
 }
 
-void append_frame(std::string& out, const term::Term& control, const term::Term* payload) {
-  const size_t header = out.size();
-  out.append(4, '\0');
-  out.push_back(static_cast<char>(kPassThrough));
+void append_frame(term::Sink& out, const term::Term& control, const term::Term* payload) {
+  // The length is known once the terms are encoded: its place is kept and filled in last.
+  std::string& head = out.text();
+  const size_t at = head.size();
+  head.append(4, '\0');
+  const size_t start = out.size();
+  out.text().push_back(static_cast<char>(kPassThrough));
   term::encode_with_version(control, out);
   if (payload != nullptr) term::encode_with_version(*payload, out);
-  const size_t len = out.size() - header - 4;
-  out[header] = static_cast<char>((len >> 24) & 0xff);
-  out[header + 1] = static_cast<char>((len >> 16) & 0xff);
-  out[header + 2] = static_cast<char>((len >> 8) & 0xff);
-  out[header + 3] = static_cast<char>(len & 0xff);
+  const size_t len = out.size() - start;
+  head[at] = static_cast<char>((len >> 24) & 0xff);
+  head[at + 1] = static_cast<char>((len >> 16) & 0xff);
+  head[at + 2] = static_cast<char>((len >> 8) & 0xff);
+  head[at + 3] = static_cast<char>(len & 0xff);
+}
+
+void append_frame(std::string& out, const term::Term& control, const term::Term* payload) {
+  term::Sink sink(out);
+  append_frame(sink, control, payload);
 }
 
 void append_tick(std::string& out) { out.append(4, '\0'); }

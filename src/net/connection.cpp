@@ -286,7 +286,9 @@ void Connection::frames() {
       return;
     }
     if (frame.size() >= kLargeFrame) net_.large_frame_seen();
-    auto msg = dist::parse_message(frame);
+    // A frame that can hold a shared binary lends its buffer to the binaries decoded from it.
+    const auto owner = frame.size() >= term::Binary::kSharedMin ? reader_.lend() : nullptr;
+    auto msg = dist::parse_message(frame, {}, owner);
     if (!msg || !node.control(peer_, msg->control, std::move(msg->payload))) {
       spdlog::warn("peer {}: malformed distribution message; closing", peer_);
       close("malformed message");
@@ -305,7 +307,7 @@ void Connection::queue(const term::Term& control, const term::Term* payload) {
   }
   if (stream_ == nullptr) return;
   // Encoded straight into the stream's queue: no intermediate copy of a large payload.
-  stream_->append([&](std::string& out) { dist::append_frame(out, control, payload); });
+  stream_->append([&](term::Sink& out) { dist::append_frame(out, control, payload); });
   after_write();
 }
 

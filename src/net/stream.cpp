@@ -94,21 +94,35 @@ void Stream::connect(const struct sockaddr* addr) {
 
 std::string& Stream::open_block() {
   constexpr size_t kBlock = 64U << 10U;
-  if (pending_.empty() || pending_.back().size() >= kBlock) pending_.push_back(std::exchange(spare_, {}));
-  return pending_.back();
+  if (pending_.empty() || pending_.back().shared || pending_.back().block.size() >= kBlock) {
+    if (!pending_.empty()) closed_bytes_ += pending_.back().bytes().size();
+    pending_.push_back({std::exchange(spare_, {}), {}});
+  }
+  return pending_.back().block;
+}
+
+void Stream::Queue::add(const term::SharedBytes& bytes) {
+  if (!s_.pending_.empty()) s_.closed_bytes_ += s_.pending_.back().bytes().size();
+  s_.pending_.push_back({{}, bytes});
+}
+
+size_t Stream::pending_bytes() const {
+  return pending_.empty() ? 0 : closed_bytes_ + pending_.back().bytes().size();
 }
 
 void Stream::write(std::string_view bytes) {
-  append([bytes](std::string& out) { out.append(bytes); });
+  append([bytes](term::Sink& out) { out.text().append(bytes); });
 }
 
 void Stream::flush() {
-  if (pending_bytes_ == 0 || closing_) return;
+  if (pending_bytes() == 0 || closing_) return;
+  inflight_bytes_ = pending_bytes();
   inflight_.swap(pending_);
-  inflight_bytes_ = std::exchange(pending_bytes_, 0);
+  closed_bytes_ = 0;
   bufs_.clear();
-  for (auto& b : inflight_) {
-    if (!b.empty()) bufs_.push_back(uv_buf_init(b.data(), static_cast<unsigned>(b.size())));
+  for (const auto& c : inflight_) {
+    const std::string_view b = c.bytes();
+    if (!b.empty()) bufs_.push_back(uv_buf_init(const_cast<char*>(b.data()), static_cast<unsigned>(b.size())));
   }
   writing_ = true;
   write_req_.data = this;
@@ -118,9 +132,9 @@ void Stream::flush() {
     self->writing_ = false;
     self->inflight_bytes_ = 0;
     // Keep one written block of a modest size for the next burst; large ones go at once.
-    for (auto& b : self->inflight_) {
-      if (b.capacity() <= (256U << 10U) && b.capacity() > self->spare_.capacity()) {
-        self->spare_ = std::move(b);
+    for (auto& c : self->inflight_) {
+      if (c.block.capacity() <= (256U << 10U) && c.block.capacity() > self->spare_.capacity()) {
+        self->spare_ = std::move(c.block);
         self->spare_.clear();
       }
     }
@@ -130,7 +144,7 @@ void Stream::flush() {
       self->fail(uv_strerror(status));
       return;
     }
-    if (self->pending_bytes_ != 0) {
+    if (self->pending_bytes() != 0) {
       self->flush();
     } else if (self->close_when_flushed_) {
       self->close();
@@ -168,7 +182,7 @@ void Stream::close() {
 }
 
 void Stream::close_after_flush() {
-  if (writing_ || pending_bytes_ != 0) {
+  if (writing_ || pending_bytes() != 0) {
     close_when_flushed_ = true;
     events_ = nullptr;
     return;

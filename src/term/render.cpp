@@ -8,7 +8,7 @@
 namespace chat::term {
 namespace {
 
-bool printable(const std::string& s) {
+bool printable(std::string_view s) {
   for (unsigned char c : s) {
     if (c < 0x20 && c != '\n' && c != '\t' && c != '\r') return false;
     if (c == 0x7f) return false;
@@ -16,7 +16,7 @@ bool printable(const std::string& s) {
   return true;
 }
 
-std::string quoted(const std::string& s) {
+std::string quoted(std::string_view s) {
   std::string out = "\"";
   for (char c : s) {
     switch (c) {
@@ -44,7 +44,7 @@ bool plain_atom(const std::string& name, bool elixir) {
   return true;
 }
 
-std::string bytes_list(const std::string& s) {
+std::string bytes_list(std::string_view s) {
   std::string out = "<<";
   for (size_t k = 0; k < s.size(); ++k) {
     if (k) out += ",";
@@ -69,8 +69,8 @@ struct Renderer {
     return plain_atom(a.name, true) ? ":" + a.name : ":" + quoted(a.name);
   }
   std::string operator()(const Binary& b) const {
-    if (printable(b.bytes)) return elixir ? quoted(b.bytes) : "<<" + quoted(b.bytes) + ">>";
-    return bytes_list(b.bytes);
+    if (printable(b.bytes())) return elixir ? quoted(b.bytes()) : "<<" + quoted(b.bytes()) + ">>";
+    return bytes_list(b.bytes());
   }
   std::string operator()(const Pid& p) const {
     return "#PID<" + p.node + "." + std::to_string(p.num) + "." + std::to_string(p.serial) + ">";

@@ -8,6 +8,28 @@
 
 namespace chat::term {
 
+SharedBytes::SharedBytes(std::string bytes) {
+  auto held = std::make_shared<const std::string>(std::move(bytes));
+  view_ = *held;
+  owner_ = std::move(held);
+}
+
+Binary::Binary(std::string bytes) {
+  if (bytes.size() >= kSharedMin) {
+    shared_ = SharedBytes(std::move(bytes));
+  } else {
+    small_ = std::move(bytes);
+  }
+}
+
+Binary::Binary(SharedBytes bytes) {
+  if (bytes.size() >= kSharedMin) {
+    shared_ = std::move(bytes);
+  } else {
+    small_ = std::string(bytes.view());
+  }
+}
+
 bool Tuple::operator==(const Tuple& o) const { return items == o.items; }
 bool List::operator==(const List& o) const { return items == o.items && tail == o.tail; }
 bool Map::operator==(const Map& o) const { return entries == o.entries; }
@@ -28,7 +50,7 @@ const std::vector<Term>* Term::tuple(size_t arity) const {
 }
 
 Term atom(std::string name) { return Atom{std::move(name)}; }
-Term binary(std::string bytes) { return Binary{std::move(bytes)}; }
+Term binary(std::string bytes) { return Binary(std::move(bytes)); }
 Term tuple(std::vector<Term> items) { return Tuple{std::move(items)}; }
 Term list(std::vector<Term> items) { return List{std::move(items), {}}; }
 Term improper_list(std::vector<Term> items, Term tail) {
@@ -42,7 +64,8 @@ namespace {
 
 class Decoder {
  public:
-  explicit Decoder(std::string_view data) : data_(data), buf_(data.data()) {}
+  Decoder(std::string_view data, const std::shared_ptr<const void>& owner)
+      : data_(data), buf_(data.data()), owner_(owner) {}
 
   // Only called on bytes that encoded_size() accepted, so ei stays inside the buffer.
   // Decodes in place: containers grow element by element without temporary copies.
@@ -180,7 +203,12 @@ class Decoder {
                          (size_t{static_cast<uint8_t>(data_[at + 2])} << 16) |
                          (size_t{static_cast<uint8_t>(data_[at + 3])} << 8) | static_cast<uint8_t>(data_[at + 4]);
         i += static_cast<int>(5 + n);
-        out.value = Binary{std::string(data_.substr(at + 5, n))};
+        const std::string_view bytes = data_.substr(at + 5, n);
+        if (owner_ && n >= Binary::kSharedMin) {
+          out.value = Binary(SharedBytes(owner_, bytes));
+        } else {
+          out.value = Binary(std::string(bytes));
+        }
         return true;
       }
       default:
@@ -200,11 +228,13 @@ class Decoder {
 
   std::string_view data_;
   const char* buf_;
+  const std::shared_ptr<const void>& owner_;
 };
 
 // ei encoders compute the size when given a null buffer; the second call writes in place.
 template <typename F>
-void append(std::string& out, F&& encode) {
+void append(Sink& sink, F&& encode) {
+  std::string& out = sink.text();
   int size = 0;
   encode(nullptr, &size);
   const size_t at = out.size();
@@ -220,7 +250,7 @@ void copy_node(char (&dst)[MAXATOMLEN_UTF8], const std::string& node) {
 }
 
 struct Encoder {
-  std::string& out;
+  Sink& out;
 
   void operator()(int64_t v) const {
     append(out, [&](char* b, int* i) { ei_encode_longlong(b, i, v); });
@@ -236,11 +266,16 @@ struct Encoder {
   void operator()(const Binary& v) const {
     // BINARY_EXT is a fixed 5-byte header: appending the bytes after it spares a large
     // message the zero-fill and second pass that resize-then-encode would cost.
-    const auto n = static_cast<uint32_t>(v.bytes.size());
+    const std::string_view bytes = v.bytes();
+    const auto n = static_cast<uint32_t>(bytes.size());
     const char header[5] = {static_cast<char>(ERL_BINARY_EXT), static_cast<char>(n >> 24U),
                             static_cast<char>(n >> 16U), static_cast<char>(n >> 8U), static_cast<char>(n)};
-    out.append(header, sizeof header);
-    out.append(v.bytes);
+    out.text().append(header, sizeof header);
+    if (v.shared()) {
+      out.add(v.shared());
+    } else {
+      out.text().append(bytes);
+    }
   }
   void operator()(const Pid& p) const {
     erlang_pid e{};
@@ -280,16 +315,17 @@ struct Encoder {
       std::visit(*this, v.value);
     }
   }
-  void operator()(const Raw& r) const { out += r.encoded; }
+  void operator()(const Raw& r) const { out.text() += r.encoded; }
 };
 
 }  // namespace
 
-std::optional<Term> decode_at(std::string_view data, size_t* offset, const Limits& limits) {
+std::optional<Term> decode_at(std::string_view data, size_t* offset, const Limits& limits,
+                              const std::shared_ptr<const void>& owner) {
   if (data.size() > static_cast<size_t>(INT32_MAX)) return std::nullopt;  // ei indexes with int
   auto size = encoded_size(data, *offset, limits.max_depth);
   if (!size) return std::nullopt;
-  Decoder d(data);
+  Decoder d(data, owner);
   int i = static_cast<int>(*offset);
   Term t;
   if (!d.term(i, t) || static_cast<size_t>(i) != *offset + *size) return std::nullopt;
@@ -305,11 +341,21 @@ std::optional<Term> decode(std::string_view data, const Limits& limits) {
   return t;
 }
 
-void encode_to(const Term& t, std::string& out) { std::visit(Encoder{out}, t.value); }
+void encode_to(const Term& t, Sink& out) { std::visit(Encoder{out}, t.value); }
+
+void encode_to(const Term& t, std::string& out) {
+  Sink sink(out);
+  encode_to(t, sink);
+}
+
+void encode_with_version(const Term& t, Sink& out) {
+  out.text().push_back(static_cast<char>(131));
+  encode_to(t, out);
+}
 
 void encode_with_version(const Term& t, std::string& out) {
-  out.push_back(static_cast<char>(131));
-  encode_to(t, out);
+  Sink sink(out);
+  encode_with_version(t, sink);
 }
 
 std::string encode(const Term& t) {

@@ -34,7 +34,7 @@ TEST_SUITE("output") {
       for (int i = 0; i < 3000; ++i) {
         const std::string line = "line " + std::to_string(i);
         if (i % 1000 == 500) {
-          out.line_owned(std::string(big));
+          out.line(chat::term::SharedBytes(std::string(big)));
           expected += big + "\n";
         }
         out.line(line);
@@ -69,7 +69,7 @@ TEST_SUITE("output") {
         if (i % 7 == 0) out.flush();
         if (i == 10000) start_reading = true;  // 150 KB written: past the pipe's 64 KB
         if (i % 5000 == 2500) {
-          out.line_owned(std::string(100000, 'p'));
+          out.line(chat::term::SharedBytes(std::string(100000, 'p')));
           expected += std::string(100000, 'p') + "\n";
         }
       }

@@ -15,6 +15,8 @@
 #include <thread>
 #include <vector>
 
+#include "chat/term/bytes.hpp"
+
 namespace chat::service {
 
 class Output {
@@ -26,8 +28,8 @@ class Output {
   Output& operator=(const Output&) = delete;
 
   void line(std::string_view text);
-  // The same, taking the text: a large one is written from where it is, not copied.
-  void line_owned(std::string&& text);
+  // The same for shared text (a large binary): a large one is written from where it lies.
+  void line(term::SharedBytes text);
   // Hands the collected lines to the writer. Waits only while more than kMaxQueued bytes are
   // still unwritten: a reader of stdout that falls that far behind slows the node down
   // rather than costing lines or unbounded memory.
@@ -43,7 +45,7 @@ class Output {
   // Writes what stdout takes of `block` without blocking, if the writer has nothing pending;
   // returns the bytes written (or dropped because stdout is gone).
   size_t write_now(const std::string& block);
-  void enqueue(std::string&& block);
+  void enqueue(term::Chunk&& chunk);
   void write_blocks();
 
   std::FILE* out_;
@@ -55,7 +57,7 @@ class Output {
   std::mutex mu_;
   std::condition_variable work_;  // the writer waits for blocks
   std::condition_variable room_;  // flush() waits for the queue to shrink
-  std::vector<std::string> queue_;
+  std::vector<term::Chunk> queue_;
   std::string spare_;  // a written block, reused as the next buffer
   size_t queued_bytes_ = 0;
   bool stopping_ = false;

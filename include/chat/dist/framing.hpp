@@ -28,6 +28,9 @@ class FrameReader {
   void commit(size_t n);
   // The next complete frame. `frame` stays valid until the next feed(), direct_area() or next().
   Status next(std::string_view* frame);
+  // Keeps the buffer of the frame next() returned alive for whoever holds the result (the
+  // binaries decoded from a large frame). The reader never writes into that buffer again.
+  std::shared_ptr<const void> lend();
   [[nodiscard]] size_t buffered() const { return end_ - begin_; }
 
  private:
@@ -37,7 +40,8 @@ class FrameReader {
   [[nodiscard]] size_t missing() const;
   // A drained buffer larger than this is given back rather than kept for the next frame.
   static constexpr size_t kKeepCapacity = 1U << 20U;
-  std::unique_ptr<char[]> data_;
+  std::shared_ptr<char[]> data_;
+  bool lent_ = false;  // data_ is shared: nothing before end_ may be overwritten
   size_t capacity_ = 0;
   size_t begin_ = 0;  // first unread byte
   size_t end_ = 0;    // one past the last byte received
@@ -50,10 +54,13 @@ struct Message {
   std::optional<term::Term> payload;
 };
 
-// Decodes <<112, 131, Control, [131, Payload]>>. nullopt for anything else.
-std::optional<Message> parse_message(std::string_view frame, const term::Limits& limits = {});
+// Decodes <<112, 131, Control, [131, Payload]>>. nullopt for anything else. When `owner` keeps
+// the frame alive, large binaries stay in it (term::decode_at).
+std::optional<Message> parse_message(std::string_view frame, const term::Limits& limits = {},
+                                     const std::shared_ptr<const void>& owner = nullptr);
 
 // Appends a complete frame (length header included) for control + optional payload.
+void append_frame(term::Sink& out, const term::Term& control, const term::Term* payload);
 void append_frame(std::string& out, const term::Term& control, const term::Term* payload);
 // A tick: an empty frame.
 void append_tick(std::string& out);

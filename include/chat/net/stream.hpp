@@ -7,10 +7,13 @@
 #include <uv.h>
 
 #include <cstdint>
+#include <deque>
 #include <span>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "chat/term/bytes.hpp"
 
 namespace chat::net {
 
@@ -61,17 +64,16 @@ class Stream {
   void start_reading();
   void connect(const struct sockaddr* addr);
   void write(std::string_view bytes);
-  // Lets `fill` append to the queue in place, then writes as write() does.
+  // Lets `fill` encode into the queue in place (a term::Sink that keeps shared binaries by
+  // reference), then writes as write() does.
   template <typename Fill>
   void append(Fill&& fill) {
     if (closing_) return;
-    std::string& block = open_block();
-    const size_t before = block.size();
-    fill(block);
-    pending_bytes_ += block.size() - before;
+    Queue queue(*this);
+    fill(static_cast<term::Sink&>(queue));
     if (!writing_) schedule();
   }
-  [[nodiscard]] size_t queued_bytes() const { return pending_bytes_ + inflight_bytes_; }
+  [[nodiscard]] size_t queued_bytes() const { return pending_bytes() + inflight_bytes_; }
   // Stops all callbacks and frees the stream once libuv lets go of it.
   void close();
   // Closes after what is queued has been written (e.g. a refusal the peer should read).
@@ -79,11 +81,24 @@ class Stream {
   std::string peer_address();
 
  private:
+  // The sink an append() encodes into: the open block, and shared binaries as their own chunks.
+  class Queue final : public term::Sink {
+   public:
+    explicit Queue(Stream& s) : s_(s) {}
+    std::string& text() override { return s_.open_block(); }
+    void add(const term::SharedBytes& bytes) override;
+    [[nodiscard]] size_t size() const override { return s_.pending_bytes(); }
+
+   private:
+    Stream& s_;
+  };
+
   explicit Stream(Events* events) : events_(events) {}
   ~Stream() = default;
-  // The block that takes the next frame. Small frames share one; a block is closed once past
+  // The block that takes the next bytes. Small frames share one; a block is closed once past
   // 64 KB, so a large frame is never copied again by a string growing behind it.
   std::string& open_block();
+  [[nodiscard]] size_t pending_bytes() const;
   friend class WriteBatch;
   // Writes now, or at the end of this loop iteration with the rest of the batch.
   void schedule();
@@ -95,12 +110,13 @@ class Stream {
   uv_connect_t connect_req_{};
   uv_write_t write_req_{};
   Events* events_;
-  // Queued bytes in blocks; the whole queue goes out in one writev.
-  std::vector<std::string> pending_;
-  std::vector<std::string> inflight_;
+  // The whole queue goes out in one writev. A deque, so that a block stays where it is while
+  // an encoding adds chunks after it (append_frame fills in a length it wrote earlier).
+  std::deque<term::Chunk> pending_;
+  std::deque<term::Chunk> inflight_;
   std::vector<uv_buf_t> bufs_;
   std::string spare_;  // a written small block, kept for the next burst
-  size_t pending_bytes_ = 0;
+  size_t closed_bytes_ = 0;  // in pending_, before its last chunk
   size_t inflight_bytes_ = 0;
   std::string error_;
   bool writing_ = false;

@@ -10,6 +10,8 @@
 #include <variant>
 #include <vector>
 
+#include "chat/term/bytes.hpp"
+
 namespace chat::term {
 
 struct Term;
@@ -34,9 +36,25 @@ struct Ref {
   bool operator==(const Ref&) const = default;
 };
 
-struct Binary {
-  std::string bytes;
-  bool operator==(const Binary&) const = default;
+// Small binaries are held inline. From kSharedMin bytes up they are reference-counted, like
+// the BEAM's refc binaries: copying the term, queuing it for a socket or for stdout never copies
+// the bytes, and one decoded from a large frame stays in that frame's buffer.
+class Binary {
+ public:
+  static constexpr size_t kSharedMin = 64U << 10U;
+
+  Binary() = default;
+  explicit Binary(std::string bytes);
+  explicit Binary(SharedBytes bytes);
+
+  [[nodiscard]] std::string_view bytes() const { return shared_ ? shared_.view() : std::string_view(small_); }
+  // Set for a large binary.
+  [[nodiscard]] const SharedBytes& shared() const { return shared_; }
+  bool operator==(const Binary& o) const { return bytes() == o.bytes(); }
+
+ private:
+  std::string small_;
+  SharedBytes shared_;
 };
 
 // A term this program does not model (funs, ports, bit strings, big integers): kept as its
@@ -99,15 +117,19 @@ struct Limits {
   size_t max_depth = 512;
 };
 
-// Decodes one term at `data[*offset]` (no version byte) and advances offset.
-std::optional<Term> decode_at(std::string_view data, size_t* offset, const Limits& limits = {});
+// Decodes one term at `data[*offset]` (no version byte) and advances offset. When `owner`
+// keeps `data` alive, large binaries are views into it rather than copies.
+std::optional<Term> decode_at(std::string_view data, size_t* offset, const Limits& limits = {},
+                              const std::shared_ptr<const void>& owner = nullptr);
 // Decodes `131, Term` occupying all of `data`.
 std::optional<Term> decode(std::string_view data, const Limits& limits = {});
 
 // Appends the encoding of `t` (no version byte) to `out`.
+void encode_to(const Term& t, Sink& out);
 void encode_to(const Term& t, std::string& out);
 // `131, Term`.
 std::string encode(const Term& t);
+void encode_with_version(const Term& t, Sink& out);
 void encode_with_version(const Term& t, std::string& out);
 
 // Erlang-syntax rendering for logs (ei_print_term) and Elixir-style rendering for users.

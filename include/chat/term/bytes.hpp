@@ -1,0 +1,61 @@
+// Bytes shared without copying, as the BEAM shares a large (refc) binary between processes,
+// and the sink an encoding goes to. A large binary travels from the frame it arrived in to
+// stdout, or from its sender to the socket, without a user-space copy.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <string_view>
+
+namespace chat::term {
+
+// A view into a buffer that stays alive while any holder keeps it; the bytes never change.
+class SharedBytes {
+ public:
+  SharedBytes() = default;
+  // Takes the string's buffer (one allocation for the holder, none for the bytes).
+  explicit SharedBytes(std::string bytes);
+  // A part of a buffer `owner` keeps alive, e.g. a binary inside the frame that brought it.
+  SharedBytes(std::shared_ptr<const void> owner, std::string_view view)
+      : owner_(std::move(owner)), view_(view) {}
+
+  [[nodiscard]] std::string_view view() const { return view_; }
+  [[nodiscard]] size_t size() const { return view_.size(); }
+  explicit operator bool() const { return owner_ != nullptr; }
+
+ private:
+  std::shared_ptr<const void> owner_;
+  std::string_view view_;
+};
+
+// Bytes queued for writing: a block the writer fills, or shared bytes written where they lie.
+struct Chunk {
+  std::string block;
+  SharedBytes shared;
+  [[nodiscard]] std::string_view bytes() const { return shared ? shared.view() : std::string_view(block); }
+};
+
+// Where an encoding goes: appended to a string, except that a sink may keep a shared binary
+// by reference (a socket's write queue sends it from where it lies).
+class Sink {
+ public:
+  explicit Sink(std::string& text) : text_(&text) {}
+  virtual ~Sink() = default;
+  Sink(const Sink&) = delete;
+  Sink& operator=(const Sink&) = delete;
+
+  // Where the next bytes are appended. May change after add(), so ask again each time; a
+  // reference obtained earlier stays valid until the encoding is done.
+  virtual std::string& text() { return *text_; }
+  virtual void add(const SharedBytes& bytes) { text_->append(bytes.view()); }
+  // Bytes added so far, by either way.
+  [[nodiscard]] virtual size_t size() const { return text_->size(); }
+
+ protected:
+  Sink() = default;
+
+ private:
+  std::string* text_ = nullptr;
+};
+
+}  // namespace chat::term
