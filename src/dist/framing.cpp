@@ -61,9 +61,16 @@ size_t FrameReader::missing() const {
 
 std::span<char> FrameReader::direct_area(size_t min) {
   const size_t m = missing();
-  if (m == 0 || m < min) return {};
+  if (m == 0 || 4 + frame_length(data_.get() + begin_) < min) return {};
   make_room(m);
   return {data_.get() + end_, m};
+}
+
+std::span<char> FrameReader::header_area() {
+  const size_t avail = end_ - begin_;
+  if (avail >= 4) return {};
+  make_room(4 - avail);
+  return {data_.get() + end_, 4 - avail};
 }
 
 void FrameReader::commit(size_t n) { end_ += std::min(n, capacity_ - end_); }

@@ -15,6 +15,9 @@ namespace chat::net {
 namespace {
 
 constexpr size_t kLargeFrame = 1U << 20U;
+constexpr size_t kInPlaceMin = 64U << 10U;
+// Small frames after a large one before reads go back to sharing the loop's buffer.
+constexpr uint8_t kSmallFramesAfterLarge = 8;
 
 uint32_t random32() {
   uint32_t v = 0;
@@ -216,9 +219,13 @@ void Connection::on_data(Stream& /*s*/, std::string_view bytes) {
 
 std::span<char> Connection::read_area() {
   // Only the rest of a large frame is worth its own read: small reads share the loop's buffer
-  // so an idle connection holds no read buffer of its own.
-  constexpr size_t kInPlaceMin = 64U << 10U;
-  return state_ == State::kUp ? reader_.direct_area(kInPlaceMin) : std::span<char>{};
+  // so an idle connection holds no read buffer of its own. While large frames are arriving,
+  // each frame is read on its own (its length, then the rest in place): two reads per frame
+  // instead of one, and not a byte of a large frame copied.
+  if (state_ != State::kUp) return {};
+  if (after_large_ == 0) return reader_.direct_area(kInPlaceMin);
+  const auto area = reader_.direct_area(0);
+  return area.empty() ? reader_.header_area() : area;
 }
 
 void Connection::on_read_in_place(Stream& /*s*/, size_t n) {
@@ -286,6 +293,11 @@ void Connection::frames() {
       return;
     }
     if (frame.size() >= kLargeFrame) net_.large_frame_seen();
+    if (frame.size() >= kInPlaceMin) {
+      after_large_ = kSmallFramesAfterLarge;
+    } else if (after_large_ > 0) {
+      --after_large_;
+    }
     // A frame that can hold a shared binary lends its buffer to the binaries decoded from it.
     const auto owner = frame.size() >= term::Binary::kSharedMin ? reader_.lend() : nullptr;
     auto msg = dist::parse_message(frame, {}, owner);

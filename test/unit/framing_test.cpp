@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <deque>
 #include <vector>
 
 #include "chat/dist/framing.hpp"
@@ -107,7 +108,7 @@ TEST_SUITE("framing") {
     CHECK(r.direct_area(1).empty());  // no header yet: nothing known to be missing
     r.feed(std::string_view(stream).substr(0, 1000));
     drain(r, seen);
-    CHECK(r.direct_area(1 << 20).empty());  // less missing than the caller asks for
+    CHECK(r.direct_area(1 << 20).empty());  // a frame smaller than the caller asks for
     size_t at = 1000;
     const size_t frame_end = stream.size() - 4;
     while (at < frame_end) {
@@ -126,6 +127,85 @@ TEST_SUITE("framing") {
     CHECK(seen.ticks == 1);
     CHECK(*dist::parse_message(seen.frames[0])->payload == big);
     CHECK(r.buffered() == 0);
+  }
+
+  TEST_CASE("a lent frame buffer is never written over") {
+    const Term control = term::tuple({Term{int64_t{6}}, term::Pid{"x@y", 3, 0, 1}, atom(""), atom("Elixir.Chat")});
+    const Term big = term::binary(std::string(term::Binary::kSharedMin, 'L'));
+    const Term other = term::binary(std::string(term::Binary::kSharedMin, 'M'));
+    std::string one;
+    dist::append_frame(one, control, &big);
+    std::string next;
+    dist::append_frame(next, control, &other);
+    const std::string two = one + next;
+    dist::FrameReader r(1 << 20);
+    r.feed(std::string_view(two).substr(0, one.size() + 10));  // a frame and the start of the next
+    std::string_view f;
+    REQUIRE(r.next(&f) == dist::FrameReader::Status::kFrame);
+    auto msg = dist::parse_message(f, {}, r.lend());
+    REQUIRE(msg.has_value());
+    const std::string_view kept = msg->payload->get<term::Binary>()->bytes();
+    r.feed(std::string_view(two).substr(one.size() + 10));
+    REQUIRE(r.next(&f) == dist::FrameReader::Status::kFrame);
+    CHECK(f == std::string_view(next).substr(4));
+    CHECK(r.next(&f) == dist::FrameReader::Status::kNeedMore);
+    r.feed(std::string_view("\0\0\0\0", 4));
+    CHECK(r.next(&f) == dist::FrameReader::Status::kTick);
+    CHECK(kept == std::string(term::Binary::kSharedMin, 'L'));
+  }
+
+  TEST_CASE("a frame can be read as its length, then the rest in place") {
+    const Term control = term::tuple({Term{int64_t{2}}, atom(""), term::Pid{"x@y", 3, 0, 1}});
+    const Term msg = term::binary("hello");
+    std::string frame;
+    dist::append_frame(frame, control, &msg);
+    dist::FrameReader r(1 << 20);
+    auto head = r.header_area();
+    REQUIRE(head.size() == 4);
+    std::memcpy(head.data(), frame.data(), 3);
+    r.commit(3);
+    head = r.header_area();
+    REQUIRE(head.size() == 1);
+    std::memcpy(head.data(), frame.data() + 3, 1);
+    r.commit(1);
+    CHECK(r.header_area().empty());
+    CHECK(r.direct_area(frame.size() + 1).empty());  // smaller than asked for
+    auto rest = r.direct_area(0);
+    REQUIRE(rest.size() == frame.size() - 4);
+    std::memcpy(rest.data(), frame.data() + 4, rest.size());
+    r.commit(rest.size());
+    std::string_view f;
+    REQUIRE(r.next(&f) == dist::FrameReader::Status::kFrame);
+    CHECK(*dist::parse_message(f)->payload == msg);
+  }
+
+  TEST_CASE("a sink may take a large binary by reference; the frame is the same bytes") {
+    // A sink like a socket's write queue: blocks, with shared binaries as chunks of their own.
+    struct Chunks final : term::Sink {
+      std::deque<term::Chunk> chunks;
+      size_t bytes = 0;
+      std::string& text() override {
+        if (chunks.empty() || chunks.back().shared) chunks.emplace_back();
+        return chunks.back().block;
+      }
+      void add(const term::SharedBytes& b) override { chunks.push_back({{}, b}); }
+      [[nodiscard]] size_t size() const override {
+        size_t n = 0;
+        for (const auto& c : chunks) n += c.bytes().size();
+        return n;
+      }
+    };
+    const Term control = term::tuple({Term{int64_t{6}}, term::Pid{"x@y", 3, 0, 1}, atom(""), atom("Elixir.Chat")});
+    const Term payload = term::tuple({term::binary(std::string(term::Binary::kSharedMin, 'R')), atom("after")});
+    std::string plain;
+    dist::append_frame(plain, control, &payload);
+    Chunks sink;
+    dist::append_frame(sink, control, &payload);
+    REQUIRE(sink.chunks.size() == 3);
+    CHECK(sink.chunks[1].bytes().data() == payload.get<term::Tuple>()->items[0].get<term::Binary>()->bytes().data());
+    std::string joined;
+    for (const auto& c : sink.chunks) joined += c.bytes();
+    CHECK(joined == plain);
   }
 
   TEST_CASE("an oversized length offers no read area") {

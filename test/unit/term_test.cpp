@@ -114,6 +114,40 @@ TEST_SUITE("term") {
     CHECK(decode(shallow).has_value());
   }
 
+  TEST_CASE("a large binary is shared, never copied; a small one is held inline") {
+    const Term big = binary(std::string(Binary::kSharedMin, 'b'));
+    const Term copy = big;  // NOLINT(performance-unnecessary-copy-initialization)
+    REQUIRE(big.get<Binary>()->shared());
+    CHECK(copy.get<Binary>()->bytes().data() == big.get<Binary>()->bytes().data());
+    CHECK(copy == big);
+    CHECK_FALSE(binary(std::string(Binary::kSharedMin - 1, 's')).get<Binary>()->shared());
+    // A short view is copied rather than pinning a large buffer for a few bytes.
+    CHECK_FALSE(Binary(SharedBytes(std::string(100, 'v'))).shared());
+  }
+
+  TEST_CASE("a large binary decoded with an owner stays in the decoded buffer") {
+    const Term t = tuple({binary(std::string(Binary::kSharedMin, 'x')), binary("small")});
+    const std::string encoded = encode(t);
+    auto buffer = std::make_shared<const std::string>(encoded);
+    size_t at = 1;
+    auto back = decode_at(*buffer, &at, {}, buffer);
+    REQUIRE(back.has_value());
+    CHECK(*back == t);
+    const auto& items = back->get<Tuple>()->items;
+    const std::string_view big = items[0].get<Binary>()->bytes();
+    CHECK(big.data() >= buffer->data());
+    CHECK(big.data() + big.size() <= buffer->data() + buffer->size());
+    CHECK_FALSE(items[1].get<Binary>()->shared());
+    buffer.reset();  // the binary keeps the buffer alive
+    CHECK(big == std::string(Binary::kSharedMin, 'x'));
+    // Without an owner, the bytes are copied.
+    at = 1;
+    auto copied = decode_at(encoded, &at);
+    REQUIRE(copied.has_value());
+    const std::string_view c = copied->get<Tuple>()->items[0].get<Binary>()->bytes();
+    CHECK((c.data() < encoded.data() || c.data() >= encoded.data() + encoded.size()));
+  }
+
   TEST_CASE("renderings for logs and for iex users") {
     CHECK(to_elixir_string(atom("nil")) == "nil");
     CHECK(to_elixir_string(atom("ok")) == ":ok");

@@ -22,9 +22,12 @@ class FrameReader {
 
   void feed(std::string_view bytes);
   // Where a socket read may put the rest of the frame being received, so a large frame lands
-  // in place instead of being copied in by feed(). Empty unless at least `min` bytes of a
-  // frame whose header has arrived are missing; report what the read wrote with commit().
+  // in place instead of being copied in by feed(). Empty unless part of a frame of at least
+  // `min` bytes (length included) is missing; report what the read wrote with commit().
   std::span<char> direct_area(size_t min);
+  // Room for the rest of the next frame's length alone, while it has not all arrived: a caller
+  // expecting a large frame reads that first, so the frame then lands in place (direct_area).
+  std::span<char> header_area();
   void commit(size_t n);
   // The next complete frame. `frame` stays valid until the next feed(), direct_area() or next().
   Status next(std::string_view* frame);

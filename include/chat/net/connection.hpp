@@ -66,6 +66,9 @@ class Connection final : Stream::Events {
   std::optional<dist::Handshake> handshake_;
   dist::FrameReader reader_;
   std::string queued_;  // frames waiting for the handshake
+  // Counts down from a large frame over the small ones after it; while above zero, frames are
+  // read one by one in place (read_area).
+  uint8_t after_large_ = 0;
   uint64_t flags_ = 0;
   uint64_t offered_flags_ = 0;
   uint64_t setup_timer_ = 0;
