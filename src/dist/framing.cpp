@@ -135,18 +135,16 @@ std::optional<Message> parse_message(std::string_view frame, const term::Limits&
 
 void append_frame(term::Sink& out, const term::Term& control, const term::Term* payload) {
   // The length is known once the terms are encoded: its place is kept and filled in last.
-  std::string& head = out.text();
-  const size_t at = head.size();
-  head.append(4, '\0');
-  const size_t start = out.size();
-  out.text().push_back(static_cast<char>(kPassThrough));
+  const size_t at = out.size();
+  std::string& start = out.text();
+  start.append(4, '\0');
+  start.push_back(static_cast<char>(kPassThrough));
   term::encode_with_version(control, out);
   if (payload != nullptr) term::encode_with_version(*payload, out);
-  const size_t len = out.size() - start;
-  head[at] = static_cast<char>((len >> 24) & 0xff);
-  head[at + 1] = static_cast<char>((len >> 16) & 0xff);
-  head[at + 2] = static_cast<char>((len >> 8) & 0xff);
-  head[at + 3] = static_cast<char>(len & 0xff);
+  const size_t len = out.size() - at - 4;
+  const char head[4] = {static_cast<char>((len >> 24) & 0xff), static_cast<char>((len >> 16) & 0xff),
+                        static_cast<char>((len >> 8) & 0xff), static_cast<char>(len & 0xff)};
+  out.patch(at, {head, sizeof head});
 }
 
 void append_frame(std::string& out, const term::Term& control, const term::Term* payload) {

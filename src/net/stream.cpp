@@ -92,18 +92,25 @@ void Stream::connect(const struct sockaddr* addr) {
   if (rc != 0) fail(uv_strerror(rc));
 }
 
-std::string& Stream::open_block() {
-  constexpr size_t kBlock = 64U << 10U;
-  if (pending_.empty() || pending_.back().shared || pending_.back().block.size() >= kBlock) {
-    if (!pending_.empty()) closed_bytes_ += pending_.back().bytes().size();
-    pending_.push_back({std::exchange(spare_, {}), {}});
-  }
+std::string& Stream::new_block() {
+  if (!pending_.empty()) closed_bytes_ += pending_.back().bytes().size();
+  pending_.push_back({std::exchange(spare_, {}), {}});
   return pending_.back().block;
 }
 
 void Stream::Queue::add(const term::SharedBytes& bytes) {
   if (!s_.pending_.empty()) s_.closed_bytes_ += s_.pending_.back().bytes().size();
   s_.pending_.push_back({{}, bytes});
+}
+
+void Stream::Queue::patch(size_t at, std::string_view bytes) {
+  // What is patched was written lately, into one block: look for it from the end.
+  size_t start = s_.pending_bytes();
+  auto it = s_.pending_.end();
+  while (it != s_.pending_.begin() && start > at) start -= (--it)->bytes().size();
+  std::string& block = it->block;
+  if (it->shared || at - start + bytes.size() > block.size()) return;  // not in one block: no such write
+  bytes.copy(block.data() + (at - start), bytes.size());
 }
 
 size_t Stream::pending_bytes() const {

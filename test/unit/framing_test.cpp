@@ -194,6 +194,15 @@ TEST_SUITE("framing") {
         for (const auto& c : chunks) n += c.bytes().size();
         return n;
       }
+      void patch(size_t at, std::string_view b) override {
+        for (auto& c : chunks) {
+          if (at < c.bytes().size()) {
+            c.block.replace(at, b.size(), b);
+            return;
+          }
+          at -= c.bytes().size();
+        }
+      }
     };
     const Term control = term::tuple({Term{int64_t{6}}, term::Pid{"x@y", 3, 0, 1}, atom(""), atom("Elixir.Chat")});
     const Term payload = term::tuple({term::binary(std::string(term::Binary::kSharedMin, 'R')), atom("after")});

@@ -7,7 +7,6 @@
 #include <uv.h>
 
 #include <cstdint>
-#include <deque>
 #include <span>
 #include <string>
 #include <string_view>
@@ -88,6 +87,7 @@ class Stream {
     std::string& text() override { return s_.open_block(); }
     void add(const term::SharedBytes& bytes) override;
     [[nodiscard]] size_t size() const override { return s_.pending_bytes(); }
+    void patch(size_t at, std::string_view bytes) override;
 
    private:
     Stream& s_;
@@ -97,7 +97,14 @@ class Stream {
   ~Stream() = default;
   // The block that takes the next bytes. Small frames share one; a block is closed once past
   // 64 KB, so a large frame is never copied again by a string growing behind it.
-  std::string& open_block();
+  std::string& open_block() {
+    constexpr size_t kBlock = 64U << 10U;
+    if (!pending_.empty() && !pending_.back().shared && pending_.back().block.size() < kBlock) {
+      return pending_.back().block;
+    }
+    return new_block();
+  }
+  std::string& new_block();
   [[nodiscard]] size_t pending_bytes() const;
   friend class WriteBatch;
   // Writes now, or at the end of this loop iteration with the rest of the batch.
@@ -110,10 +117,9 @@ class Stream {
   uv_connect_t connect_req_{};
   uv_write_t write_req_{};
   Events* events_;
-  // The whole queue goes out in one writev. A deque, so that a block stays where it is while
-  // an encoding adds chunks after it (append_frame fills in a length it wrote earlier).
-  std::deque<term::Chunk> pending_;
-  std::deque<term::Chunk> inflight_;
+  // The whole queue goes out in one writev.
+  std::vector<term::Chunk> pending_;
+  std::vector<term::Chunk> inflight_;
   std::vector<uv_buf_t> bufs_;
   std::string spare_;  // a written small block, kept for the next burst
   size_t closed_bytes_ = 0;  // in pending_, before its last chunk

@@ -44,12 +44,14 @@ class Sink {
   Sink(const Sink&) = delete;
   Sink& operator=(const Sink&) = delete;
 
-  // Where the next bytes are appended. May change after add(), so ask again each time; a
-  // reference obtained earlier stays valid until the encoding is done.
+  // Where the next bytes are appended. May change after add(), so ask again each time.
   virtual std::string& text() { return *text_; }
   virtual void add(const SharedBytes& bytes) { text_->append(bytes.view()); }
   // Bytes added so far, by either way.
   [[nodiscard]] virtual size_t size() const { return text_->size(); }
+  // Overwrites bytes appended with one call to text(), at `at` as size() counts: a length
+  // known only once what follows it is encoded.
+  virtual void patch(size_t at, std::string_view bytes) { bytes.copy(text_->data() + at, bytes.size()); }
 
  protected:
   Sink() = default;
