@@ -6,12 +6,103 @@
 // against 4 GB/s with 1 MB writes and reads that take what has arrived), so that no node
 // figure can pass its ceiling by doing its I/O better than the ceiling does.
 //
-//   tcp-blast [--bytes 2147483648] [--chunk 4194304]
+// With --print, every chunk received is also written into a pipe (1 MB wide, as the node
+// widens its stdout) that `cat >/dev/null` drains, by a writer thread as in the node: the same
+// path as a node printing every message, done by the plainest program, as the ceiling for it.
+//
+//   tcp-blast [--bytes 2147483648] [--chunk 4194304] [--print]
 //   → "loopback bytes=N secs=T MBps=R"
+#include <fcntl.h>
+#include <sys/wait.h>
+
+#include <condition_variable>
 #include <csignal>
+#include <deque>
+#include <mutex>
+#include <optional>
 #include <thread>
 
 #include "common.hpp"
+
+namespace {
+
+// Starts `cat >/dev/null` reading a pipe; returns the pipe's write end.
+int start_reader(pid_t* pid) {
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC) != 0) throw std::runtime_error(std::string("pipe: ") + strerror(errno));
+  fcntl(fds[1], F_SETPIPE_SZ, 1 << 20);
+  *pid = fork();
+  if (*pid < 0) throw std::runtime_error(std::string("fork: ") + strerror(errno));
+  if (*pid == 0) {
+    dup2(fds[0], STDIN_FILENO);
+    const int null = open("/dev/null", O_WRONLY);
+    dup2(null, STDOUT_FILENO);
+    execlp("cat", "cat", static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  close(fds[0]);
+  return fds[1];
+}
+
+// Chunks handed from the receiving thread to the printing one; a few in flight, reused.
+class Printer {
+ public:
+  Printer(int fd, size_t chunk) : fd_(fd) {
+    for (int i = 0; i < 4; ++i) free_.emplace_back(chunk);
+    thread_ = std::thread([this] { run(); });
+  }
+  std::vector<char> take() {
+    std::unique_lock lock(mu_);
+    cv_.wait(lock, [this] { return !free_.empty(); });
+    auto b = std::move(free_.front());
+    free_.pop_front();
+    return b;
+  }
+  void print(std::vector<char> b, size_t n) {
+    b.resize(n);
+    const std::lock_guard lock(mu_);
+    full_.push_back(std::move(b));
+    cv_.notify_all();
+  }
+  void finish() {
+    {
+      const std::lock_guard lock(mu_);
+      done_ = true;
+      cv_.notify_all();
+    }
+    thread_.join();
+    close(fd_);
+  }
+
+ private:
+  void run() {
+    std::unique_lock lock(mu_);
+    for (;;) {
+      cv_.wait(lock, [this] { return done_ || !full_.empty(); });
+      if (full_.empty()) return;
+      auto b = std::move(full_.front());
+      full_.pop_front();
+      lock.unlock();
+      for (size_t at = 0; at < b.size();) {
+        const ssize_t w = write(fd_, b.data() + at, b.size() - at);
+        if (w <= 0) return;
+        at += static_cast<size_t>(w);
+      }
+      b.resize(b.capacity());
+      lock.lock();
+      free_.push_back(std::move(b));
+      cv_.notify_all();
+    }
+  }
+  int fd_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::vector<char>> free_, full_;
+  bool done_ = false;
+  std::thread thread_;
+};
+
+}  // namespace
 
 int main(int argc, char** argv) {
   try {
@@ -19,6 +110,9 @@ int main(int argc, char** argv) {
     const uint64_t total = args.num("bytes", uint64_t{2} << 30);
     const size_t chunk = args.num("chunk", size_t{4} << 20);
     std::signal(SIGPIPE, SIG_IGN);
+    pid_t reader = -1;
+    std::optional<Printer> printer;
+    if (args.has("print")) printer.emplace(start_reader(&reader), chunk);
 
     const int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     sockaddr_in a = bench::loopback(0);
@@ -34,10 +128,12 @@ int main(int argc, char** argv) {
       const int fd = accept(lfd, nullptr, nullptr);
       std::vector<char> buf(chunk);
       while (received < total) {
+        if (printer) buf = printer->take();
         // Whole chunks: a read that returns whatever has arrived wakes the receiver far more often.
         const ssize_t n = recv(fd, buf.data(), buf.size(), MSG_WAITALL);
         if (n <= 0) break;
         received += static_cast<uint64_t>(n);
+        if (printer) printer->print(std::move(buf), static_cast<size_t>(n));
       }
       done_s = bench::now_s();
       close(fd);
@@ -57,6 +153,11 @@ int main(int argc, char** argv) {
       sent += static_cast<uint64_t>(n);
     }
     receiver.join();
+    if (printer) {
+      printer->finish();
+      waitpid(reader, nullptr, 0);  // everything printed has been read
+      done_s = bench::now_s();
+    }
     close(fd);
     close(lfd);
     if (received < total) throw std::runtime_error("connection ended early");
