@@ -229,8 +229,9 @@ std::span<char> Connection::read_area() {
 }
 
 void Connection::on_read_in_place(Stream& /*s*/, size_t n) {
+  // No spinning after these: they are parts of large frames, whose sender keeps the socket
+  // busy; the loop sleeping until more arrives leaves the cores to the threads that print.
   last_read_ms_ = net_.runtime().now_ms();
-  net_.runtime().note_activity();
   if (state_ != State::kUp) return;
   reader_.commit(n);
   frames();
