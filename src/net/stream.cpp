@@ -92,16 +92,17 @@ void Stream::connect(const struct sockaddr* addr) {
   if (rc != 0) fail(uv_strerror(rc));
 }
 
-std::string& Stream::new_block() {
+void Stream::push(term::Chunk chunk) {
   if (!pending_.empty()) closed_bytes_ += pending_.back().bytes().size();
-  pending_.push_back({std::exchange(spare_, {}), {}});
+  pending_.push_back(std::move(chunk));
+}
+
+std::string& Stream::new_block() {
+  push({std::exchange(spare_, {}), {}});
   return pending_.back().block;
 }
 
-void Stream::Queue::add(const term::SharedBytes& bytes) {
-  if (!s_.pending_.empty()) s_.closed_bytes_ += s_.pending_.back().bytes().size();
-  s_.pending_.push_back({{}, bytes});
-}
+void Stream::Queue::add(const term::SharedBytes& bytes) { s_.push({{}, bytes}); }
 
 void Stream::Queue::patch(size_t at, std::string_view bytes) {
   // What is patched was written lately, into one block: look for it from the end.

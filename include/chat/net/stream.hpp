@@ -105,6 +105,8 @@ class Stream {
     return new_block();
   }
   std::string& new_block();
+  // Appends a chunk after the last one, which no longer grows.
+  void push(term::Chunk chunk);
   [[nodiscard]] size_t pending_bytes() const;
   friend class WriteBatch;
   // Writes now, or at the end of this loop iteration with the rest of the batch.
