@@ -255,22 +255,7 @@ struct Encoder {
   Sink& sink;
   std::string* out;
 
-  void term(const Term& t) {
-    // A switch rather than std::visit: the encoder recurses once per element, and the
-    // visit's dispatch through a table cost a tenth of a small message's encoding.
-    switch (t.value.index()) {
-      case 0: return (*this)(*std::get_if<0>(&t.value));
-      case 1: return (*this)(*std::get_if<1>(&t.value));
-      case 2: return (*this)(*std::get_if<2>(&t.value));
-      case 3: return (*this)(*std::get_if<3>(&t.value));
-      case 4: return (*this)(*std::get_if<4>(&t.value));
-      case 5: return (*this)(*std::get_if<5>(&t.value));
-      case 6: return (*this)(*std::get_if<6>(&t.value));
-      case 7: return (*this)(*std::get_if<7>(&t.value));
-      case 8: return (*this)(*std::get_if<8>(&t.value));
-      default: return (*this)(*std::get_if<9>(&t.value));
-    }
-  }
+  void term(const Term& t) { std::visit(*this, t.value); }
 
   void operator()(int64_t v) {
     append(*out, [&](char* b, int* i) { ei_encode_longlong(b, i, v); });
