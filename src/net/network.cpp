@@ -236,6 +236,12 @@ void Network::connect(const std::string& peer) {
   connection_to(peer);
 }
 
+void Network::disconnect(const std::string& peer) {
+  auto it = by_peer_.find(peer);
+  if (it == by_peer_.end()) return;
+  it->second->close("disconnected (erlang:disconnect_node)");
+}
+
 std::vector<PeerStatus> Network::peer_status() const {
   std::vector<PeerStatus> out;
   for (const auto& [name, c] : by_peer_) {

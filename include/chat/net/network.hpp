@@ -65,7 +65,8 @@ class Network final : public node::Transport {
   [[nodiscard]] std::vector<std::string> peers() const override;
   [[nodiscard]] std::vector<PeerStatus> peer_status() const;
   // Connects to `peer` unless a connection exists or is being set up (net_kernel:connect_node).
-  void connect(const std::string& peer);
+  void connect(const std::string& peer) override;
+  void disconnect(const std::string& peer) override;
   [[nodiscard]] bool connecting_or_up(const std::string& peer) const { return by_peer_.contains(peer); }
 
   // Called by connections.
