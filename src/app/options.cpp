@@ -21,6 +21,7 @@ constexpr const char* kUsage =
     "  chat-node [run] (--name NAME@HOST | --sname NAME) [--cookie C] [options]\n"
     "  chat-node send TARGET MESSAGE [--name NAME@HOST] [--cookie C] [options]\n"
     "  chat-node ping TARGET [--name NAME@HOST] [--cookie C] [options]\n"
+    "  chat-node broadcast MESSAGE [--via NODE] [--name NAME@HOST] [--cookie C] [options]\n"
     "  chat-node blast TARGET [--count N] [--size BYTES] [--window N] [options]\n"
     "  chat-node gen-secret [LENGTH]\n";
 
@@ -130,7 +131,11 @@ Options parse_options(int argc, char** argv) {
       "count", po::value<uint64_t>(&o.blast_count)->default_value(100000), "blast: messages to send")(
       "size", po::value<size_t>(&o.blast_size)->default_value(64), "blast: bytes per message")(
       "window", po::value<uint64_t>(&o.blast_window)->default_value(0),
-      "blast: messages sent before waiting for the target to catch up (0: about 8 MB worth)");
+      "blast: messages sent before waiting for the target to catch up (0: about 8 MB worth)")(
+      "hidden", "run as a hidden node (erl -hidden): not in Node.list(), no global or pg, no mesh")(
+      "visible", "send/ping/broadcast/blast: connect as a visible node (they connect hidden by default)")(
+      "via", po::value<std::string>(&o.target), "broadcast: the cluster node to ask for the group's members "
+      "(default: the first node discovery finds, else a node registered with this machine's EPMD)");
   po::options_description hidden;
   hidden.add_options()("args", po::value<std::vector<std::string>>(), "");
   po::options_description all;
@@ -171,6 +176,10 @@ Options parse_options(int argc, char** argv) {
     o.command = Command::kBlast;
     want(2);
     o.target = args[1];
+  } else if (cmd == "broadcast") {
+    o.command = Command::kBroadcast;
+    want(2);
+    o.message = args[1];
   } else if (cmd == "ping") {
     o.command = Command::kPing;
     want(2);
@@ -201,7 +210,7 @@ Options parse_options(int argc, char** argv) {
   } else if (o.command != Command::kRun) {
     // A client needs a name the target can call back (moebi does); on one machine a
     // throw-away name beside the target's host does.
-    const std::string host = o.target.substr(o.target.find('@') + 1);
+    const std::string host = o.target.empty() ? "127.0.0.1" : o.target.substr(o.target.find('@') + 1);
     if (!is_loopback_host(host)) throw std::invalid_argument("give --name NAME@YOUR_ADDRESS so " + o.target + " can reach back");
     o.node_name = "cli" + std::to_string(getpid()) + "@" + host;
   } else {
@@ -222,6 +231,10 @@ Options parse_options(int argc, char** argv) {
     }
   }
   if (o.net_ticktime < 4) throw std::invalid_argument("--net-ticktime must be at least 4 seconds");
+  // One-off commands connect hidden, as erl_call does, so they never join the cluster's mesh.
+  if (vm.count("hidden") && vm.count("visible")) throw std::invalid_argument("give --hidden or --visible, not both");
+  o.hidden = o.command == Command::kRun ? vm.count("hidden") > 0 : vm.count("visible") == 0;
+  if (o.command == Command::kBroadcast) o.discover = vm.count("discover") ? vm["discover"].as<std::vector<std::string>>() : default_discovery();
   if (o.command == Command::kRun) {
     if (vm.count("port")) {
       o.http_port = vm["port"].as<uint16_t>();

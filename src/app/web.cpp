@@ -20,7 +20,7 @@ namespace {
 const char* peer_kind(uint64_t flags) {
   constexpr uint64_t kBeamOnly = dist::flag::kDistHdrAtomCache | dist::flag::kFragments;
   if ((flags & kBeamOnly) != 0) return "beam";
-  return flags == dist::flag::kOurs ? "cpp" : "other";
+  return (flags | dist::flag::kPublished) == dist::flag::kOurs ? "cpp" : "other";
 }
 
 std::string status_json(App& app) {

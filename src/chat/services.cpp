@@ -2,7 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
-#include "chat/chat/gen.hpp"
+#include "chat/kernel/gen.hpp"
 
 namespace chat::service {
 
@@ -11,14 +11,18 @@ using term::Pid;
 using term::Term;
 using term::tuple;
 
-void start_services(node::Node& node, ChatContext& ctx) {
-  node.spawn(std::make_unique<NetKernel>(), "net_kernel");
-  node.spawn(std::make_unique<TaskSupervisor>(ctx), "Elixir.Chat.TaskSupervisor");
-  node.spawn(std::make_unique<Inbox>(ctx), "Elixir.Chat");
-  node.spawn(std::make_unique<Rex>(ctx), "rex");
+Term chat_group() { return atom("Elixir.Chat"); }
+
+Pid start_services(node::Node& node, ChatContext& ctx) {
   node.set_spawn_handler([&ctx](const std::string& m, const std::string& f, const std::vector<Term>& a) {
     return std::make_unique<SpawnedCall>(ctx, m, f, a);
   });
+  std::vector<kernel::ChildSpec> children{
+      {"rex", [&ctx] { return std::make_unique<Rex>(ctx); }},
+      {"Elixir.Chat.TaskSupervisor", [&ctx] { return std::make_unique<TaskSupervisor>(ctx); }},
+      {"Elixir.Chat", [&ctx] { return std::make_unique<Inbox>(ctx); }},
+  };
+  return node.spawn(std::make_unique<kernel::Supervisor>("chat_sup", std::move(children), ctx.supervisor));
 }
 
 std::optional<std::string> puts_text(const Term& t) {
@@ -219,18 +223,14 @@ void ChatTask::finish(const Outcome& o, const std::string& module, const std::st
 
 // --- net_kernel and the inbox --------------------------------------------------------------
 
-void NetKernel::receive(Term msg) {
-  auto call = parse_gen_call(msg);
-  if (!call) return;
-  // net_adm:ping/1 asks {is_auth, Node}; being connected already proved the cookie.
-  if (const auto* r = call->request.tuple(2); r != nullptr && (*r)[0].is_atom("is_auth")) {
-    gen_reply(node(), self(), *call, atom("yes"));
-  }
+void Inbox::started() {
+  if (ctx_.kernel != nullptr && ctx_.kernel->pg != nullptr) ctx_.kernel->pg->join(chat_group(), self());
 }
 
 void Inbox::receive(Term msg) {
   if (auto* b = msg.get<term::Binary>()) {
     ++ctx_.stats.inbox_messages;
+    ++count_;
     if (b->shared()) {
       ctx_.out.line(b->shared());  // written from the frame it arrived in
     } else {
@@ -238,9 +238,19 @@ void Inbox::receive(Term msg) {
     }
     return;
   }
-  if (auto call = parse_gen_call(msg); call && call->request.is_atom("count")) {
-    gen_reply(node(), self(), *call, Term{static_cast<int64_t>(ctx_.stats.inbox_messages)});
+  auto call = parse_gen_call(msg);
+  if (!call) return;  // handle_info(_other, count): ignored
+  if (call->request.is_atom("count")) {
+    gen_reply(node(), self(), *call, Term{count_});
+    return;
   }
+  // No handle_call clause matches: the GenServer crashes with function_clause (the caller's
+  // monitor carries it to the caller) and its supervisor starts it again.
+  const Term from = tuple({call->from, call->tag});
+  spdlog::warn("Chat.Inbox: no handle_call clause for {}", term::to_erlang_string(call->request));
+  exit(tuple({atom("function_clause"),
+              term::list({tuple({atom("Elixir.Chat.Inbox"), atom("handle_call"),
+                                 term::list({call->request, from, Term{count_}}), term::nil()})})}));
 }
 
 }  // namespace chat::service

@@ -1,8 +1,10 @@
 #include "chat/chat/task_call.hpp"
 
-#include "chat/chat/gen.hpp"
+#include "chat/kernel/gen.hpp"
 
 namespace chat::service {
+
+using kernel::gen_call_message;
 
 using term::atom;
 using term::Pid;

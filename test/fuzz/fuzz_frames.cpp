@@ -63,7 +63,7 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size > 2 * kMaxFrame) return -1;
   chat::service::Output out(sink());
-  chat::service::ChatContext ctx{out, {}};
+  chat::service::ChatContext ctx{out, {}, nullptr, {}};
   test::FakeTransport transport;
   test::FakeTimers timers;
   transport.connected[fuzz::kPeerName] = chat::dist::flag::kOurs;

@@ -50,6 +50,7 @@ class App {
   net::Network& network() { return *network_; }
   net::Runtime& runtime() { return runtime_; }
   const service::ChatContext& chat() const { return ctx_; }
+  kernel::Kernel& kernel() { return kernel_; }
   uint64_t uptime_ms() { return runtime_.now_ms() - started_ms_; }
   const discovery::Discovery* discovery() const { return discovery_.get(); }
   uint64_t http_requests() const { return http_ ? http_->requests() : 0; }
@@ -67,6 +68,7 @@ class App {
   service::Output out_;
   std::unique_ptr<net::Network> network_;
   std::unique_ptr<node::Node> node_;
+  kernel::Kernel kernel_;
   service::ChatContext ctx_;
   std::map<std::string, std::string> connect_errors_;
   std::unique_ptr<http::Server> http_;
@@ -85,6 +87,8 @@ http::Server::Handler web_handler(App& app);
 
 int run_send(const Options& options);
 int run_ping(const Options& options);
+// Chat.broadcast from the command line: MESSAGE to every member of the pg group Chat.
+int run_broadcast(const Options& options);
 // Throughput: COUNT binaries of SIZE bytes to {Chat, TARGET}, in windows closed by a
 // GenServer.call(:count) round trip; prints the rate.
 int run_blast(const Options& options);

@@ -9,7 +9,7 @@
 
 namespace chat::app {
 
-enum class Command { kRun, kSend, kPing, kBlast, kGenSecret, kHelp };
+enum class Command { kRun, kSend, kPing, kBroadcast, kBlast, kGenSecret, kHelp };
 
 struct Options {
   Command command = Command::kRun;
@@ -31,6 +31,7 @@ struct Options {
   uint64_t blast_count = 100'000;             // blast: messages to send
   size_t blast_size = 64;                     // blast: bytes per message
   uint64_t blast_window = 0;                  // blast: messages between syncs (0: by size)
+  bool hidden = false;  // --hidden (run), or a one-off command unless --visible
   std::string help;
 };
 

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "chat/chat/task_call.hpp"
+#include "chat/kernel/kernel.hpp"
 #include "chat/node/node.hpp"
 #include "chat/term/term.hpp"
 
@@ -31,6 +32,8 @@ class FunctionHost {
  public:
   virtual ~FunctionHost() = default;
   virtual node::Node& host_node() = 0;
+  // The node's global and pg, when it runs them.
+  virtual kernel::Kernel* kernel() = 0;
   virtual const term::Pid& host_pid() const = 0;
   // Prints one line the way IO.puts would from this process, then continues.
   virtual void puts(const std::string& line, std::function<void()> then) = 0;

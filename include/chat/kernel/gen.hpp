@@ -7,7 +7,7 @@
 #include "chat/node/node.hpp"
 #include "chat/term/term.hpp"
 
-namespace chat::service {
+namespace chat::kernel {
 
 struct GenCall {
   term::Pid from;
@@ -16,8 +16,10 @@ struct GenCall {
 };
 
 std::optional<GenCall> parse_gen_call(const term::Term& msg);
+// {'$gen_cast', Msg}: Msg.
+const term::Term* parse_gen_cast(const term::Term& msg);
 void gen_reply(node::Node& node, const term::Pid& self, const GenCall& call, term::Term reply);
 // {'$gen_call', {Self, Tag}, Request}
 term::Term gen_call_message(const term::Pid& self, const term::Term& tag, term::Term request);
 
-}  // namespace chat::service
+}  // namespace chat::kernel

@@ -1,6 +1,6 @@
-#include "chat/chat/gen.hpp"
+#include "chat/kernel/gen.hpp"
 
-namespace chat::service {
+namespace chat::kernel {
 
 using term::Term;
 
@@ -14,6 +14,11 @@ std::optional<GenCall> parse_gen_call(const Term& msg) {
   return GenCall{*pid, (*from)[1], (*t)[2]};
 }
 
+const Term* parse_gen_cast(const Term& msg) {
+  const auto* t = msg.tuple(2);
+  return t != nullptr && (*t)[0].is_atom("$gen_cast") ? &(*t)[1] : nullptr;
+}
+
 void gen_reply(node::Node& node, const term::Pid& self, const GenCall& call, Term reply) {
   node.reply(self, call.from, call.tag, std::move(reply));
 }
@@ -22,4 +27,4 @@ Term gen_call_message(const term::Pid& self, const Term& tag, Term request) {
   return term::tuple({term::atom("$gen_call"), term::tuple({self, tag}), std::move(request)});
 }
 
-}  // namespace chat::service
+}  // namespace chat::kernel
