@@ -242,6 +242,17 @@ void Connection::handshake_data(std::string_view bytes) {
   if (handshake_->has_output()) write(handshake_->take_output());
   if (result == dist::Handshake::Result::kNeedMore) return;
   if (result == dist::Handshake::Result::kFailed) {
+    if (role_ == Role::kInitiator && handshake_->peer_connects()) {
+      // Both nodes connected at once and the peer's connection wins: wait for it, frames
+      // queued, as net_kernel does (Network::admit hands them over). Nobody hears of a
+      // failure unless it never comes (the setup timer).
+      handshake_.reset();
+      if (stream_) {
+        stream_->close();
+        stream_ = nullptr;
+      }
+      return;
+    }
     if (role_ == Role::kAcceptor) peer_ = handshake_->peer().name;
     const std::string why = handshake_->cookie_mismatch() ? "handshake failed: wrong cookie (digest mismatch)"
                                                           : "handshake failed: " + handshake_->error();
