@@ -30,7 +30,10 @@ class BroadcastClient final : public kernel::CoProcess {
   kernel::Co<> main() override {
     const auto& o = app_.options();
     std::string via = o.target;
-    if (via.empty()) via = co_await find_node();
+    if (via.empty()) {
+      kernel::Co<std::string> finding = find_node();
+      via = co_await finding;
+    }
     if (via.empty()) {
       std::fprintf(stderr, "chat-node: no cluster node found (give --via NODE, or --discover NAME)\n");
       app_.stop(2);
@@ -39,7 +42,8 @@ class BroadcastClient final : public kernel::CoProcess {
     // :rpc.call(Via, :pg, :get_members, [Chat]) through rex, as rpc's old call form does.
     Term rex = tuple({atom("rex"), atom(via)});
     Term request = tuple({atom("call"), atom("pg"), atom("get_members"), term::list({atom("Elixir.Chat")}), self()});
-    auto members = co_await call(std::move(rex), std::move(request), o.timeout_ms);
+    kernel::Co<CallResult> rpc = call(rex, request, o.timeout_ms);
+    const auto members = co_await rpc;
     const auto* list = members.ok ? members.value.get<term::List>() : nullptr;
     if (list == nullptr) {
       const std::string why = app_.connect_error(via);
@@ -62,7 +66,8 @@ class BroadcastClient final : public kernel::CoProcess {
     for (const auto& n : nodes) {
       Term kernel = tuple({atom("net_kernel"), atom(n)});
       Term is_auth = tuple({atom("is_auth"), atom(node().name())});
-      auto r = co_await call(std::move(kernel), std::move(is_auth), o.timeout_ms);
+      kernel::Co<CallResult> ping = call(kernel, is_auth, o.timeout_ms);
+      const auto r = co_await ping;
       if (!r.ok) {
         ++failed;
         const std::string why = app_.connect_error(n);
@@ -81,7 +86,8 @@ class BroadcastClient final : public kernel::CoProcess {
     if (!app_.options().discover.empty()) {
       while (node().now_ms() < deadline) {
         if (const auto* d = app_.discovery(); d != nullptr && !d->listed().empty()) co_return *d->listed().begin();
-        co_await sleep(100);
+        Receive pause = sleep(100);
+        co_await pause;
       }
       co_return std::string{};
     }
@@ -94,10 +100,11 @@ class BroadcastClient final : public kernel::CoProcess {
                               n.send(me, me, tuple({atom("epmd_names"), term::list(std::move(names))}));
                               n.drain();
                             });
-    auto reply = co_await receive_match([](const Term& m) {
+    Receive names = receive_match([](const Term& m) {
       const auto* t = m.tuple(2);
       return t != nullptr && (*t)[0].is_atom("epmd_names");
     });
+    const auto reply = co_await names;
     const std::string self_alive = node().name().substr(0, node().name().find('@'));
     const std::string host = "127.0.0.1";
     std::vector<std::string> found;

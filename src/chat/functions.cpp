@@ -67,6 +67,10 @@ void run_kernel_function(FunctionHost& host, const std::string& module, const st
   const auto n = args.size();
   const auto ret = [&](Term v) { done(Outcome{Outcome::Kind::kReturn, std::move(v), {}}); };
   const auto fail = [&](const char* reason) { done(error(module, function, args, reason)); };
+  // What global answers later must not reach a process that is gone by then.
+  const auto later = [&node, pid = host.host_pid(), done](Term v) {
+    if (node.alive(pid)) done(Outcome{Outcome::Kind::kReturn, std::move(v), {}});
+  };
   if (module == "global") {
     auto* g = k != nullptr ? k->global_server() : nullptr;
     if (g == nullptr) return fail("noproc");
@@ -75,8 +79,18 @@ void run_kernel_function(FunctionHost& host, const std::string& module, const st
       return ret(pid ? Term{*pid} : atom("undefined"));
     }
     if (function == "registered_names" && n == 0) return ret(term::list(g->registered_names()));
+    if (function == "register_name" && n == 2) {
+      const auto* pid = args[1].get<term::Pid>();
+      if (pid == nullptr) return fail("function_clause");
+      g->register_name(args[0], *pid, [later](bool yes) { later(atom(yes ? "yes" : "no")); });
+      return;
+    }
+    if (function == "unregister_name" && n == 1) {
+      g->unregister_name(args[0], [later](bool) { later(atom("ok")); });
+      return;
+    }
     if (function == "sync" && n == 0) {
-      g->sync([done] { done(Outcome{Outcome::Kind::kReturn, atom("ok"), {}}); });
+      g->sync([later] { later(atom("ok")); });
       return;
     }
     if (function == "resolve_it" && n == 4) {
@@ -187,6 +201,29 @@ void run_function(FunctionHost& host, const std::string& module, const std::stri
   if ((module == "erlang" && function == "nodes" && n == 1) || (module == "Elixir.Node" && function == "list" && n == 1)) {
     auto r = nodes_of_kind(node, args[0]);
     return r ? ret(*r) : fail("badarg");
+  }
+  if ((module == "net_kernel" && function == "connect_node" && n == 1) ||
+      (module == "Elixir.Node" && function == "connect" && n == 1)) {
+    // Node.connect/1 returns true, false, or :ignored when this node is not alive.
+    const auto* target = args[0].get<term::Atom>();
+    if (target == nullptr) return fail("function_clause");
+    host.connect_node(target->name, [done](bool ok) { done(Outcome{Outcome::Kind::kReturn, atom(ok ? "true" : "false"), {}}); });
+    return;
+  }
+  if ((module == "erlang" && function == "disconnect_node" && n == 1) ||
+      (module == "Elixir.Node" && function == "disconnect" && n == 1)) {
+    const auto* target = args[0].get<term::Atom>();
+    if (target == nullptr) return fail("badarg");
+    const bool was = node.transport().flags(target->name) != 0;
+    node.disconnect(target->name);
+    return ret(atom(was ? "true" : "false"));
+  }
+  if ((module == "erlang" && function == "whereis" && n == 1) ||
+      (module == "Elixir.Process" && function == "whereis" && n == 1)) {
+    const auto* name = args[0].get<term::Atom>();
+    if (name == nullptr) return fail("badarg");
+    auto pid = node.whereis(name->name);
+    return ret(pid ? Term{*pid} : (module == "erlang" ? atom("undefined") : atom("nil")));
   }
   if ((module == "erlang" && function == "is_alive" && n == 0) ||
       (module == "Elixir.Node" && function == "alive?" && n == 0)) {

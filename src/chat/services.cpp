@@ -122,6 +122,12 @@ std::vector<Pid> TaskSupervisor::children_pids() const {
 
 void FunctionProcess::receive(Term msg) {
   if (call_ && call_->handle(msg)) return;
+  if (connected_) {
+    if (const auto* d = msg.tuple(2); d != nullptr && (*d)[0].is_atom("nodedown") && (*d)[1].is_atom(connecting_)) {
+      std::exchange(connected_, nullptr)(false);
+      return;
+    }
+  }
   if (after_io_) {
     // {io_reply, ReplyAs, Reply}
     if (const auto* r = msg.tuple(3); r != nullptr && (*r)[0].is_atom("io_reply") && (*r)[1] == io_tag_) {
@@ -132,6 +138,32 @@ void FunctionProcess::receive(Term msg) {
     }
   }
   other(msg);
+}
+
+void FunctionProcess::connect_node(const std::string& node_name, std::function<void(bool)> done) {
+  if (node_name == node().name() || node().transport().flags(node_name) != 0) {
+    done(true);
+    return;
+  }
+  connecting_ = node_name;
+  connected_ = std::move(done);
+  monitor_node(node_name);  // connects; a connection that cannot be made sends nodedown
+  connect_poll(node().now_ms() + 10000);
+}
+
+void FunctionProcess::connect_poll(uint64_t deadline_ms) {
+  // The handshake's end has no message of its own for a hidden peer: look every 20 ms.
+  if (!connected_) return;
+  if (node().transport().flags(connecting_) != 0) {
+    demonitor_node(connecting_);
+    std::exchange(connected_, nullptr)(true);
+    return;
+  }
+  if (node().now_ms() >= deadline_ms) {
+    std::exchange(connected_, nullptr)(false);
+    return;
+  }
+  after(20, [this, deadline_ms] { connect_poll(deadline_ms); });
 }
 
 void FunctionProcess::puts(const std::string& line, std::function<void()> then) {

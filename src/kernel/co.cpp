@@ -14,14 +14,16 @@ using term::tuple;
 namespace {
 
 Co<> run_then_exit(Co<> body, std::function<void()> done) {
-  co_await body;
+  co_await body;  // a parameter: a named object of this frame
   done();
 }
 
 }  // namespace
 
 void CoProcess::started() {
-  main_ = run_then_exit(main(), [this] { exit(atom("normal")); });
+  Co<> body = main();
+  std::function<void()> done = [this] { exit(atom("normal")); };
+  main_ = run_then_exit(std::move(body), std::move(done));
   main_.start();
 }
 
@@ -103,7 +105,8 @@ Co<CoProcess::CallResult> CoProcess::call(Term dest, Term request, uint64_t time
   } else if (const auto* t = dest.tuple(2); t != nullptr && (*t)[0].get<term::Atom>() && (*t)[1].get<term::Atom>()) {
     send_named((*t)[0].get<term::Atom>()->name, (*t)[1].get<term::Atom>()->name, std::move(msg));
   }
-  auto answer = co_await receive_match([ref](const Term& m) { return answers(m, ref); }, timeout_ms);
+  Receive wait = receive_match([ref](const Term& m) { return answers(m, ref); }, timeout_ms);
+  auto answer = co_await wait;
   if (!answer) {
     demonitor(mref);
     flush([ref](const Term& m) { return is_down(m, ref); });
@@ -124,9 +127,10 @@ Co<CoProcess::MultiResult> CoProcess::multi_call(std::vector<std::string> nodes,
   }
   MultiResult result;
   while (!pending.empty()) {
-    auto answer = co_await receive_match([&pending](const Term& m) {
+    Receive wait = receive_match([&pending](const Term& m) {
       return std::any_of(pending.begin(), pending.end(), [&m](const auto& p) { return answers(m, p.second); });
     });
+    auto answer = co_await wait;
     auto it = std::find_if(pending.begin(), pending.end(), [&](const auto& p) { return answers(*answer, p.second); });
     const std::string node = it->first;
     const Term ref = it->second;

@@ -63,10 +63,9 @@ Co<bool> GlobalClient::set_lock_on_nodes(Term id, std::vector<std::string> nodes
   if (nodes.size() > 1 && std::find(nodes.begin(), nodes.end(), me) != nodes.end() && !can_set_lock(id)) {
     co_return false;
   }
-  // (Arguments are built before co_await: GCC 12 cannot keep a braced list's array alive
-  // across a suspension, and rejects it.)
   Term req = tuple({atom("set_lock"), id});
-  auto r = co_await multi_call(nodes, kGlobalName, std::move(req));
+  Co<MultiResult> calls = multi_call(nodes, kGlobalName, req);
+  auto r = co_await calls;
   // check_replies/3: a node that said no makes the others undo theirs; nodes that did not
   // answer (gone) do not count.
   std::vector<std::string> yes;
@@ -79,14 +78,18 @@ Co<bool> GlobalClient::set_lock_on_nodes(Term id, std::vector<std::string> nodes
     }
   }
   if (!refused) co_return true;
-  if (r.replies.size() > 1 && !yes.empty()) co_await del_lock(id, yes);
+  if (r.replies.size() > 1 && !yes.empty()) {
+    Co<> undo = del_lock(id, yes);
+    co_await undo;
+  }
   co_return false;
 }
 
 Co<> GlobalClient::del_lock(Term id, std::vector<std::string> nodes) {
   if (nodes.empty()) co_return;
   Term req = tuple({atom("del_lock"), std::move(id)});
-  co_await multi_call(std::move(nodes), kGlobalName, std::move(req));
+  Co<MultiResult> calls = multi_call(nodes, kGlobalName, req);
+  co_await calls;
 }
 
 Co<> GlobalClient::delete_global_lock(Term id, std::vector<std::string> nodes) {
@@ -97,14 +100,17 @@ Co<> GlobalClient::delete_global_lock(Term id, std::vector<std::string> nodes) {
   std::vector<std::string> rest = nodes;
   std::erase(rest, boss);
   std::vector<std::string> only_boss(1, boss);
-  co_await del_lock(id, std::move(rest));
-  co_await del_lock(id, std::move(only_boss));
+  Co<> others = del_lock(id, rest);
+  co_await others;
+  Co<> last = del_lock(id, only_boss);
+  co_await last;
 }
 
 Co<> GlobalClient::random_sleep(uint32_t times) {
   // A quarter of a second the first time, doubling up to 8 seconds.
   const uint32_t tmax = times > 5 ? 8000 : ((1U << times) * 1000U) / 8U;
-  co_await sleep(1 + random_below(tmax));
+  Receive pause = sleep(1 + random_below(tmax));
+  co_await pause;
 }
 
 // --- the locker -------------------------------------------------------------------------------
@@ -198,7 +204,8 @@ void GlobalLocker::send_lock_set(bool is_set, const Pid& his_locker, int64_t vsn
 Co<> GlobalLocker::main() {
   for (;;) {
     if (auto m = take([](const Term&) { return true; })) {
-      co_await the_locker_message(std::move(*m));
+      Co<> handle = the_locker_message(*m);
+      co_await handle;
       continue;
     }
     uint64_t timeout = kInfinity;
@@ -214,16 +221,20 @@ Co<> GlobalLocker::main() {
       }
     }
     just_synced_ = false;
-    auto m = co_await receive_match([](const Term&) { return true; }, timeout);
+    Receive next = receive_match([](const Term&) { return true; }, timeout);
+    auto m = co_await next;
     if (m) {
-      co_await the_locker_message(std::move(*m));
+      Co<> handle = the_locker_message(*m);
+      co_await handle;
     } else if (shared_->server != nullptr && !shared_->server->is_global_lock_set()) {
-      co_await select_node();
+      Co<> select = select_node();
+      co_await select;
     }
   }
 }
 
 Co<> GlobalLocker::the_locker_message(Term msg) {
+  if (spdlog::should_log(spdlog::level::trace)) spdlog::trace("global locker: {}", term::to_erlang_string(msg));
   const auto* t = msg.get<term::Tuple>();
   const auto* tag = t != nullptr && !t->items.empty() ? t->items[0].get<term::Atom>() : nullptr;
   const size_t n = t != nullptr ? t->items.size() : 0;
@@ -265,7 +276,8 @@ Co<> GlobalLocker::the_locker_message(Term msg) {
     // The other locker has the lock on its partition and on us: take ours and answer.
     const Term lock_id = lock_id_with(*pid);
     std::vector<std::string> no_extra;
-    const bool is_set = co_await lock_nodes_safely(lock_id, std::move(no_extra));
+    Co<bool> locking = lock_nodes_safely(lock_id, no_extra);
+    const bool is_set = co_await locking;
     send_lock_set(is_set, *pid, him->vsn, him->his_tag);
     if (!is_set) {
       just_synced_ = false;
@@ -274,7 +286,10 @@ Co<> GlobalLocker::the_locker_message(Term msg) {
     std::vector<std::string> known2{node().name()};
     known2.insert(known2.end(), known_.begin(), known_.end());
     cast(kGlobalName, node().name(), tuple({atom("lock_is_set"), atom(pid->node), him->my_tag, lock_id}));
-    co_await wait_cancel_lock(pid->node, lock_id, him->my_tag, known2);
+    const std::string his_node = pid->node;
+    const Term my_tag = him->my_tag;
+    Co<> waiting = wait_cancel_lock(his_node, lock_id, my_tag, known2);
+    co_await waiting;
     just_synced_ = true;
     remove_node(pid->node, him->my_tag);
     co_return;
@@ -303,15 +318,18 @@ Co<> GlobalLocker::select_node() {
   std::erase_if(list, [this](const Him& h) { return std::find(known_.begin(), known_.end(), h.node) != known_.end(); });
   if (list.empty()) co_return;
   const Him him = list[random_below(static_cast<uint32_t>(list.size()))];
+  spdlog::trace("global locker: locking with {}", him.node);
   const Term lock_id = lock_id_with(him.locker);
   // Locking his node with ours ([Node] as Extra) is what prevents a deadlock.
   std::vector<std::string> his_node(1, him.node);
-  const bool is_set = co_await lock_nodes_safely(lock_id, std::move(his_node));
+  Co<bool> locking = lock_nodes_safely(lock_id, his_node);
+  const bool is_set = co_await locking;
   if (!is_set) co_return;
   std::vector<std::string> known1{node().name(), him.node};
   known1.insert(known1.end(), known_.begin(), known_.end());
   send_lock_set(true, him.locker, him.vsn, him.his_tag);
-  co_await lock_is_set(him, known1, lock_id);
+  Co<> waiting = lock_is_set(him, known1, lock_id);
+  co_await waiting;
 }
 
 Co<bool> GlobalLocker::lock_nodes_safely(Term lock_id, std::vector<std::string> extra) {
@@ -320,22 +338,28 @@ Co<bool> GlobalLocker::lock_nodes_safely(Term lock_id, std::vector<std::string> 
   with_me.insert(with_me.end(), known_.begin(), known_.end());
   const std::vector<std::string> first{the_boss(with_me)};
   if (!(first[0] == node().name() || can_set_lock(lock_id))) co_return false;
-  const bool boss_locked = co_await set_lock_on_nodes(lock_id, first);
+  Co<bool> boss = set_lock_on_nodes(lock_id, first);
+  const bool boss_locked = co_await boss;
   if (!boss_locked) co_return false;
   update_known();
   std::vector<std::string> second{node().name()};
   second.insert(second.end(), extra.begin(), extra.end());
   second = minus(second, first);
-  const bool second_locked = co_await set_lock_on_nodes(lock_id, second);
+  Co<bool> ours = set_lock_on_nodes(lock_id, second);
+  const bool second_locked = co_await ours;
   if (!second_locked) {
-    co_await del_lock(lock_id, first);
+    Co<> undo = del_lock(lock_id, first);
+    co_await undo;
     co_return false;
   }
-  const bool known_locked = co_await set_lock_on_nodes(lock_id, minus(known_, first));
+  const std::vector<std::string> rest = minus(known_, first);
+  Co<bool> partition = set_lock_on_nodes(lock_id, rest);
+  const bool known_locked = co_await partition;
   if (!known_locked) {
     std::vector<std::string> so_far = first;
     so_far.insert(so_far.end(), second.begin(), second.end());
-    co_await del_lock(lock_id, so_far);
+    Co<> undo = del_lock(lock_id, so_far);
+    co_await undo;
     co_return false;
   }
   co_return true;
@@ -345,7 +369,7 @@ Co<> GlobalLocker::lock_is_set(Him him, std::vector<std::string> known1, Term lo
   const std::string n = him.node;
   for (;;) {
     // {lock_set, P, Set, _[, Tag]} from his node, or {cancel, Node, MyTag, Fun}.
-    auto m = co_await receive_match([&](const Term& x) {
+    Receive answer = receive_match([&](const Term& x) {
       const auto* t = x.get<term::Tuple>();
       if (t == nullptr || t->items.empty()) return false;
       const auto& c = t->items;
@@ -355,21 +379,25 @@ Co<> GlobalLocker::lock_is_set(Him him, std::vector<std::string> known1, Term lo
       }
       return c[0].is_atom("cancel") && c.size() == 4 && c[1].is_atom(n) && c[2] == him.my_tag;
     });
+    const auto m = co_await answer;
     const auto& c = m->get<term::Tuple>()->items;
     if (c[0].is_atom("cancel")) {
       call_fun(c[3]);
-      co_await delete_global_lock(lock_id, known1);
+      Co<> unlock = delete_global_lock(lock_id, known1);
+      co_await unlock;
       remove_node(n, him.my_tag);
       co_return;
     }
     const bool current = c.size() == 4 || c[4] == him.my_tag;
     if (!current) continue;  // an old session's answer
     if (!c[2].is_atom("true")) {
-      co_await delete_global_lock(lock_id, known1);
+      Co<> unlock = delete_global_lock(lock_id, known1);
+      co_await unlock;
       co_return;
     }
     cast(kGlobalName, node().name(), tuple({atom("lock_is_set"), atom(n), him.my_tag, lock_id}));
-    co_await wait_cancel_lock(n, lock_id, him.my_tag, known1);
+    Co<> waiting = wait_cancel_lock(n, lock_id, him.my_tag, known1);
+    co_await waiting;
     just_synced_ = true;
     std::erase_if(local_, [&](const Him& h) { return h.node == n && h.my_tag == him.my_tag; });
     std::erase_if(remote_, [&](const Him& h) { return h.node == n && h.my_tag == him.my_tag; });
@@ -380,12 +408,14 @@ Co<> GlobalLocker::lock_is_set(Him him, std::vector<std::string> known1, Term lo
 Co<> GlobalLocker::wait_cancel_lock(std::string n, Term lock_id, Term my_tag, std::vector<std::string> known) {
   // Until the server says the connect is over; should the other node die, its nodedown
   // makes the server send the cancel.
-  auto m = co_await receive_match([&](const Term& x) {
+  Receive cancel = receive_match([&](const Term& x) {
     const auto* t = x.tuple(4);
     return t != nullptr && (*t)[0].is_atom("cancel") && (*t)[1].is_atom(n) && (*t)[2] == my_tag;
   });
+  const auto m = co_await cancel;
   call_fun((*m->tuple(4))[3]);
-  co_await delete_global_lock(lock_id, known);
+  Co<> unlock = delete_global_lock(lock_id, known);
+  co_await unlock;
 }
 
 // --- the registrar ----------------------------------------------------------------------------
@@ -396,51 +426,57 @@ Co<std::vector<std::string>> GlobalRegistrar::set_lock_known(Term id) {
     const auto known = shared_->server->known_nodes();
     std::vector<std::string> nodes{node().name()};
     nodes.insert(nodes.end(), known.begin(), known.end());
-    const std::string boss = the_boss(nodes);
-    std::vector<std::string> only_boss(1, boss);
-    const bool boss_locked = co_await set_lock_on_nodes(id, only_boss);
+    std::vector<std::string> only_boss(1, the_boss(nodes));
+    Co<bool> boss = set_lock_on_nodes(id, only_boss);
+    const bool boss_locked = co_await boss;
     if (boss_locked) {
-      const bool all = co_await set_lock_on_nodes(id, nodes);
+      Co<bool> everyone = set_lock_on_nodes(id, nodes);
+      const bool all = co_await everyone;
       if (all && shared_->server != nullptr && minus(shared_->server->known_nodes(), known).empty()) co_return nodes;
-      co_await del_lock(id, std::move(only_boss));
+      Co<> undo = del_lock(id, only_boss);
+      co_await undo;
     }
-    co_await random_sleep(times);
+    Co<> pause = random_sleep(times);
+    co_await pause;
   }
 }
 
 Co<> GlobalRegistrar::main() {
   for (;;) {
     // {register, Name, Pid, Id} or {unregister, Name, Id} from this node's server.
-    auto m = co_await receive_match([](const Term& x) {
+    Receive request = receive_match([](const Term& x) {
       const auto* t = x.get<term::Tuple>();
       return t != nullptr && !t->items.empty() && t->items.back().get<int64_t>() != nullptr &&
              ((t->items.size() == 4 && t->items[0].is_atom("register")) ||
               (t->items.size() == 3 && t->items[0].is_atom("unregister")));
     });
+    const auto m = co_await request;
     const auto& c = m->get<term::Tuple>()->items;
     const int64_t id = *c.back().get<int64_t>();
     const Term lock = tuple({atom("global"), self()});
-    const auto nodes = co_await set_lock_known(lock);
+    Co<std::vector<std::string>> locking = set_lock_known(lock);
+    const auto nodes = co_await locking;
     bool ok = false;
     if (shared_->server != nullptr && !nodes.empty()) {
       const auto* server = shared_->server;
+      Term req;
       if (c[0].is_atom("register")) {
         const Pid pid = *c[2].get<Pid>();
         // register_name/3: only a free name, and only for a pid without a name yet.
         bool has_name = false;
         for (const auto& [k, n] : server->names()) has_name = has_name || n.pid == pid;
-        if (!server->whereis(c[1]) && !has_name) {
-          Term req = tuple({atom("register"), c[1], pid, random_exit_name_fun()});
-          co_await multi_call(nodes, kGlobalName, std::move(req));
-          ok = true;
-        }
+        if (!server->whereis(c[1]) && !has_name) req = tuple({atom("register"), c[1], pid, random_exit_name_fun()});
       } else {
-        Term req = tuple({atom("unregister"), c[1]});
-        co_await multi_call(nodes, kGlobalName, std::move(req));
+        req = tuple({atom("unregister"), c[1]});
+      }
+      if (!req.is_nil()) {
+        Co<MultiResult> calls = multi_call(nodes, kGlobalName, req);
+        co_await calls;
         ok = true;
       }
     }
-    co_await delete_global_lock(lock, nodes);
+    Co<> unlock = delete_global_lock(lock, nodes);
+    co_await unlock;
     if (auto d = shared_->done.find(id); d != shared_->done.end()) {
       auto done = std::move(d->second);
       shared_->done.erase(d);
@@ -453,10 +489,11 @@ Co<> GlobalRegistrar::main() {
 
 Co<> GlobalResolver::main() {
   // {resolve, NameList, Node}; anything else is garbage.
-  auto m = co_await receive_match([this](const Term& x) {
+  Receive resolve = receive_match([this](const Term& x) {
     const auto* t = x.tuple(3);
     return t != nullptr && (*t)[0].is_atom("resolve") && (*t)[2].is_atom(node_);
   });
+  const auto m = co_await resolve;
   const Term names = (*m->tuple(3))[1];
   std::vector<Term> ops;
   std::vector<Term> res;
@@ -477,7 +514,9 @@ Co<> GlobalResolver::main() {
       if (mine->second.pid == *pid || !we_resolve) continue;  // same, or the other node resolves
       const Pid pid2 = mine->second.pid;
       const Term method2 = mine->second.method;
-      const Term outcome = co_await resolve_it(method2, name, *pid, pid2);
+      const Pid his_pid = *pid;
+      Co<Term> resolving = resolve_it(method2, name, his_pid, pid2);
+      const Term outcome = co_await resolving;
       if (outcome == Term{*pid}) {
         ops.insert(ops.begin(), tuple({atom("insert"), tuple({name, *pid, method})}));
       } else if (outcome == Term{pid2}) {
@@ -507,7 +546,8 @@ Co<Term> GlobalResolver::resolve_it(const Term& method, const Term& name, const 
   const Term request = tuple({atom("call"), atom("global"), atom("resolve_it"),
                               term::list({method, name, pid, pid2}), self()});
   Term rex = tuple({atom("rex"), atom(pid2.node)});
-  auto r = co_await call(std::move(rex), request);
+  Co<CallResult> rpc = call(rex, request);
+  const auto r = co_await rpc;
   co_return r.ok ? r.value : tuple({atom("badrpc"), r.value});
 }
 

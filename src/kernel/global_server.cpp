@@ -86,6 +86,7 @@ void GlobalServer::cast_to(const std::string& n, Term msg) {
 }
 
 void GlobalServer::receive(Term msg) {
+  if (spdlog::should_log(spdlog::level::trace)) spdlog::trace("global_name_server: {}", term::to_erlang_string(msg));
   if (auto call = parse_gen_call(msg)) {
     handle_call(*call);
   } else if (const auto* cast = parse_gen_cast(msg)) {

@@ -174,15 +174,16 @@ TEST_SUITE("task_supervisor") {
                    tuple({tag, tuple({atom("ok"), remote_task})}));
     n.node.drain();
     sent = n.transport.take();
-    REQUIRE(sent.size() == 3);
-    CHECK(sent[0].op() == op(Op::kLink));
-    CHECK(sent[1].op() == op(Op::kMonitorP));
-    CHECK(sent[2].op() == op(Op::kSend));
-    const auto* start = sent[2].payload->tuple(5);
+    REQUIRE(sent.size() == 4);
+    CHECK(sent[0].op() == op(Op::kDemonitorP));  // the supervisor answered: gen:call's monitor goes
+    CHECK(sent[1].op() == op(Op::kLink));
+    CHECK(sent[2].op() == op(Op::kMonitorP));
+    CHECK(sent[3].op() == op(Op::kSend));
+    const auto* start = sent[3].payload->tuple(5);
     REQUIRE(start != nullptr);
     CHECK((*start)[4] == tuple({atom("Elixir.Chat"), atom("receive_message"),
                                 term::list({term::binary("chicken?"), atom("moebi@10.0.0.3")})}));
-    const Term mon_ref = sent[1].at(3);
+    const Term mon_ref = sent[2].at(3);
     CHECK((*start)[1] == mon_ref);
 
     // ...whose result (nil) becomes moebi's own result.

@@ -40,6 +40,8 @@ class FunctionHost {
   // Runs Chat.send_message-style calls to other nodes (moebi's call-back).
   virtual void call_remote(const std::string& target, const std::string& fun, std::vector<term::Term> args,
                            TaskCall::Done done) = 0;
+  // net_kernel:connect_node/1: done(true) once connected, done(false) if it cannot be.
+  virtual void connect_node(const std::string& node_name, std::function<void(bool)> done) = 0;
 };
 
 // Runs Module:Function(Args) for `host`; `done` is called exactly once (possibly later, when

@@ -75,6 +75,7 @@ class FunctionProcess : public node::Process, public FunctionHost {
   void puts(const std::string& line, std::function<void()> then) override;
   void call_remote(const std::string& target, const std::string& fun, std::vector<term::Term> args,
                    TaskCall::Done done) override;
+  void connect_node(const std::string& node_name, std::function<void(bool)> done) override;
 
  protected:
   // Messages the function machinery did not take.
@@ -86,6 +87,9 @@ class FunctionProcess : public node::Process, public FunctionHost {
   term::Term io_tag_;
   std::function<void()> after_io_;
   uint64_t io_timer_ = 0;
+  std::string connecting_;
+  std::function<void(bool)> connected_;
+  void connect_poll(uint64_t deadline_ms);
 };
 
 // One task started by the supervisor: waits for its {Owner, Ref, ReplyTo, Callers, MFA}

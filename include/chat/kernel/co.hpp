@@ -6,6 +6,13 @@
 //   Co<T>       a lazily started coroutine that returns T; `co_await` runs it to completion.
 //   CoProcess   a node process whose body is `Co<> main()`. Messages that no receive is
 //               waiting for stay in its mailbox, in order, as in Erlang.
+//
+// GCC 12 destroys some temporaries of a co_await expression twice (a prvalue argument of a
+// coroutine call, a lambda passed to an awaiter's factory: seen as double frees here). So,
+// in coroutine bodies: build every awaitable in a statement of its own, from named objects,
+// and co_await the named result:
+//     Co<bool> locking = set_lock_on_nodes(id, nodes);    // id, nodes: named objects
+//     const bool locked = co_await locking;
 #pragma once
 
 #include <coroutine>

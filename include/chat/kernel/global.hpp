@@ -34,7 +34,7 @@ namespace chat::kernel {
 inline constexpr int64_t kGlobalVsn = 8;           // ?vsn
 inline constexpr int64_t kGlobalPopVsn = 7;        // ?pop_vsn, ?pgpv_vsn
 inline constexpr int64_t kGlobalVerifyVsn = 8;     // ?verify_connect_vsn
-inline constexpr const char* kGlobalName = "global_name_server";
+inline const std::string kGlobalName = "global_name_server";
 
 class GlobalServer;
 

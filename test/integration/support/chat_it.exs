@@ -499,6 +499,43 @@ defmodule ChatIT do
     end
   end
 
+  # -- cluster shape (global, pg) ------------------------------------------------------
+
+  @doc ":rpc.call/5 with a deadline; works on C++ and Elixir nodes alike."
+  def rpc(node, m, f, a, timeout \\ 10_000), do: :rpc.call(node, m, f, a, timeout)
+
+  @doc "Makes `a` connect to `b` (Node.connect/1 run on `a`), as a user would from a's shell."
+  def connect(a, b) do
+    assert rpc(a, Node, :connect, [b]) == true, "#{a} could not connect to #{b}"
+  end
+
+  @doc "The visible nodes `node` is connected to, sorted."
+  def nodes_of(node) do
+    case rpc(node, :erlang, :nodes, []) do
+      list when is_list(list) -> Enum.sort(list)
+      other -> other
+    end
+  end
+
+  @doc "Waits until every node in `names` is connected to every other one (visible)."
+  def wait_mesh(names, timeout \\ 15_000) do
+    wait_until(
+      fn ->
+        Enum.all?(names, fn n ->
+          others = Enum.sort(names -- [n])
+          Enum.all?(others, &(&1 in List.wrap(nodes_of(n))))
+        end)
+      end,
+      timeout,
+      "a full mesh of #{inspect(names)}"
+    )
+  end
+
+  @doc "`:global.sync()` run on `node`, within `timeout` ms (it used to hang forever)."
+  def global_sync(node, timeout \\ 10_000) do
+    within(timeout, ":global.sync() on #{node}", fn -> rpc(node, :global, :sync, [], timeout) end)
+  end
+
   # -- EPMD and waiting ---------------------------------------------------------------
 
   @doc "Names registered with our private EPMD, as strings."
