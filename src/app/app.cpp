@@ -1,4 +1,5 @@
 #include "chat/app/app.hpp"
+#include "chat/app/web_group.hpp"
 
 #include <spdlog/spdlog.h>
 
@@ -90,7 +91,9 @@ int App::run(Client on_ready) {
       [this, on_ready = std::move(on_ready)](uint32_t creation) {
         node_->set_creation(creation);
         const term::Pid kernel_sup = kernel::start_kernel(*node_, kernel_);
-        const term::Pid chat_sup = service::start_services(*node_, ctx_);
+        std::vector<kernel::ChildSpec> web;
+        if (http_) web.push_back({kWebName, [this] { return std::make_unique<WebInbox>(ctx_); }});
+        const term::Pid chat_sup = service::start_services(*node_, ctx_, std::move(web));
         node_->spawn(std::make_unique<ApplicationMaster>(
             *this, std::vector<std::pair<std::string, term::Pid>>{{"kernel", kernel_sup}, {"chat", chat_sup}}));
         spdlog::info("node {} up: distribution port {}, EPMD port {}", node_->name(), network_->listen_port(),

@@ -13,7 +13,7 @@ using term::tuple;
 
 Term chat_group() { return atom("Elixir.Chat"); }
 
-Pid start_services(node::Node& node, ChatContext& ctx) {
+Pid start_services(node::Node& node, ChatContext& ctx, std::vector<kernel::ChildSpec> extra) {
   node.set_spawn_handler([&ctx](const std::string& m, const std::string& f, const std::vector<Term>& a) {
     return std::make_unique<SpawnedCall>(ctx, m, f, a);
   });
@@ -22,6 +22,7 @@ Pid start_services(node::Node& node, ChatContext& ctx) {
       {"Elixir.Chat.TaskSupervisor", [&ctx] { return std::make_unique<TaskSupervisor>(ctx); }},
       {"Elixir.Chat", [&ctx] { return std::make_unique<Inbox>(ctx); }},
   };
+  for (auto& e : extra) children.push_back(std::move(e));
   return node.spawn(std::make_unique<kernel::Supervisor>("chat_sup", std::move(children), ctx.supervisor));
 }
 

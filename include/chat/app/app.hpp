@@ -5,6 +5,7 @@
 
 #include <uv.h>
 
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -22,14 +23,18 @@
 namespace chat::app {
 
 // The live feed of the web page: what this node prints and what its web users send, as
-// Server-Sent Events.
+// Server-Sent Events. A page that opens gets the last kHistory events first, so it shows the
+// recent conversation, not only what comes after.
 class Feed {
  public:
+  static constexpr size_t kHistory = 100;
+  static constexpr size_t kMaxText = 4096;  // longer texts are cut in the feed (not in the log)
   void publish(const std::string& type, const std::string& peer, const std::string& text);
   void add(std::shared_ptr<http::EventStream> s);
 
  private:
   std::vector<std::shared_ptr<http::EventStream>> streams_;
+  std::deque<std::string> history_;
   uint64_t seq_ = 0;
 };
 

@@ -42,8 +42,9 @@ struct ChatContext {
   [[nodiscard]] static bool is_moebi(const std::string& node_name) { return node_name.rfind("moebi@", 0) == 0; }
 };
 
-// Spawns chat_sup with the chat's services; returns its pid.
-term::Pid start_services(node::Node& node, ChatContext& ctx);
+// Spawns chat_sup with the chat's services (and `extra` ones, e.g. the web dyno's); returns
+// its pid.
+term::Pid start_services(node::Node& node, ChatContext& ctx, std::vector<kernel::ChildSpec> extra = {});
 // The pg group every chat node's inbox joins: 'Elixir.Chat'.
 term::Term chat_group();
 
