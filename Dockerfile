@@ -21,7 +21,7 @@ FROM ${DEBIAN_IMAGE} AS toolchain
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
         g++ make cmake pkg-config \
-        erlang-dev erlang-nox elixir \
+        erlang-dev elixir \
         libuv1-dev libspdlog-dev libboost-program-options-dev libssl-dev libhttp-parser-dev \
  && rm -rf /var/lib/apt/lists/*
 
@@ -68,5 +68,5 @@ COPY Procfile heroku.yml ./
 ENV HOME=/app LANG=C.UTF-8 MIX_ENV=prod
 # Numeric, so that Kubernetes' runAsNonRoot can verify it.
 USER 10001:10001
-HEALTHCHECK --interval=30s --timeout=5s --start-period=20s CMD ["bin/healthcheck"]
-CMD ["bin/dyno", "web"]
+HEALTHCHECK --interval=30s --timeout=5s --start-period=20s CMD ["/app/bin/healthcheck"]
+CMD ["/app/bin/dyno", "web"]
