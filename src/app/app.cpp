@@ -3,6 +3,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "chat/app/metrics.hpp"
 #include "chat/dist/constants.hpp"
 
 namespace chat::app {
@@ -76,6 +77,11 @@ int App::run(Client on_ready) {
     http_->listen(*options_.http_port);
     spdlog::info("http: listening on port {}", *options_.http_port);
   }
+  if (options_.metrics_port) {
+    metrics_http_ = std::make_unique<http::Server>(runtime_.loop(), metrics_handler(*this));
+    metrics_http_->listen(*options_.metrics_port);
+    spdlog::info("metrics: GET /metrics on port {}", *options_.metrics_port);
+  }
   for (auto* sig : {&sigterm_, &sigint_}) {
     uv_signal_init(runtime_.loop(), sig);
     sig->data = this;
@@ -138,6 +144,7 @@ void App::stop(int code) {
 void App::halt() {
   if (discovery_) discovery_->stop();
   if (http_) http_->close();
+  if (metrics_http_) metrics_http_->close();
   network_->stop();
   for (auto* sig : {&sigterm_, &sigint_}) {
     if (!uv_is_closing(reinterpret_cast<uv_handle_t*>(sig))) uv_close(reinterpret_cast<uv_handle_t*>(sig), nullptr);

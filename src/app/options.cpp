@@ -121,6 +121,8 @@ Options parse_options(int argc, char** argv) {
       "dist-port", po::value<uint16_t>(&o.dist_port)->default_value(0), "distribution listen port (0: any)")(
       "timeout", po::value<uint64_t>(&o.timeout_ms)->default_value(5000), "send/ping: milliseconds to wait")(
       "port", po::value<uint16_t>(), "serve HTTP on this port (default: $PORT when set)")(
+      "metrics-port", po::value<uint16_t>(),
+      "serve GET /metrics (Prometheus) on this port too (default: $CHAT_METRICS_PORT when set)")(
       "max-frame-mb", po::value<size_t>(&o.max_frame_mb)->default_value(128), "largest distribution frame accepted")(
       "max-queue-mb", po::value<size_t>(&o.max_queue_mb)->default_value(256),
       "bytes queued for one peer before it is disconnected as a slow consumer")(
@@ -246,6 +248,20 @@ Options parse_options(int argc, char** argv) {
       } catch (const std::exception&) {
         throw std::invalid_argument(std::string("PORT is not a port number: ") + p);
       }
+    }
+    if (vm.count("metrics-port")) {
+      o.metrics_port = vm["metrics-port"].as<uint16_t>();
+    } else if (const char* p = std::getenv("CHAT_METRICS_PORT"); p != nullptr && *p != '\0') {
+      try {
+        const auto v = std::stoul(p);
+        if (v == 0 || v > 65535) throw std::out_of_range("port");
+        o.metrics_port = static_cast<uint16_t>(v);
+      } catch (const std::exception&) {
+        throw std::invalid_argument(std::string("CHAT_METRICS_PORT is not a port number: ") + p);
+      }
+    }
+    if (o.metrics_port && o.http_port && *o.metrics_port == *o.http_port) {
+      throw std::invalid_argument("--metrics-port is the web port: the web port serves /metrics already");
     }
     if (vm.count("discover")) {
       o.discover = vm["discover"].as<std::vector<std::string>>();

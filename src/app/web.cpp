@@ -3,8 +3,9 @@
 #include <string>
 
 #include "chat/app/app.hpp"
+#include "chat/app/metrics.hpp"
+#include "chat/app/prometheus.hpp"
 #include "chat/app/web_group.hpp"
-#include "chat/dist/constants.hpp"
 #include "chat/chat/task_call.hpp"
 #include "web_page.hpp"
 
@@ -15,14 +16,6 @@
 namespace chat::app {
 
 namespace {
-
-// BEAM nodes always offer the atom cache header and fragments; a chat-node offers exactly
-// its own flag set; anything else is some other implementation.
-const char* peer_kind(uint64_t flags) {
-  constexpr uint64_t kBeamOnly = dist::flag::kDistHdrAtomCache | dist::flag::kFragments;
-  if ((flags & kBeamOnly) != 0) return "beam";
-  return (flags | dist::flag::kPublished) == dist::flag::kOurs ? "cpp" : "other";
-}
 
 std::string status_json(App& app) {
   const auto& c = app.chat();
@@ -251,6 +244,8 @@ http::Server::Handler web_handler(App& app) {
       if (only(get)) ex.respond(http::Response{200, "text/plain; charset=utf-8", "ok\n"});
     } else if (req.path == "/status.json") {
       if (only(get)) ex.respond(http::Response{200, "application/json", status_json(app)});
+    } else if (req.path == "/metrics") {
+      if (only(get)) ex.respond(http::Response{200, prometheus::kContentType, metrics_text(app)});
     } else if (req.path == "/nodes") {
       if (only(get)) ex.respond(http::Response{200, "application/json", nodes_json(app)});
     } else if (req.path == "/messages") {

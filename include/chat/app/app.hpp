@@ -77,6 +77,7 @@ class App {
   service::ChatContext ctx_;
   std::map<std::string, std::string> connect_errors_;
   std::unique_ptr<http::Server> http_;
+  std::unique_ptr<http::Server> metrics_http_;  // --metrics-port
   std::unique_ptr<discovery::Discovery> discovery_;
   uint64_t started_ms_ = 0;
   Feed feed_;

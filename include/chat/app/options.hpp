@@ -26,6 +26,7 @@ struct Options {
   std::string message;  // send
   size_t secret_length = 64;
   std::optional<uint16_t> http_port;          // --port, else $PORT: the web dyno's listener
+  std::optional<uint16_t> metrics_port;       // --metrics-port, else $CHAT_METRICS_PORT: /metrics
   std::vector<std::string> discover;          // --discover, else $CHAT_DISCOVERY, else Heroku's
   uint32_t discovery_interval_s = 5;
   uint64_t blast_count = 100'000;             // blast: messages to send

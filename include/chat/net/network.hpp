@@ -14,6 +14,7 @@
 #include "chat/node/node.hpp"
 #include "chat/node/ports.hpp"
 #include "chat/dist/handshake.hpp"
+#include "chat/net/counters.hpp"
 #include "chat/net/runtime.hpp"
 
 namespace chat::net {
@@ -85,6 +86,12 @@ class Network final : public node::Transport {
   uint16_t listen_port() const { return listen_port_; }
   const sockaddr_storage& epmd_address() const { return epmd_addr_; }
 
+  // For /metrics: what happened so far, and what is held now.
+  NetCounters& counters() { return counters_; }
+  [[nodiscard]] const NetCounters& counters() const { return counters_; }
+  [[nodiscard]] size_t connections() const { return all_.size(); }  // up or being set up
+  [[nodiscard]] size_t queued_bytes() const;                          // written to no socket yet
+
  private:
   static void on_connection(uv_stream_t* server, int status);
   void register_with_epmd();
@@ -112,6 +119,7 @@ class Network final : public node::Transport {
   uint64_t ticker_ = 0;
   uint64_t trim_timer_ = 0;
   bool stopping_ = false;
+  NetCounters counters_;
 };
 
 }  // namespace chat::net
