@@ -277,11 +277,11 @@ defmodule ChatIT do
   (`variant: :seed`, the default) or the lesson variant from
   test/lesson_chat (`variant: :lesson`), and waits until the app is up.
 
-  `runtime: :otp27` starts it with the other Erlang/Elixir of the mixed-OTP
-  tests instead of this VM's own: the executable in IT_OTP27_ELIXIR (a
-  wrapper that runs `elixir` of the OTP 27 root) and the apps compiled for
-  it in IT_OTP27_PEER_EBIN / IT_OTP27_LESSON_EBIN. By default the node runs
-  the `elixir` of $ELIXIR (or PATH), like this VM.
+  `runtime: :otp27` (or `:otp29`, ...) starts it with another Erlang/Elixir
+  of the mixed-OTP tests instead of this VM's own: the executable in
+  IT_OTP27_ELIXIR (a wrapper that runs `elixir` of the OTP 27 root) and the
+  apps compiled for it in IT_OTP27_PEER_EBIN / IT_OTP27_LESSON_EBIN. By
+  default the node runs the `elixir` of $ELIXIR (or PATH), like this VM.
   """
   def start_elixir(name, opts \\ []) do
     cookie = Keyword.get(opts, :cookie, cookie())
@@ -294,8 +294,9 @@ defmodule ChatIT do
           {System.find_executable(exe) || raise("elixir not found: #{exe}"),
            "ELIXIR_PEER_EBIN", "LESSON_EBIN"}
 
-        :otp27 ->
-          {env!("IT_OTP27_ELIXIR"), "IT_OTP27_PEER_EBIN", "IT_OTP27_LESSON_EBIN"}
+        runtime when is_atom(runtime) ->
+          prefix = "IT_" <> String.upcase(Atom.to_string(runtime))
+          {env!(prefix <> "_ELIXIR"), prefix <> "_PEER_EBIN", prefix <> "_LESSON_EBIN"}
       end
 
     {ebin, app} =
