@@ -1,5 +1,9 @@
+# it: hidden
 # Hostile peers on the C++ node's distribution port: silent connections and
 # garbage bytes must not stop it from serving real nodes promptly.
+# amanda is hidden: when a bad frame closes her connection to kate, a visible
+# amanda's global would (as between BEAM nodes, prevent_overlapping_partitions)
+# ask the bystander to drop kate too, and the test is about that one connection.
 defmodule ChatIT.T07HostileTest do
   use ExUnit.Case, async: false
   import ChatIT
