@@ -118,6 +118,7 @@ IO.puts(
 )
 
 for %{port: port, os_pid: p} <- nodes do
-  System.cmd("kill", ["-TERM", Integer.to_string(p)])
+  # Closed before the kill: a port whose process has exited is closed already.
   Port.close(port)
+  System.cmd("kill", ["-TERM", Integer.to_string(p)])
 end
