@@ -183,6 +183,7 @@ Handshake::Result Handshake::on_name(std::string_view msg) {
     case Admission::kOkSimultaneous: send("sok_simultaneous"); break;
     case Admission::kNok: send("snok"); return fail("simultaneous connection from " + peer_.name);
     case Admission::kNotAllowed: send("snot_allowed"); return fail("not allowed: " + peer_.name);
+    case Admission::kBusy: return fail("a new connection from " + peer_.name + " is already being set up");
     case Admission::kAlive:
       send("salive");
       old_name_ = old_name;

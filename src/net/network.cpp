@@ -152,11 +152,13 @@ dist::Admission Network::admit(Connection& c, const std::string& peer) {
   }
   Connection* old = it->second;
   if (old->up()) {
-    // The peer is connecting again, so its end of our old connection is gone.
-    spdlog::info("node {} reconnected; dropping its old connection", peer);
-    old->close("replaced by a new connection");
-    by_peer_[peer] = &c;
-    return dist::Admission::kOk;
+    // Either the peer restarted (or lost our connection) and connects again, or this is
+    // the losing half of a simultaneous connect whose initiator already gave it up. As
+    // net_kernel does, answer "alive": the initiator says whether it still wants this
+    // connection, and the old one goes only when the new one is up (connection_up).
+    if (replacing_.contains(peer)) return dist::Admission::kBusy;
+    replacing_[peer] = &c;
+    return dist::Admission::kAlive;
   }
   // Both sides are connecting at once: the greater name keeps its own attempt
   // (net_kernel's rule for a pending connection).
@@ -168,7 +170,14 @@ dist::Admission Network::admit(Connection& c, const std::string& peer) {
 }
 
 void Network::connection_up(Connection& c) {
-  by_peer_[c.peer()] = &c;
+  auto it = by_peer_.find(c.peer());
+  Connection* old = it != by_peer_.end() && it->second != &c ? it->second : nullptr;
+  by_peer_[c.peer()] = &c;  // first, so that what the old one's nodedown sends takes the new one
+  if (old != nullptr) {
+    replacing_.erase(c.peer());
+    spdlog::info("node {} reconnected; dropping its old connection", c.peer());
+    old->close("replaced by a new connection");
+  }
   spdlog::info("connected to {} ({})", c.peer(), c.role() == Connection::Role::kInitiator ? "outgoing" : "incoming");
   node_->peer_up(c.peer());
 }
@@ -176,6 +185,8 @@ void Network::connection_up(Connection& c) {
 void Network::remove(Connection& c) {
   auto p = by_peer_.find(c.peer());
   if (p != by_peer_.end() && p->second == &c) by_peer_.erase(p);
+  // By value: an acceptor that dies mid-handshake may not have its peer's name set.
+  std::erase_if(replacing_, [&c](const auto& kv) { return kv.second == &c; });
   auto it = all_.find(&c);
   if (it != all_.end()) {
     closed_.push_back(std::move(it->second));

@@ -13,7 +13,8 @@
 namespace chat::dist {
 
 // What an acceptor answers once it knows who is calling (recv_status of the initiator).
-enum class Admission { kOk, kOkSimultaneous, kNok, kNotAllowed, kAlive };
+// kBusy closes the connection without a status (net_kernel's already_pending).
+enum class Admission { kOk, kOkSimultaneous, kNok, kNotAllowed, kAlive, kBusy };
 
 struct HandshakeConfig {
   std::string our_name;

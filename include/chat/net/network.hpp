@@ -114,6 +114,9 @@ class Network final : public node::Transport {
   int epmd_attempts_ = 0;
   static constexpr int kStartupRegistrationAttempts = 50;  // × 100 ms
   std::unordered_map<std::string, Connection*> by_peer_;
+  // Incoming connections from peers we are still up with (net_kernel's up_pending): they
+  // replace the old connection once their handshake is done.
+  std::unordered_map<std::string, Connection*> replacing_;
   std::unordered_map<Connection*, std::unique_ptr<Connection>> all_;
   std::vector<std::unique_ptr<Connection>> closed_;  // freed before the next poll
   uint64_t ticker_ = 0;
