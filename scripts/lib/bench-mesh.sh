@@ -9,6 +9,7 @@ bench_mesh_measure() {
     local n=10 names=200 members=1000 run kind cpp out
     ((smoke)) && n=4 names=10 members=20
     mesh_n=$n mesh_names=$names mesh_members=$members
+    declare -gA mesh_failed=([cpp]=0 [beam]=0)
     for run in $(seq 1 "$runs"); do
         for kind in cpp beam; do
             cpp=$((n - 2))
@@ -18,6 +19,10 @@ bench_mesh_measure() {
                 "$root/bench/mesh.exs" "$chat_node" "$ebin" "$cookie" "$n" "$cpp" "$names" "$members" \
                 2>>"$work/mesh.err") || die "bench/mesh.exs failed ($n nodes, $cpp C++)"
             out=$(grep '^mesh ' <<<"$out") || die "no mesh result"
+            if [[ $(kv "$out" meshed) != 1 ]]; then
+                mesh_failed[$kind]=$((${mesh_failed[$kind]:-0} + 1))
+                continue
+            fi
             add_raw "mesh_ms_$kind" "$(kv "$out" mesh_ms)"
             add_raw "mesh_sync_ms_$kind" "$(kv "$out" sync_ms)"
             if [[ $kind == cpp ]]; then
@@ -35,6 +40,7 @@ bench_mesh_rows() {
     section "7. Cluster membership ($mesh_n nodes, each told about one other; C++ column: $((mesh_n - 2)) C++ + 2 BEAM, BEAM column: $mesh_n BEAM)"
     row mesh_ms "fully meshed (ms from the first Node.connect)" ms "$mc" "$mb" "" "" mesh_ms_cpp mesh_ms_beam
     row mesh_sync_ms "… and :global.sync() returned on every node (ms)" ms "$(value mesh_sync_ms_cpp)" "$(value mesh_sync_ms_beam)" "" "" mesh_sync_ms_cpp mesh_sync_ms_beam
+    row mesh_failed "runs not fully meshed within 120 s (of $runs)" runs "${mesh_failed[cpp]}" "${mesh_failed[beam]}" "" "" "" ""
     row mesh_rss_alone_kb "a C++ node's RSS alone, before joining (KB)" KB "$(value mesh_rss_alone)" "" "" "" mesh_rss_alone ""
     row mesh_rss_mesh_kb "… in the synced mesh (KB)" KB "$(value mesh_rss_mesh)" "" "" "" mesh_rss_mesh ""
     row mesh_rss_tables_kb "… with $mesh_names global names and $mesh_members pg members of the cluster in its tables (KB)" KB "$(value mesh_rss_tables)" "" "" "" mesh_rss_tables ""
