@@ -15,6 +15,7 @@
 #include "chat/node/ports.hpp"
 #include "chat/dist/handshake.hpp"
 #include "chat/net/runtime.hpp"
+#include "chat/tls/context.hpp"
 
 namespace chat::net {
 
@@ -39,6 +40,8 @@ struct NetworkConfig {
   size_t max_queue = 256U << 20U;  // bytes queued for one peer before it is disconnected
   uint64_t flags = 0;
   bool start_epmd = true;  // run `epmd -daemon` when none answers at start, as erl does
+  // Set: the distribution runs over TLS (-proto_dist inet_tls), every connection both ways.
+  tls::DistContexts tls;
 };
 
 class Network final : public node::Transport {
@@ -71,6 +74,7 @@ class Network final : public node::Transport {
   // Called by connections.
   Runtime& runtime() { return runtime_; }
   const NetworkConfig& config() const { return config_; }
+  [[nodiscard]] bool uses_tls() const { return config_.tls.server != nullptr; }
   node::Node& node() { return *node_; }
   dist::Admission admit(Connection& c, const std::string& peer);
   void connection_up(Connection& c);
