@@ -13,6 +13,7 @@
 
 #include "chat/app/app.hpp"
 #include "chat/app/options.hpp"
+#include "chat/app/tls_setup.hpp"
 
 namespace {
 
@@ -37,6 +38,8 @@ int main(int argc, char** argv) {
       return 0;
     }
     if (options.command == Command::kGenSecret) return chat::app::run_gen_secret(options);
+    if (options.command == Command::kTlsCa) return chat::app::run_tls_ca(options);
+    if (options.command == Command::kTlsCert) return chat::app::run_tls_cert(options);
 
     // stdout carries the chat lines; logs go to stderr.
     spdlog::set_default_logger(spdlog::stderr_color_mt("chat-node"));

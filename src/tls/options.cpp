@@ -300,9 +300,9 @@ std::string render_optfile(const std::string& certfile_path, const std::string& 
   const std::string keyfile = quote(keyfile_path);
   const std::string cacertfile = quote(cacertfile_path);
   const auto side = [&](bool server) {
-    return std::string("[{certfile, \"") + certfile + "\"},\n              {keyfile, \"" + keyfile +
-           "\"},\n              {cacertfile, \"" + cacertfile + "\"},\n              {verify, verify_peer}" +
-           (server ? ",\n              {fail_if_no_peer_cert, true}" : "") + ",\n              {secure_renegotiate, true}]";
+    return std::string("[{certfile, \"") + certfile + "\"},\n           {keyfile, \"" + keyfile +
+           "\"},\n           {cacertfile, \"" + cacertfile + "\"},\n           {verify, verify_peer}" +
+           (server ? ",\n           {fail_if_no_peer_cert, true}" : "") + ",\n           {secure_renegotiate, true}]";
   };
   return "%% Written by chat-node tls-cert: the TLS distribution options of this node, for\n"
          "%% erl -proto_dist inet_tls -ssl_dist_optfile THIS_FILE (and for chat-node alike).\n"
