@@ -26,9 +26,24 @@ constexpr long kDay = 24L * 3600;
 // month leaves room for a dyno that runs on, and the CA's key can issue another any time.
 constexpr uint32_t kBootCertDays = 30;
 
+// A variable's value. A PEM whose line breaks were written as the two characters \n (the
+// way many tools keep a multi-line config var on one line) gets them back.
 std::string env(const char* name) {
   const char* v = std::getenv(name);
-  return v == nullptr ? std::string{} : std::string(v);
+  std::string s = v == nullptr ? std::string{} : std::string(v);
+  if (s.find("-----BEGIN") != std::string::npos && s.find('\n') == std::string::npos) {
+    std::string out;
+    for (size_t k = 0; k < s.size(); ++k) {
+      if (s[k] == '\\' && k + 1 < s.size() && s[k + 1] == 'n') {
+        out.push_back('\n');
+        ++k;
+      } else {
+        out.push_back(s[k]);
+      }
+    }
+    s = std::move(out);
+  }
+  return s;
 }
 
 std::string read_text_file(const std::string& what, const std::string& path) {
