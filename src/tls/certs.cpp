@@ -118,12 +118,25 @@ Issued make_ca(const std::string& common_name, const Validity& validity) {
 Issued issue_node_cert(const std::string& ca_cert_pem, const std::string& ca_key_pem,
                        const std::vector<std::string>& hosts, const Validity& validity) {
   if (hosts.empty()) throw std::runtime_error("no host to issue a certificate for");
-  auto ca = read_cert(ca_cert_pem);
-  if (!ca) fail("the CA certificate is not PEM");
   BioPtr kb(BIO_new_mem_buf(ca_key_pem.data(), static_cast<int>(ca_key_pem.size())));
   KeyPtr ca_key(kb ? PEM_read_bio_PrivateKey(kb.get(), nullptr, nullptr, nullptr) : nullptr);
   if (!ca_key) fail("the CA key is not an unencrypted PEM private key");
-  if (X509_check_private_key(ca.get(), ca_key.get()) != 1) fail("the CA key does not belong to the CA certificate");
+  // The CA PEM may hold several certificates (old and new while a CA is rotated): the one
+  // that belongs to the key signs.
+  BioPtr cb(BIO_new_mem_buf(ca_cert_pem.data(), static_cast<int>(ca_cert_pem.size())));
+  X509Ptr ca;
+  bool any = false;
+  while (X509* c = cb ? PEM_read_bio_X509(cb.get(), nullptr, nullptr, nullptr) : nullptr) {
+    any = true;
+    X509Ptr candidate(c);
+    if (X509_check_private_key(c, ca_key.get()) == 1) {
+      ca = std::move(candidate);
+      break;
+    }
+  }
+  ERR_clear_error();
+  if (!any) fail("the CA certificate is not PEM");
+  if (!ca) throw std::runtime_error("the CA key does not belong to the CA certificate");
 
   auto key = new_key();
   auto x = new_cert(key.get(), hosts.front(), validity);

@@ -355,6 +355,13 @@ TEST_SUITE("tls") {
     CHECK(certificate_names_host(id.cert_pem, "10.0.4.7"));
     CHECK_FALSE(certificate_names_host(id.cert_pem, "10.0.4.8"));
     CHECK_THROWS_WITH_AS(issue_node_cert(pki().ca.cert_pem, pki().other_ca.key_pem, {"h"}, {}),
-                         "the CA key does not belong to the CA certificate: key values mismatch", std::runtime_error);
+                         "the CA key does not belong to the CA certificate", std::runtime_error);
+    // While a CA is rotated the PEM holds both certificates: the one the key belongs to signs.
+    const auto both = pki().other_ca.cert_pem + pki().ca.cert_pem;
+    const auto rotated = issue_node_cert(both, pki().ca.key_pem, {"h"}, {});
+    SideOptions trusting_old;
+    trusting_old.cacert_pem = pki().ca.cert_pem;
+    trusting_old.verify = Verify::kPeer;
+    CHECK(connect(trusting_old, side(rotated, pki().ca, false), "h").client->established());
   }
 }
