@@ -236,6 +236,11 @@ Session::ReadResult Session::failure(int ssl_error) {
 
 bool Session::write(std::string_view plain) {
   if (failed_ || !established_) return false;
+  // Room for the records up front (a 16 KB record adds at most a header, a tag and padding):
+  // growing the output record by record would copy it again and fault in new pages each time.
+  constexpr size_t kRecord = 16384;
+  constexpr size_t kOverhead = 5 + 256 + 16;
+  out_.reserve(out_.size() + plain.size() + (plain.size() / kRecord + 1) * kOverhead);
   while (!plain.empty()) {
     ERR_clear_error();
     size_t written = 0;
