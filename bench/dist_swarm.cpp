@@ -34,8 +34,8 @@
 #include "chat/dist/handshake.hpp"
 #include "chat/epmd/protocol.hpp"
 #include "chat/term/term.hpp"
-#include "chat/tls/context.hpp"
-#include "chat/tls/session.hpp"
+#include "chat/tls/engine.hpp"
+#include "chat/tls/openssl.hpp"
 #include "common.hpp"
 
 namespace {
@@ -138,7 +138,7 @@ class Swarm {
     p->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     bench::set_nodelay(p->fd);
     p->handshake.emplace(Handshake::Role::kInitiator, handshake_config(our_name));
-    if (cfg_.tls) p->tls = chat::tls::Session::client(cfg_.tls, our_name.substr(our_name.find('@') + 1));
+    if (cfg_.tls) p->tls = cfg_.tls->client_session(our_name.substr(our_name.find('@') + 1));
     const sockaddr_in a = bench::loopback(port);
     Peer& ref = *p;
     peers_.push_back(std::move(p));
@@ -422,6 +422,7 @@ std::shared_ptr<chat::tls::Context> client_tls(const bench::Args& args) {
   if (!in) throw std::runtime_error("cannot read " + file);
   std::stringstream text;
   text << in.rdbuf();
+  chat::tls::install(&chat::tls::openssl_engine());
   const auto parsed = chat::tls::parse_optfile(text.str());
   if (!parsed.ok()) throw std::runtime_error(file + ": " + parsed.error);
   return chat::tls::make_contexts(parsed.options, file).client;

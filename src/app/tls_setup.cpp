@@ -14,7 +14,6 @@
 #include <sstream>
 #include <stdexcept>
 
-#include "chat/tls/certs.hpp"
 #include "chat/tls/options.hpp"
 
 namespace chat::app {
@@ -106,6 +105,11 @@ void write_private(const std::string& path, const std::string& text) {
   }
 }
 
+const tls::Engine& engine() {
+  if (tls::engine() == nullptr) throw std::runtime_error("this program has no TLS implementation (chat-node-tls has)");
+  return *tls::engine();
+}
+
 struct CaSource {
   std::string cert;
   std::string key;
@@ -127,6 +131,13 @@ CaSource ca_source(const Options& o) {
 }
 
 }  // namespace
+
+bool wants_tls(const Options& o) {
+  if (o.command == Command::kTlsCa || o.command == Command::kTlsCert) return true;
+  if (o.command == Command::kGenSecret || o.command == Command::kHelp || o.proto_dist == "inet_tcp") return false;
+  const char* cacert = std::getenv("CHAT_TLS_CACERT");
+  return o.proto_dist == "inet_tls" || !o.ssl_dist_optfile.empty() || (cacert != nullptr && *cacert != '\0');
+}
 
 tls::DistContexts dist_tls(const Options& o) {
   if (o.proto_dist == "inet_tcp") return {};
@@ -165,7 +176,7 @@ tls::DistContexts dist_tls(const Options& o) {
     tls::Validity v;
     v.not_after_s = long{kBootCertDays} * kDay;
     try {
-      const auto issued = tls::issue_node_cert(cacert, ca_key, {host}, v);
+      const auto issued = engine().issue_node_cert(cacert, ca_key, {host}, v);
       cert = issued.cert_pem;
       key = issued.key_pem;
     } catch (const std::exception& e) {
@@ -190,7 +201,7 @@ tls::DistContexts dist_tls(const Options& o) {
 int run_tls_ca(const Options& o) {
   tls::Validity v;
   v.not_after_s = long{o.cert_days == 0 ? 3650U : o.cert_days} * kDay;
-  const auto ca = tls::make_ca("chat-node cluster CA", v);
+  const auto ca = engine().make_ca("chat-node cluster CA", v);
   const std::string dir = private_dir(o.out_dir);
   write_private(dir + "/ca.pem", ca.cert_pem);
   write_private(dir + "/ca.key", ca.key_pem);
@@ -214,7 +225,7 @@ int run_tls_cert(const Options& o) {
   v.not_after_s = v.not_before_s + long{o.cert_days == 0 ? kBootCertDays : o.cert_days} * kDay;
   tls::Issued node;
   try {
-    node = tls::issue_node_cert(ca.cert, ca.key, o.cert_hosts, v);
+    node = engine().issue_node_cert(ca.cert, ca.key, o.cert_hosts, v);
   } catch (const std::exception& e) {
     throw std::runtime_error(std::string("cannot issue a certificate from ") + ca.from + ": " + e.what());
   }

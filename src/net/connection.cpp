@@ -167,7 +167,7 @@ void Connection::ask_epmd(const sockaddr_storage& host) {
         if (c->net_.uses_tls()) {
           // The server's certificate must name the host of the node name, as inet_tls_dist
           // checks it (server_name_indication).
-          auto session = tls::Session::client(c->net_.config().tls.client, host_of(c->peer_));
+          auto session = c->net_.config().tls.client->client_session(host_of(c->peer_));
           if (!session) {
             c->close("cannot start a TLS session");
             return;

@@ -132,7 +132,7 @@ void Network::on_connection(uv_stream_t* server, int status) {
     return;
   }
   if (self->uses_tls()) {
-    auto session = tls::Session::server(self->config_.tls.server);
+    auto session = self->config_.tls.server->server_session();
     if (!session) {
       spdlog::warn("cannot start a TLS session for {}; refusing it", s->peer_address());
       s->close();

@@ -24,9 +24,8 @@
 #include <vector>
 
 #include "chat/dist/framing.hpp"
-#include "chat/tls/certs.hpp"
-#include "chat/tls/context.hpp"
-#include "chat/tls/session.hpp"
+#include "chat/tls/engine.hpp"
+#include "chat/tls/openssl.hpp"
 #include "common.hpp"
 
 using chat::tls::Context;
@@ -39,8 +38,8 @@ namespace {
 constexpr size_t kMaxFrame = 1 << 20;
 
 struct Pki {
-  chat::tls::Issued ca = chat::tls::make_ca("fuzz CA", {});
-  chat::tls::Issued node = chat::tls::issue_node_cert(ca.cert_pem, ca.key_pem, {"127.0.0.1"}, {});
+  chat::tls::Issued ca = chat::tls::openssl_engine().make_ca("fuzz CA", {});
+  chat::tls::Issued node = chat::tls::openssl_engine().issue_node_cert(ca.cert_pem, ca.key_pem, {"127.0.0.1"}, {});
   SideOptions side(bool server, bool tls12) const {
     SideOptions o;
     o.cert_pem = node.cert_pem;
@@ -60,10 +59,9 @@ struct Contexts {
 
 const Contexts& contexts(bool tls12) {
   static const Pki pki;
-  static const Contexts c13{std::make_shared<Context>(pki.side(true, false), Side::kServer),
-                            std::make_shared<Context>(pki.side(false, false), Side::kClient)};
-  static const Contexts c12{std::make_shared<Context>(pki.side(true, true), Side::kServer),
-                            std::make_shared<Context>(pki.side(false, true), Side::kClient)};
+  const auto& e = chat::tls::openssl_engine();
+  static const Contexts c13{e.context(pki.side(true, false), Side::kServer), e.context(pki.side(false, false), Side::kClient)};
+  static const Contexts c12{e.context(pki.side(true, true), Side::kServer), e.context(pki.side(false, true), Side::kClient)};
   return tls12 ? c12 : c13;
 }
 
@@ -96,7 +94,7 @@ void feed_chunks(Session& s, std::string_view bytes, fuzz::Chunker& chunks, std:
 
 void raw(std::string_view data, uint8_t control) {
   const auto& c = contexts((control & 2U) != 0);
-  auto server = Session::server(c.server);
+  auto server = c.server->server_session();
   FUZZ_CHECK(server != nullptr);
   std::string plain;
   fuzz::Chunker chunks(control);
@@ -108,7 +106,7 @@ void raw(std::string_view data, uint8_t control) {
     FUZZ_CHECK(server->read(buf).status == Session::Status::kFailed);
   }
 
-  auto client = Session::client(c.client, "127.0.0.1");
+  auto client = c.client->client_session("127.0.0.1");
   FUZZ_CHECK(client != nullptr);
   client->start();
   std::string hello;
@@ -161,8 +159,8 @@ struct FrameSink {
 
 void wrapped(std::string_view data, uint8_t control) {
   const auto& c = contexts((control & 2U) != 0);
-  auto client = Session::client(c.client, "127.0.0.1");
-  auto server = Session::server(c.server);
+  auto client = c.client->client_session("127.0.0.1");
+  auto server = c.server->server_session();
   FUZZ_CHECK(client && server);
   client->start();
   std::string wire;

@@ -59,4 +59,10 @@ fi
 [[ $err == *"CHAT_TLS_CACERT"* ]] || fail "the error does not say what to set: $err"
 if err=$(env CHAT_TLS_CACERT="$pem" "$bin" tls-cert 10.0.0.9 --out "$dir/none" 2>&1); then fail "a CA without its key"; fi
 [[ $err == *"CHAT_TLS_CACERT is set without CHAT_TLS_CA_KEY"* ]] || fail "unclear error: $err"
+# chat-node runs TLS in chat-node-tls, found beside it; without it, it says so.
+cp "$bin" "$dir/lonely-chat-node"
+if err=$("$dir/lonely-chat-node" tls-ca --out "$dir/x" 2>&1); then fail "TLS worked without chat-node-tls"; fi
+[[ $err == *"$dir/chat-node-tls, which cannot be started (No such file or directory): install chat-node-tls beside chat-node"* ]] ||
+    fail "unclear error without chat-node-tls: $err"
+"$dir/lonely-chat-node" gen-secret >/dev/null || fail "a plain command needed chat-node-tls"
 echo "tls-ca, tls-cert: 1 passed, 0 failed"

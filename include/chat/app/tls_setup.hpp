@@ -14,9 +14,12 @@
 #pragma once
 
 #include "chat/app/options.hpp"
-#include "chat/tls/context.hpp"
+#include "chat/tls/engine.hpp"
 
 namespace chat::app {
+
+// Whether these options ask for TLS (then chat-node runs chat-node-tls in its place).
+bool wants_tls(const Options& options);
 
 // The node's TLS contexts; both empty for plain TCP. Throws std::invalid_argument or
 // std::runtime_error (start-up errors) naming the file or variable at fault.

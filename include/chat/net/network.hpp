@@ -15,7 +15,7 @@
 #include "chat/node/ports.hpp"
 #include "chat/dist/handshake.hpp"
 #include "chat/net/runtime.hpp"
-#include "chat/tls/context.hpp"
+#include "chat/tls/engine.hpp"
 
 namespace chat::net {
 

@@ -18,7 +18,7 @@
 #include <vector>
 
 #include "chat/term/bytes.hpp"
-#include "chat/tls/session.hpp"
+#include "chat/tls/engine.hpp"
 
 namespace chat::net {
 

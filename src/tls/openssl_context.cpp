@@ -1,4 +1,5 @@
-#include "chat/tls/context.hpp"
+#include "openssl_context.hpp"
+#include "openssl_session.hpp"
 
 #include <openssl/err.h>
 #include <openssl/pem.h>
@@ -11,7 +12,7 @@
 #include <cstring>
 #include <stdexcept>
 
-namespace chat::tls {
+namespace chat::tls::openssl {
 
 namespace {
 
@@ -89,7 +90,7 @@ std::string asn1_time(const ASN1_TIME* t) {
 
 }  // namespace
 
-Context::Context(const SideOptions& options, Side side) : options_(options), side_(side) {
+OpensslContext::OpensslContext(const SideOptions& options, Side side) : options_(options), side_(side) {
   // No openssl.cnf: the node behaves the same on every machine, as the optfile says.
   OPENSSL_init_ssl(OPENSSL_INIT_NO_LOAD_CONFIG, nullptr);
   ctx_ = SSL_CTX_new(side == Side::kServer ? TLS_server_method() : TLS_client_method());
@@ -105,14 +106,14 @@ Context::Context(const SideOptions& options, Side side) : options_(options), sid
   }
 }
 
-Context::~Context() { SSL_CTX_free(ctx_); }
+OpensslContext::~OpensslContext() { SSL_CTX_free(ctx_); }
 
-bool Context::verify_peer() const {
+bool OpensslContext::verify_peer() const {
   const Verify v = options_.verify.value_or(side_ == Side::kClient ? Verify::kPeer : Verify::kNone);
   return v == Verify::kPeer;
 }
 
-void Context::load_identity() {
+void OpensslContext::load_identity() {
   const auto& o = options_;
   std::string cert_pem = o.cert_pem;
   std::string cert_from = "the certificate PEM";
@@ -166,7 +167,7 @@ void Context::load_identity() {
   }
 }
 
-void Context::load_trust() {
+void OpensslContext::load_trust() {
   const auto& o = options_;
   std::string pem = o.cacert_pem;
   std::string from = "the CA certificate PEM";
@@ -199,7 +200,7 @@ void Context::load_trust() {
   if (added == 0) throw std::runtime_error(from + ": no PEM certificate in it");
 }
 
-void Context::apply_rules() {
+void OpensslContext::apply_rules() {
   const auto& o = options_;
   const char* side = side_ == Side::kServer ? "server" : "client";
   if (o.fail_if_no_peer_cert && !verify_peer()) {
@@ -280,7 +281,7 @@ void Context::apply_rules() {
   SSL_CTX_set_mode(ctx_, SSL_MODE_RELEASE_BUFFERS);
 }
 
-std::string Context::describe() const {
+std::string OpensslContext::describe() const {
   std::string out = side_ == Side::kServer ? "server" : "client";
   out += subject_.empty() ? ": no certificate" : ": certificate " + subject_ + " (until " + not_after_ + ")";
   out += verify_peer() ? ", verify_peer" : ", verify_none";
@@ -293,22 +294,12 @@ std::string Context::describe() const {
   return out;
 }
 
-DistContexts make_contexts(const DistOptions& options, const std::string& source) {
-  DistContexts c;
-  const auto build = [&](const SideOptions& o, Side side) {
-    try {
-      return std::make_shared<Context>(o, side);
-    } catch (const std::exception& e) {
-      throw std::runtime_error(source + ": " + e.what());
-    }
-  };
-  // A node both accepts and connects: each side needs its options, as on a BEAM (where a
-  // missing side makes every connection of that direction fail).
-  if (!options.has_server) throw std::runtime_error(source + ": no {server, [...]} options");
-  if (!options.has_client) throw std::runtime_error(source + ": no {client, [...]} options");
-  c.server = build(options.server, Side::kServer);
-  c.client = build(options.client, Side::kClient);
-  return c;
+std::unique_ptr<Session> OpensslContext::client_session(const std::string& peer_host) const {
+  return OpensslSession::create(shared_from_this(), true, peer_host);
 }
 
-}  // namespace chat::tls
+std::unique_ptr<Session> OpensslContext::server_session() const {
+  return OpensslSession::create(shared_from_this(), false, {});
+}
+
+}  // namespace chat::tls::openssl

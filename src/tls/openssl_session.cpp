@@ -1,4 +1,4 @@
-#include "chat/tls/session.hpp"
+#include "openssl_session.hpp"
 
 #include <arpa/inet.h>
 #include <openssl/bio.h>
@@ -9,7 +9,9 @@
 #include <algorithm>
 #include <cstring>
 
-namespace chat::tls {
+#include "openssl_context.hpp"
+
+namespace chat::tls::openssl {
 
 namespace {
 
@@ -58,14 +60,14 @@ struct SessionBio {
     return m;
   }
   static int write(BIO* b, const char* data, size_t n, size_t* written) {
-    auto* s = static_cast<Session*>(BIO_get_data(b));
+    auto* s = static_cast<OpensslSession*>(BIO_get_data(b));
     BIO_clear_retry_flags(b);
     s->out_.append(data, n);
     *written = n;
     return 1;
   }
   static int read(BIO* b, char* data, size_t n, size_t* got) {
-    auto* s = static_cast<Session*>(BIO_get_data(b));
+    auto* s = static_cast<OpensslSession*>(BIO_get_data(b));
     BIO_clear_retry_flags(b);
     if (s->in_.empty()) {
       BIO_set_retry_read(b);
@@ -83,7 +85,7 @@ struct SessionBio {
   }
 };
 
-Session::Session(std::shared_ptr<const Context> ctx, bool client, const std::string& peer_host)
+OpensslSession::OpensslSession(std::shared_ptr<const OpensslContext> ctx, bool client, const std::string& peer_host)
     : ctx_(std::move(ctx)), client_(client) {
   ssl_ = SSL_new(ctx_->native());
   if (ssl_ == nullptr) return;
@@ -103,7 +105,7 @@ Session::Session(std::shared_ptr<const Context> ctx, bool client, const std::str
     mode = SSL_VERIFY_PEER;
     if (!client && o.fail_if_no_peer_cert) mode |= SSL_VERIFY_FAIL_IF_NO_PEER_CERT;
   }
-  SSL_set_verify(ssl_, mode, verify ? &Session::verify_callback : nullptr);
+  SSL_set_verify(ssl_, mode, verify ? &OpensslSession::verify_callback : nullptr);
   if (client) {
     const std::string name = o.sni == Sni::kName ? o.sni_name : peer_host;
     if (o.sni != Sni::kDisable) {
@@ -117,25 +119,22 @@ Session::Session(std::shared_ptr<const Context> ctx, bool client, const std::str
   }
 }
 
-std::unique_ptr<Session> Session::client(std::shared_ptr<const Context> ctx, const std::string& peer_host) {
-  std::unique_ptr<Session> s(new Session(std::move(ctx), true, peer_host));
-  return s->ssl_ ? std::move(s) : nullptr;
+std::unique_ptr<Session> OpensslSession::create(std::shared_ptr<const OpensslContext> ctx, bool client,
+                                                const std::string& peer_host) {
+  std::unique_ptr<OpensslSession> s(new OpensslSession(std::move(ctx), client, peer_host));
+  if (s->ssl_ == nullptr) return nullptr;
+  return s;
 }
 
-std::unique_ptr<Session> Session::server(std::shared_ptr<const Context> ctx) {
-  std::unique_ptr<Session> s(new Session(std::move(ctx), false, {}));
-  return s->ssl_ ? std::move(s) : nullptr;
-}
-
-Session::~Session() { SSL_free(ssl_); }
+OpensslSession::~OpensslSession() { SSL_free(ssl_); }
 
 // Runs for each certificate of the peer's chain, from the root down to the peer's own
 // (depth 0), after OpenSSL's own checks; `ok` is their verdict. The host name check is
 // public_key:pkix_verify_hostname's: a DNS name (or, without any, the common name) equal to
 // the host, or for an address, an IP address entry too.
-int Session::verify_callback(int ok, x509_store_ctx_st* store) {
+int OpensslSession::verify_callback(int ok, x509_store_ctx_st* store) {
   auto* ssl = static_cast<SSL*>(X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx()));
-  auto* self = ssl ? static_cast<Session*>(SSL_get_app_data(ssl)) : nullptr;
+  auto* self = ssl ? static_cast<OpensslSession*>(SSL_get_app_data(ssl)) : nullptr;
   if (self == nullptr) return ok;
   const int depth = X509_STORE_CTX_get_error_depth(store);
   X509* cert = X509_STORE_CTX_get_current_cert(store);
@@ -159,7 +158,7 @@ int Session::verify_callback(int ok, x509_store_ctx_st* store) {
   return 1;
 }
 
-void Session::start() {
+void OpensslSession::start() {
   if (!client_ || failed_ || established_) return;
   ERR_clear_error();
   const int r = SSL_do_handshake(ssl_);
@@ -170,7 +169,7 @@ void Session::start() {
   }
 }
 
-void Session::feed(std::string_view ciphertext) {
+void OpensslSession::feed(std::string_view ciphertext) {
   if (!received_any_ && !ciphertext.empty()) {
     received_any_ = true;
     first_bytes_ = std::string(ciphertext.substr(0, 3));
@@ -186,7 +185,7 @@ void Session::feed(std::string_view ciphertext) {
   in_ = kept_;
 }
 
-void Session::end_feed() {
+void OpensslSession::end_feed() {
   if (in_.empty()) {
     kept_.clear();
     in_ = {};
@@ -197,7 +196,7 @@ void Session::end_feed() {
   in_ = kept_;
 }
 
-Session::ReadResult Session::read(std::span<char> out) {
+Session::ReadResult OpensslSession::read(std::span<char> out) {
   if (failed_) return {Status::kFailed};
   ERR_clear_error();
   if (!established_) {
@@ -218,7 +217,7 @@ Session::ReadResult Session::read(std::span<char> out) {
   return failure(e);
 }
 
-Session::ReadResult Session::failure(int ssl_error) {
+Session::ReadResult OpensslSession::failure(int ssl_error) {
   failed_ = true;
   std::string why = ssl_error == SSL_ERROR_SSL ? reasons() : "";
   if (why.empty()) why = "TLS error " + std::to_string(ssl_error);
@@ -234,7 +233,7 @@ Session::ReadResult Session::failure(int ssl_error) {
   return {Status::kFailed};
 }
 
-bool Session::write(std::string_view plain) {
+bool OpensslSession::write(std::string_view plain) {
   if (failed_ || !established_) return false;
   // Room for the records up front (a 16 KB record adds at most a header, a tag and padding):
   // growing the output record by record would copy it again and fault in new pages each time.
@@ -254,14 +253,14 @@ bool Session::write(std::string_view plain) {
   return true;
 }
 
-void Session::shutdown() {
+void OpensslSession::shutdown() {
   if (!established_ || failed_) return;
   ERR_clear_error();
   SSL_shutdown(ssl_);
   ERR_clear_error();
 }
 
-std::string Session::summary() const {
+std::string OpensslSession::summary() const {
   std::string out = std::string(SSL_get_version(ssl_)) + " " + SSL_get_cipher_name(ssl_);
   if (X509* peer = SSL_get1_peer_certificate(ssl_)) {
     out += ", peer " + subject_of(peer);
@@ -272,4 +271,4 @@ std::string Session::summary() const {
   return out;
 }
 
-}  // namespace chat::tls
+}  // namespace chat::tls::openssl

@@ -1,4 +1,4 @@
-#include "chat/tls/certs.hpp"
+#include "openssl_certs.hpp"
 
 #include <arpa/inet.h>
 #include <openssl/bn.h>
@@ -11,7 +11,7 @@
 #include <memory>
 #include <stdexcept>
 
-namespace chat::tls {
+namespace chat::tls::openssl {
 
 namespace {
 
@@ -165,4 +165,4 @@ bool certificate_names_host(const std::string& pem, const std::string& host) {
          (ip_literal(host) && X509_check_ip_asc(x.get(), host.c_str(), 0) == 1);
 }
 
-}  // namespace chat::tls
+}  // namespace chat::tls::openssl
