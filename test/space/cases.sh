@@ -318,9 +318,6 @@ case_tls() {
     local deadline a b t latest=0
     deadline=$((T_UP + (interval + slack) * 1000))
     for a in "${dynos[@]}"; do
-        # The BEAM logs only the connections made after its discovery started (a C++ node
-        # may connect to it first): its connections are checked from the other side.
-        [[ ${a%.*} == alex ]] && continue
         for b in "${dynos[@]}"; do
             [[ $a == "$b" ]] && continue
             t=$(wait_log "$a" "$(connected_re "$(node_of "$b")")" "$deadline") ||
