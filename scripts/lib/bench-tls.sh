@@ -1,12 +1,12 @@
 # shellcheck shell=bash
-# scripts/bench, part 7: TLS distribution. The C++ node and elixir_peer both run
+# scripts/bench, part 8: TLS distribution. The C++ node and elixir_peer both run
 # -proto_dist inet_tls with one optfile (a CA and a certificate for 127.0.0.1 made by
 # chat-node tls-ca / tls-cert), and the same clients measure both, on TLS too: the BEAM client
 # (round trips, fire-and-forget), chat-node blast (1 MB) and dist-swarm (handshakes, memory).
 #
 # Sourced by scripts/bench, whose helpers these functions use (start_target, run_client's
 # conventions, add_raw, value, row, kv, ...). bench_tls_measure runs the measurements;
-# bench_tls_rows adds the table's section 7.
+# bench_tls_rows adds the table's section 8.
 #
 # TLS versions as the peers negotiate them: OTP 25 and 27 offer TLS 1.2 only to distribution
 # peers unless their optfile says otherwise (inet_tls_dist's default versions), so the BEAM
@@ -117,7 +117,7 @@ bench_tls_rows() {
     local p50c p50b p99c p99b mc mb plain hc hb
     p50c=$(value tls_rt_p50_cpp) p50b=$(value tls_rt_p50_beam)
     p99c=$(value tls_rt_p99_cpp) p99b=$(value tls_rt_p99_beam)
-    section "7. TLS distribution: both nodes on -proto_dist inet_tls with one optfile (mutual verification); the BEAM client and C++ → BEAM negotiate TLS 1.2, C++ → C++ TLS 1.3"
+    section "8. TLS distribution: both nodes on -proto_dist inet_tls with one optfile (mutual verification); the BEAM client and C++ → BEAM negotiate TLS 1.2, C++ → C++ TLS 1.3"
     row tls_rt_p50_us "Chat.send_message/2 round trip p50 (µs), BEAM client on TLS" us "$p50c" "$p50b" "≤ 0.5× BEAM" \
         "$(judge "$p50c <= 0.5 * $p50b")" tls_rt_p50_cpp tls_rt_p50_beam
     row tls_rt_p99_us "round trip p99 (µs)" us "$p99c" "$p99b" "" "" tls_rt_p99_cpp tls_rt_p99_beam

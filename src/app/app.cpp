@@ -1,25 +1,58 @@
 #include "chat/app/app.hpp"
+#include "chat/app/web_group.hpp"
 
 #include <spdlog/spdlog.h>
 
+#include "chat/app/metrics.hpp"
 #include "chat/app/tls_setup.hpp"
 #include "chat/dist/constants.hpp"
 
 namespace chat::app {
 
-App::App(const Options& options) : options_(options), ctx_{out_, {}} {
+namespace {
+
+// What an application master does for a permanent application: when its top supervisor
+// exits (it gave up restarting a service, or was killed), the node stops.
+class ApplicationMaster final : public node::Process {
+ public:
+  ApplicationMaster(App& app, std::vector<std::pair<std::string, term::Pid>> apps) : app_(app), apps_(std::move(apps)) {}
+  void started() override {
+    for (const auto& [name, sup] : apps_) refs_.emplace_back(monitor(sup), name);
+  }
+  void receive(term::Term msg) override {
+    const auto* d = msg.tuple(5);
+    if (d == nullptr || !(*d)[0].is_atom("DOWN")) return;
+    for (const auto& [ref, name] : refs_) {
+      if ((*d)[1] != term::Term{ref}) continue;
+      spdlog::error("application {} exited: {}; stopping the node", name, term::to_erlang_string((*d)[4]));
+      app_.stop(1);
+    }
+  }
+
+ private:
+  App& app_;
+  std::vector<std::pair<std::string, term::Pid>> apps_;
+  std::vector<std::pair<term::Ref, std::string>> refs_;
+};
+
+}  // namespace
+
+App::App(const Options& options) : options_(options), ctx_{out_, {}, &kernel_, {}} {
   net::NetworkConfig cfg;
   cfg.name = options_.node_name;
   cfg.cookie = options_.cookie;
   cfg.epmd_port = options_.epmd_port;
   cfg.listen_port = options_.dist_port;
   cfg.net_ticktime_s = options_.net_ticktime;
-  cfg.flags = dist::flag::kOurs;
+  // A hidden node (erl -hidden) does not publish itself: its peers see it in
+  // nodes(hidden) only, and neither global nor pg hear of it.
+  cfg.flags = options_.hidden ? (dist::flag::kOurs & ~dist::flag::kPublished) : dist::flag::kOurs;
   cfg.max_frame = options_.max_frame_mb << 20U;
   cfg.max_queue = options_.max_queue_mb << 20U;
   cfg.tls = dist_tls(options_);
   network_ = std::make_unique<net::Network>(runtime_, cfg);
   node_ = std::make_unique<node::Node>(options_.node_name, *network_, runtime_);
+  node_->set_hidden(options_.hidden);
   network_->attach(*node_);
   network_->on_connect_failed = [this](const std::string& peer, const std::string& why) {
     connect_errors_[peer] = why;
@@ -46,6 +79,11 @@ int App::run(Client on_ready) {
     http_->listen(*options_.http_port);
     spdlog::info("http: listening on port {}", *options_.http_port);
   }
+  if (options_.metrics_port) {
+    metrics_http_ = std::make_unique<http::Server>(runtime_.loop(), metrics_handler(*this));
+    metrics_http_->listen(*options_.metrics_port);
+    spdlog::info("metrics: GET /metrics on port {}", *options_.metrics_port);
+  }
   for (auto* sig : {&sigterm_, &sigint_}) {
     uv_signal_init(runtime_.loop(), sig);
     sig->data = this;
@@ -60,7 +98,12 @@ int App::run(Client on_ready) {
   network_->start(
       [this, on_ready = std::move(on_ready)](uint32_t creation) {
         node_->set_creation(creation);
-        service::start_services(*node_, ctx_);
+        const term::Pid kernel_sup = kernel::start_kernel(*node_, kernel_);
+        std::vector<kernel::ChildSpec> web;
+        if (http_) web.push_back({kWebName, [this] { return std::make_unique<WebInbox>(ctx_); }});
+        const term::Pid chat_sup = service::start_services(*node_, ctx_, std::move(web));
+        node_->spawn(std::make_unique<ApplicationMaster>(
+            *this, std::vector<std::pair<std::string, term::Pid>>{{"kernel", kernel_sup}, {"chat", chat_sup}}));
         spdlog::info("node {} up: distribution port {}, EPMD port {}", node_->name(), network_->listen_port(),
                      options_.epmd_port);
         if (options_.command == Command::kRun) {
@@ -103,6 +146,7 @@ void App::stop(int code) {
 void App::halt() {
   if (discovery_) discovery_->stop();
   if (http_) http_->close();
+  if (metrics_http_) metrics_http_->close();
   network_->stop();
   for (auto* sig : {&sigterm_, &sigint_}) {
     if (!uv_is_closing(reinterpret_cast<uv_handle_t*>(sig))) uv_close(reinterpret_cast<uv_handle_t*>(sig), nullptr);

@@ -9,7 +9,7 @@
 
 namespace chat::app {
 
-enum class Command { kRun, kSend, kPing, kBlast, kGenSecret, kTlsCa, kTlsCert, kHelp };
+enum class Command { kRun, kSend, kPing, kBroadcast, kBlast, kGenSecret, kTlsCa, kTlsCert, kHelp };
 
 struct Options {
   Command command = Command::kRun;
@@ -26,6 +26,7 @@ struct Options {
   std::string message;  // send
   size_t secret_length = 64;
   std::optional<uint16_t> http_port;          // --port, else $PORT: the web dyno's listener
+  std::optional<uint16_t> metrics_port;       // --metrics-port, else $CHAT_METRICS_PORT: /metrics
   std::vector<std::string> discover;          // --discover, else $CHAT_DISCOVERY, else Heroku's
   uint32_t discovery_interval_s = 5;
   uint64_t blast_count = 100'000;             // blast: messages to send
@@ -42,6 +43,7 @@ struct Options {
   uint32_t cert_days = 0;                     // --days (0: the command's default)
   uint32_t backdate_days = 0;                 // --backdate-days: notBefore this far back
   bool cert_optional = false;                 // --if-configured: no CA, no output, exit 0
+  bool hidden = false;  // --hidden (run), or a one-off command unless --visible
   std::string help;
 };
 

@@ -45,6 +45,8 @@ class Connection final : Stream::Events {
   [[nodiscard]] uint64_t up_since_ms() const { return up_since_ms_; }
   // "TLSv1.3 TLS_AES_256_GCM_SHA384, peer /CN=..." under TLS, else empty.
   [[nodiscard]] std::string tls_summary() const;
+  // Bytes waiting for the socket: frames queued before the handshake and the stream's queue.
+  [[nodiscard]] size_t queued_bytes() const;
 
  private:
   void resolved(const sockaddr_storage& host);
@@ -59,6 +61,7 @@ class Connection final : Stream::Events {
   void frames();
   void write(std::string_view bytes);
   void after_write();
+  void count_timeout();  // the setup timer fired: a connect or a handshake timed out
 
   Network& net_;
   Role role_;
