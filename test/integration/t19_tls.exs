@@ -3,7 +3,8 @@
 # a certificate from the same CA and the same optfile (run.sh makes them with chat-node tls-ca
 # and tls-cert; this VM, amanda, runs on inet_tls with that optfile). Above TLS the
 # distribution is what it is over TCP: Chat.send_message with moebi's "chicken?", Node.ping,
-# :erpc, many calls at once, C++ → BEAM and C++ → C++, and the cookie still checked.
+# :erpc, many calls at once, C++ → BEAM and C++ → C++, the cookie still checked, and the kernel
+# services (global's mesh and :global.sync, chat-node broadcast) with every connection on TLS.
 defmodule ChatIT.T19TlsTest do
   use ExUnit.Case, async: false
   import ChatIT
@@ -130,5 +131,60 @@ defmodule ChatIT.T19TlsTest do
     wait_until(fn -> log(kate) =~ "wrong cookie" end, 5_000, "kate's wrong-cookie log line")
     r = cli_ping(kate.name)
     assert r.status == 1, inspect(r)
+  end
+
+  # The connections `node` logged as up: peer => the rest of its "connected to" line.
+  defp connections(node) do
+    for line <- String.split(log(node), "\n"),
+        [_, peer, rest] <- [Regex.run(~r/connected to (\S+) \((.*)\)\s*$/, line)],
+        into: %{},
+        do: {String.to_atom(peer), rest}
+  end
+
+  test "kernel services over TLS: net_kernel:connect_node from C++, global's mesh, :global.sync, chat-node broadcast" do
+    k1 = start_cpp(unique("kate"))
+    k2 = start_cpp(unique("kate"))
+    e1 = start_elixir(unique("alex"))
+    e2 = start_elixir(unique("alex"))
+    # A chain; global meshes it. k1 → e2 and e2 → k2 are net_kernel:connect_node on the
+    # first node; k1 ↔ k2 can only be made by a C++ node, when global tells it of the other.
+    connect(e1.name, k1.name)
+    connect(k1.name, e2.name)
+    connect(e2.name, k2.name)
+    names = [k1.name, k2.name, e1.name, e2.name]
+    wait_mesh(names, 30_000)
+    for n <- names, do: assert(global_sync(n) == :ok)
+    assert rpc(k1.name, :global, :register_name, [:tls_kate, rpc(k1.name, :erlang, :whereis, [Chat])]) == :yes
+    wait_until(fn -> is_pid(rpc(e2.name, :global, :whereis_name, [:tls_kate])) end, 5_000, ":tls_kate on alex")
+
+    # Every connection of a C++ node, made by either side, is up over TLS.
+    for k <- [k1, k2] do
+      conns =
+        wait_until(
+          fn ->
+            c = connections(k)
+            Enum.all?(names -- [k.name], &Map.has_key?(c, &1)) && c
+          end,
+          5_000,
+          "#{k.label}'s connection lines"
+        )
+
+      for {peer, how} <- conns do
+        assert how =~ ~r/^(incoming|outgoing), TLSv1\.[23] \S+, peer \/CN=127\.0\.0\.1$/,
+               "#{k.label} → #{peer}: #{how}"
+      end
+    end
+    assert connections(k1)[e2.name] =~ ~r/^outgoing, TLS/
+    assert Enum.any?([connections(k1)[k2.name], connections(k2)[k1.name]], &(is_binary(&1) and &1 =~ ~r/^outgoing, TLS/))
+
+    # chat-node broadcast: its connections (the --via node, then every member's node) over TLS.
+    r = cli(["broadcast", "tls to everyone", "--via", Atom.to_string(e2.name) | cli_opts(log_level: "info")])
+
+    assert r.status == 0, r.stderr
+    peers = [k1, k2, e1, e2]
+    for p <- peers, do: assert_prints(p, "tls to everyone")
+    ups = for l <- String.split(r.stderr, "\n"), l =~ "connected to ", do: l
+    assert ups != []
+    for l <- ups, do: assert(l =~ ~r/\((incoming|outgoing), TLSv1\.[23] /, l)
   end
 end
