@@ -232,21 +232,26 @@ void Stream::tls_received(std::string_view ciphertext) {
   if (!writing_ && has_unsent()) schedule();
 }
 
-void Stream::tls_flush() {
-  if (tls_->established() && pending_bytes() != 0) {
-    for (auto& c : pending_) {
-      if (!tls_->write(c.bytes())) {
-        tls_fail();
-        return;
-      }
-      if (!c.shared && c.block.capacity() <= kKeepBlock && c.block.capacity() > spare_.capacity()) {
-        spare_ = std::move(c.block);
-        spare_.clear();
-      }
+// Queued plaintext into the session (records in its output); false if the session failed.
+bool Stream::tls_encrypt_pending() {
+  if (!tls_->established() || pending_bytes() == 0) return true;
+  for (auto& c : pending_) {
+    if (!tls_->write(c.bytes())) {
+      tls_fail();
+      return false;
     }
-    pending_.clear();
-    closed_bytes_ = 0;
+    if (!c.shared && c.block.capacity() <= kKeepBlock && c.block.capacity() > spare_.capacity()) {
+      spare_ = std::move(c.block);
+      spare_.clear();
+    }
   }
+  pending_.clear();
+  closed_bytes_ = 0;
+  return true;
+}
+
+void Stream::tls_flush() {
+  if (!tls_encrypt_pending()) return;
   if (!tls_->has_output()) return;
   tls_->take_output(cipher_);
   inflight_bytes_ = cipher_.size();
@@ -306,6 +311,9 @@ void Stream::close_after_flush() {
       close();
       return;
     }
+    // Encrypted before the shutdown: a session that has sent close_notify writes nothing more,
+    // and a refusal status ("snok" to a simultaneous connection) has to reach the peer.
+    if (!tls_encrypt_pending()) return;
     tls_->shutdown();
     if (!writing_) flush();
   }

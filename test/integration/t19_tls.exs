@@ -146,12 +146,13 @@ defmodule ChatIT.T19TlsTest do
     k2 = start_cpp(unique("kate"))
     e1 = start_elixir(unique("alex"))
     e2 = start_elixir(unique("alex"))
-    # A chain; global meshes it. k1 → e2 and e2 → k2 are net_kernel:connect_node on the
-    # first node; k1 ↔ k2 can only be made by a C++ node, when global tells it of the other.
-    connect(e1.name, k1.name)
-    connect(k1.name, e2.name)
-    connect(e2.name, k2.name)
     names = [k1.name, k2.name, e1.name, e2.name]
+    # This VM (visible here) connects to each node, one after another: global meshes the
+    # rest, with simultaneous connections on the way (the greater name's wins; the other side
+    # must hear "nok" inside TLS and wait, or its global disconnects everyone to prevent
+    # overlapping partitions). k1 ↔ k2 can only be made by a C++ node, global's
+    # net_kernel:connect_node, when it hears of the other.
+    for n <- names, do: assert(Node.ping(n) == :pong)
     wait_mesh(names, 30_000)
     for n <- names, do: assert(global_sync(n) == :ok)
     assert rpc(k1.name, :global, :register_name, [:tls_kate, rpc(k1.name, :erlang, :whereis, [Chat])]) == :yes
@@ -174,14 +175,21 @@ defmodule ChatIT.T19TlsTest do
                "#{k.label} → #{peer}: #{how}"
       end
     end
-    assert connections(k1)[e2.name] =~ ~r/^outgoing, TLS/
     assert Enum.any?([connections(k1)[k2.name], connections(k2)[k1.name]], &(is_binary(&1) and &1 =~ ~r/^outgoing, TLS/))
+
+    # Every node's inbox is in the group Chat, on every node.
+    peers = [k1, k2, e1, e2]
+
+    for p <- peers do
+      wait_until(fn -> length(List.wrap(rpc(p.name, :pg, :get_members, [Chat]))) >= 4 end, 10_000, "Chat on #{p.label}")
+    end
 
     # chat-node broadcast: its connections (the --via node, then every member's node) over TLS.
     r = cli(["broadcast", "tls to everyone", "--via", Atom.to_string(e2.name) | cli_opts(log_level: "info")])
 
     assert r.status == 0, r.stderr
-    peers = [k1, k2, e1, e2]
+    assert [line] = r.stdout
+    assert line =~ ~r/^sent to [45] members on [45] nodes$/
     for p <- peers, do: assert_prints(p, "tls to everyone")
     ups = for l <- String.split(r.stderr, "\n"), l =~ "connected to ", do: l
     assert ups != []

@@ -128,6 +128,7 @@ class Stream {
   void tls_received(std::string_view ciphertext);
   void tls_flush();
   void tls_fail();
+  bool tls_encrypt_pending();
   [[nodiscard]] bool has_unsent() const { return pending_bytes() != 0 || (tls_ && tls_->has_output()); }
 
   uv_tcp_t tcp_{};
