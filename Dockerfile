@@ -34,13 +34,17 @@ COPY bench bench/
 # Release, without the tests; CHAT_STATIC_DEPS (on by default) links every
 # dependency but glibc into the binary, so the runtime needs no -dev or lib
 # package for it. The check fails the build if that ever stops being true.
+# chat-node-tls (the same program with OpenSSL, which chat-node runs in its place
+# for TLS distribution and tls-cert) is built and checked alike.
 RUN cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF \
- && cmake --build build --target chat-node -j"$(nproc)" \
- && strip build/chat-node \
- && ldd build/chat-node \
- && if ldd build/chat-node | grep -vE 'linux-vdso|ld-linux|lib(c|m|dl|rt|pthread|resolv)\.so' ; then \
-        echo "chat-node links a shared library the runtime stage does not install" >&2; exit 1; \
-    fi
+ && cmake --build build --target chat-node chat-node-tls -j"$(nproc)" \
+ && strip build/chat-node build/chat-node-tls \
+ && for b in build/chat-node build/chat-node-tls; do \
+        ldd "$b" \
+     && if ldd "$b" | grep -vE 'linux-vdso|ld-linux|lib(c|m|dl|rt|pthread|resolv)\.so' ; then \
+            echo "$b links a shared library the runtime stage does not install" >&2; exit 1; \
+        fi; \
+    done
 
 FROM toolchain AS elixir-peer
 WORKDIR /src/elixir_peer
@@ -60,7 +64,7 @@ WORKDIR /app
 # Owned by root and read-only to the app user: nothing of the app is written
 # at run time (mix finds the peer compiled and up to date).
 COPY --from=elixir-peer /src/elixir_peer elixir_peer/
-COPY --from=chat-node /src/build/chat-node build/chat-node
+COPY --from=chat-node /src/build/chat-node /src/build/chat-node-tls build/
 COPY deploy/dyno deploy/healthcheck bin/
 # The Procfile is read at run time: DNS discovery queries <type>.<app> for
 # each of its process types. heroku.yml's run: section repeats it.

@@ -8,6 +8,8 @@
 //       received ticks from the target, samples the target's resident memory, and reports.
 //   dist-swarm churn --target NAME@127.0.0.1 --cookie C --count N
 //       N handshakes, each connection dropped as soon as it is up: connection setup rate.
+//   hold and churn take --ssl-dist-optfile FILE: every peer then connects over TLS with the
+//       optfile's client options (chat::tls::Session), as `erl -proto_dist inet_tls` would.
 //   dist-swarm sink  --name NAME@127.0.0.1 --cookie C
 //       Registers with EPMD and accepts connections; counts binaries sent to any process and
 //       answers gen_server :count calls with that count. The cheapest possible receiver,
@@ -19,6 +21,7 @@
 #include <sys/epoll.h>
 
 #include <algorithm>
+#include <fstream>
 #include <csignal>
 #include <functional>
 #include <memory>
@@ -31,6 +34,8 @@
 #include "chat/dist/handshake.hpp"
 #include "chat/epmd/protocol.hpp"
 #include "chat/term/term.hpp"
+#include "chat/tls/engine.hpp"
+#include "chat/tls/openssl.hpp"
 #include "common.hpp"
 
 namespace {
@@ -100,6 +105,8 @@ struct Peer {
   std::optional<Handshake> handshake;
   FrameReader reader{size_t{1} << 30};
   std::string out;
+  std::unique_ptr<chat::tls::Session> tls;  // --ssl-dist-optfile
+  std::string plain_pending;                // written before the TLS handshake ended
   bool watching_out = false;
   uint64_t ticks = 0;      // ticks received
   uint64_t tick_mark = 0;  // ticks at the start of the current wait
@@ -115,6 +122,7 @@ class Swarm {
     std::string cookie;
     uint64_t flags = flag::kOurs & ~flag::kPublished;
     uint64_t tick_ms = 1000;  // send a tick after this long without writing
+    std::shared_ptr<chat::tls::Context> tls;  // client side of an optfile, or none
   };
 
   std::function<void(Peer&)> on_up;
@@ -130,6 +138,7 @@ class Swarm {
     p->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     bench::set_nodelay(p->fd);
     p->handshake.emplace(Handshake::Role::kInitiator, handshake_config(our_name));
+    if (cfg_.tls) p->tls = cfg_.tls->client_session(our_name.substr(our_name.find('@') + 1));
     const sockaddr_in a = bench::loopback(port);
     Peer& ref = *p;
     peers_.push_back(std::move(p));
@@ -167,7 +176,18 @@ class Swarm {
 
   void send(Peer& p, std::string_view bytes) {
     if (p.state == Peer::State::kClosed) return;
-    p.out.append(bytes);
+    if (p.tls) {
+      if (!p.tls->established()) {
+        p.plain_pending.append(bytes);
+        return;
+      }
+      if (!p.tls->write(bytes)) return fail(p, "TLS: " + p.tls->error());
+      std::string records;
+      p.tls->take_output(records);
+      p.out += records;
+    } else {
+      p.out.append(bytes);
+    }
     p.last_tx_ms = bench::now_ms();
     flush(p);
   }
@@ -224,6 +244,7 @@ class Swarm {
     c.cookie = cfg_.cookie;
     c.random32 = [] { return static_cast<uint32_t>(rng()()); };
     c.admit = [](const std::string&) { return chat::dist::Admission::kOk; };
+    c.length_bytes = cfg_.tls ? 4 : 2;  // inet_tls_dist's {packet, 4}
     return c;
   }
 
@@ -274,7 +295,14 @@ class Swarm {
         return;
       }
       p.state = Peer::State::kHandshake;
-      p.out += p.handshake->take_output();
+      if (p.tls) {
+        // The distribution handshake waits for TLS's (send() holds it until then).
+        p.tls->start();
+        p.plain_pending += p.handshake->take_output();
+        p.tls->take_output(p.out);
+      } else {
+        p.out += p.handshake->take_output();
+      }
     }
     flush(p);
   }
@@ -289,22 +317,64 @@ class Swarm {
         return fail(p, std::string("read: ") + strerror(errno));
       }
       const std::string_view bytes(buf, static_cast<size_t>(n));
-      if (p.state == Peer::State::kHandshake) {
-        const auto r = p.handshake->feed(bytes);
-        if (p.handshake->has_output()) send(p, p.handshake->take_output());
-        if (r == Handshake::Result::kFailed) return fail(p, "handshake: " + p.handshake->error());
-        if (r == Handshake::Result::kNeedMore || p.state == Peer::State::kClosed) continue;
-        const std::string leftover(p.handshake->leftover());
-        p.handshake.reset();
-        p.state = Peer::State::kUp;
-        p.up_s = bench::now_s();
-        if (on_up) on_up(p);
-        if (p.state != Peer::State::kUp) return;
-        if (!leftover.empty()) frames(p, leftover);
-      } else if (p.state == Peer::State::kUp) {
-        frames(p, bytes);
+      if (p.tls) {
+        if (!tls_received(p, bytes)) return;
+        continue;
       }
+      deliver(p, bytes);
       if (p.state == Peer::State::kClosed) return;
+    }
+  }
+
+  // Ciphertext in: decrypts and delivers; false once the peer is closed.
+  bool tls_received(Peer& p, std::string_view bytes) {
+    static char plain[16384];
+    const bool was_up = p.tls->established();
+    p.tls->feed(bytes);
+    for (;;) {
+      const auto r = p.tls->read(plain);
+      if (r.status == chat::tls::Session::Status::kData) {
+        deliver(p, std::string_view(plain, r.n));
+        if (p.state == Peer::State::kClosed) return false;
+        continue;
+      }
+      if (r.status != chat::tls::Session::Status::kNeedMore) {
+        fail(p, "TLS: " + (p.tls->error().empty() ? std::string("closed") : p.tls->error()));
+        return false;
+      }
+      break;
+    }
+    p.tls->end_feed();
+    if (!was_up && p.tls->established() && !p.plain_pending.empty()) {
+      const std::string pending = std::exchange(p.plain_pending, {});
+      send(p, pending);
+      if (p.state == Peer::State::kClosed) return false;
+    }
+    if (p.tls->has_output()) {
+      std::string records;
+      p.tls->take_output(records);
+      p.out += records;
+      flush(p);
+    }
+    return p.state != Peer::State::kClosed;
+  }
+
+  // Plaintext in: the handshake's, then frames.
+  void deliver(Peer& p, std::string_view bytes) {
+    if (p.state == Peer::State::kHandshake) {
+      const auto r = p.handshake->feed(bytes);
+      if (p.handshake->has_output()) send(p, p.handshake->take_output());
+      if (r == Handshake::Result::kFailed) return fail(p, "handshake: " + p.handshake->error());
+      if (r == Handshake::Result::kNeedMore || p.state == Peer::State::kClosed) return;
+      const std::string leftover(p.handshake->leftover());
+      p.handshake.reset();
+      p.state = Peer::State::kUp;
+      p.up_s = bench::now_s();
+      if (on_up) on_up(p);
+      if (p.state != Peer::State::kUp) return;
+      if (!leftover.empty()) frames(p, leftover);
+    } else if (p.state == Peer::State::kUp) {
+      frames(p, bytes);
     }
   }
 
@@ -344,6 +414,20 @@ std::string run_id() {
   return s;
 }
 
+// The client side of --ssl-dist-optfile FILE, or none.
+std::shared_ptr<chat::tls::Context> client_tls(const bench::Args& args) {
+  const std::string file = args.str("ssl-dist-optfile");
+  if (file.empty()) return nullptr;
+  std::ifstream in(file);
+  if (!in) throw std::runtime_error("cannot read " + file);
+  std::stringstream text;
+  text << in.rdbuf();
+  chat::tls::install(&chat::tls::openssl_engine());
+  const auto parsed = chat::tls::parse_optfile(text.str());
+  if (!parsed.ok()) throw std::runtime_error(file + ": " + parsed.error);
+  return chat::tls::make_contexts(parsed.options, file).client;
+}
+
 std::vector<uint64_t> parse_steps(const std::string& s) {
   std::vector<uint64_t> out;
   std::stringstream in(s);
@@ -370,6 +454,7 @@ int run_hold(const bench::Args& args) {
   Swarm::Config cfg;
   cfg.cookie = args.need("cookie");
   cfg.tick_ms = args.num("tick-ms", 1000);
+  cfg.tls = client_tls(args);
   Swarm swarm(cfg);
 
   uint64_t started = 0, in_flight = 0, up = 0, failed = 0, lost = 0;
@@ -445,6 +530,7 @@ int run_churn(const bench::Args& args) {
 
   Swarm::Config cfg;
   cfg.cookie = args.need("cookie");
+  cfg.tls = client_tls(args);
   Swarm swarm(cfg);
   uint64_t started = 0, in_flight = 0, ok = 0, failed = 0;
   std::vector<double> latency_ms;
@@ -566,6 +652,7 @@ void usage() {
       "usage: dist-swarm hold  --target NODE --cookie C [--steps 100,1000] [--concurrency 32] [--rss-pid PID]\n"
       "                        [--ticks 2] [--tick-deadline-ms 20000] [--tick-ms 1000] [--epmd-port P]\n"
       "       dist-swarm churn --target NODE --cookie C [--count 1000] [--concurrency 32] [--epmd-port P]\n"
+      "       (hold and churn: [--ssl-dist-optfile FILE] to connect over TLS)\n"
       "       dist-swarm sink  --name NODE --cookie C [--epmd-port P]\n"
       "EPMD's port defaults to $ERL_EPMD_PORT, else 4369.\n");
 }

@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include "chat/app/metrics.hpp"
+#include "chat/app/tls_setup.hpp"
 #include "chat/dist/constants.hpp"
 
 namespace chat::app {
@@ -48,6 +49,7 @@ App::App(const Options& options) : options_(options), ctx_{out_, {}, &kernel_, {
   cfg.flags = options_.hidden ? (dist::flag::kOurs & ~dist::flag::kPublished) : dist::flag::kOurs;
   cfg.max_frame = options_.max_frame_mb << 20U;
   cfg.max_queue = options_.max_queue_mb << 20U;
+  cfg.tls = dist_tls(options_);
   network_ = std::make_unique<net::Network>(runtime_, cfg);
   node_ = std::make_unique<node::Node>(options_.node_name, *network_, runtime_);
   node_->set_hidden(options_.hidden);

@@ -1,4 +1,5 @@
 #include <ei.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <malloc.h>
 #include <sys/stat.h>
@@ -9,10 +10,19 @@
 #include <algorithm>
 #include <csignal>
 #include <cstdio>
+#include <cerrno>
+#include <cstring>
 #include <exception>
+#include <stdexcept>
+#include <string>
 
 #include "chat/app/app.hpp"
 #include "chat/app/options.hpp"
+#include "chat/app/tls_setup.hpp"
+#include "chat/tls/engine.hpp"
+#ifdef CHAT_NODE_TLS
+#include "chat/tls/openssl.hpp"
+#endif
 
 namespace {
 
@@ -26,17 +36,37 @@ void widen_stdout_pipe() {
   }
 }
 
+// chat-node has no TLS implementation of its own (chat/tls/engine.hpp says why): asked for
+// TLS, it becomes chat-node-tls, the same program with OpenSSL, installed beside it. Same
+// process, same arguments and environment.
+void become_tls_node(char** argv) {
+  char self[PATH_MAX];
+  const ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+  if (n <= 0) throw std::runtime_error(std::string("cannot find this program: ") + std::strerror(errno));
+  std::string path(self, static_cast<size_t>(n));
+  path = path.substr(0, path.rfind('/') + 1) + "chat-node-tls";
+  execv(path.c_str(), argv);
+  throw std::runtime_error("TLS distribution runs in " + path + ", which cannot be started (" + std::strerror(errno) +
+                           "): install chat-node-tls beside chat-node");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   using chat::app::Command;
   try {
+#ifdef CHAT_NODE_TLS
+    chat::tls::install(&chat::tls::openssl_engine());
+#endif
     const auto options = chat::app::parse_options(argc, argv);
+    if (chat::tls::engine() == nullptr && chat::app::wants_tls(options)) become_tls_node(argv);
     if (options.command == Command::kHelp) {
       std::printf("%s", options.help.c_str());
       return 0;
     }
     if (options.command == Command::kGenSecret) return chat::app::run_gen_secret(options);
+    if (options.command == Command::kTlsCa) return chat::app::run_tls_ca(options);
+    if (options.command == Command::kTlsCert) return chat::app::run_tls_cert(options);
 
     // stdout carries the chat lines; logs go to stderr.
     spdlog::set_default_logger(spdlog::stderr_color_mt("chat-node"));

@@ -23,7 +23,13 @@ constexpr const char* kUsage =
     "  chat-node ping TARGET [--name NAME@HOST] [--cookie C] [options]\n"
     "  chat-node broadcast MESSAGE [--via NODE] [--name NAME@HOST] [--cookie C] [options]\n"
     "  chat-node blast TARGET [--count N] [--size BYTES] [--window N] [options]\n"
-    "  chat-node gen-secret [LENGTH]\n";
+    "  chat-node gen-secret [LENGTH]\n"
+    "  chat-node tls-ca --out DIR [--days N]\n"
+    "  chat-node tls-cert HOST... --out DIR [--ca DIR] [--days N] [--if-configured]\n"
+    "TLS distribution (as erl -proto_dist inet_tls -ssl_dist_optfile FILE): --ssl-dist-optfile FILE\n"
+    "(or $CHAT_SSL_DIST_OPTFILE), or the cluster's certificates in the environment:\n"
+    "$CHAT_TLS_CACERT (CA certificate PEM) with $CHAT_TLS_CERT and $CHAT_TLS_KEY (this node's PEMs),\n"
+    "or with $CHAT_TLS_CA_KEY (the CA's key PEM: a certificate for this node's host is issued at start).\n";
 
 bool is_loopback_host(const std::string& host) {
   return host == "127.0.0.1" || host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
@@ -134,6 +140,16 @@ Options parse_options(int argc, char** argv) {
       "size", po::value<size_t>(&o.blast_size)->default_value(64), "blast: bytes per message")(
       "window", po::value<uint64_t>(&o.blast_window)->default_value(0),
       "blast: messages sent before waiting for the target to catch up (0: about 8 MB worth)")(
+      "proto-dist", po::value<std::string>(&o.proto_dist), "inet_tcp (default) or inet_tls, as erl -proto_dist")(
+      "ssl-dist-optfile", po::value<std::string>(&o.ssl_dist_optfile),
+      "the TLS options file a BEAM takes with -ssl_dist_optfile (implies inet_tls)")(
+      "out", po::value<std::string>(&o.out_dir), "tls-ca, tls-cert: directory to write to (made private)")(
+      "ca", po::value<std::string>(&o.ca_dir), "tls-cert: directory with ca.pem and ca.key (else $CHAT_TLS_CACERT, $CHAT_TLS_CA_KEY)")(
+      "days", po::value<uint32_t>(&o.cert_days)->default_value(0), "tls-ca, tls-cert: validity in days")(
+      "backdate-days", po::value<uint32_t>(&o.backdate_days)->default_value(0),
+      "tls-cert: start the validity this many days ago (with --days 1: an expired certificate, for tests)")(
+      "if-configured", po::bool_switch(&o.cert_optional),
+      "tls-cert: without a CA configured, write and print nothing and exit 0")(
       "hidden", "run as a hidden node (erl -hidden): not in Node.list(), no global or pg, no mesh")(
       "visible", "send/ping/broadcast/blast: connect as a visible node (they connect hidden by default)")(
       "via", po::value<std::string>(&o.target), "broadcast: the cluster node to ask for the group's members "
@@ -186,6 +202,21 @@ Options parse_options(int argc, char** argv) {
     o.command = Command::kPing;
     want(2);
     o.target = args[1];
+  } else if (cmd == "tls-ca") {
+    o.command = Command::kTlsCa;
+    want(1);
+    if (o.out_dir.empty()) throw std::invalid_argument("tls-ca needs --out DIR\n" + std::string(kUsage));
+    return o;
+  } else if (cmd == "tls-cert") {
+    o.command = Command::kTlsCert;
+    if (args.size() < 2) want(2);
+    for (size_t k = 1; k < args.size(); ++k) {
+      const auto at = args[k].find('@');
+      o.cert_hosts.push_back(at == std::string::npos ? args[k] : args[k].substr(at + 1));
+      if (o.cert_hosts.back().empty()) throw std::invalid_argument("tls-cert: empty host in '" + args[k] + "'");
+    }
+    if (o.out_dir.empty()) throw std::invalid_argument("tls-cert needs --out DIR\n" + std::string(kUsage));
+    return o;
   } else if (cmd == "gen-secret") {
     o.command = Command::kGenSecret;
     if (args.size() > 2) want(2);
@@ -237,6 +268,15 @@ Options parse_options(int argc, char** argv) {
   if (vm.count("hidden") && vm.count("visible")) throw std::invalid_argument("give --hidden or --visible, not both");
   o.hidden = o.command == Command::kRun ? vm.count("hidden") > 0 : vm.count("visible") == 0;
   if (o.command == Command::kBroadcast) o.discover = vm.count("discover") ? vm["discover"].as<std::vector<std::string>>() : default_discovery();
+  if (o.ssl_dist_optfile.empty()) {
+    if (const char* f = std::getenv("CHAT_SSL_DIST_OPTFILE"); f != nullptr && *f != '\0') o.ssl_dist_optfile = f;
+  }
+  if (!o.proto_dist.empty() && o.proto_dist != "inet_tcp" && o.proto_dist != "inet_tls") {
+    throw std::invalid_argument("--proto-dist " + o.proto_dist + " is not supported (inet_tcp or inet_tls)");
+  }
+  if (o.proto_dist == "inet_tcp" && vm.count("ssl-dist-optfile")) {
+    throw std::invalid_argument("--ssl-dist-optfile needs --proto-dist inet_tls (or no --proto-dist)");
+  }
   if (o.command == Command::kRun) {
     if (vm.count("port")) {
       o.http_port = vm["port"].as<uint16_t>();

@@ -50,7 +50,11 @@ Handshake::Handshake(Role role, HandshakeConfig config)
 }
 
 void Handshake::send(std::string_view msg) {
-  put_u16(out_, static_cast<uint16_t>(msg.size()));
+  if (config_.length_bytes == 4) {
+    put_u32(out_, static_cast<uint32_t>(msg.size()));
+  } else {
+    put_u16(out_, static_cast<uint16_t>(msg.size()));
+  }
   out_ += msg;
 }
 
@@ -72,12 +76,13 @@ Handshake::Result Handshake::feed(std::string_view bytes) {
   in_.append(bytes);
   while (state_ != State::kDone) {
     const std::string_view avail = std::string_view(in_).substr(read_);
-    if (avail.size() < 2) return Result::kNeedMore;
-    const size_t len = get_u16(avail, 0);
+    const size_t header = config_.length_bytes == 4 ? 4 : 2;
+    if (avail.size() < header) return Result::kNeedMore;
+    const size_t len = header == 4 ? get_u32(avail, 0) : get_u16(avail, 0);
     if (len == 0 || len > kMaxMessage) return fail("handshake message of length " + std::to_string(len));
-    if (avail.size() < 2 + len) return Result::kNeedMore;
-    read_ += 2 + len;
-    const Result r = step(avail.substr(2, len));
+    if (avail.size() < header + len) return Result::kNeedMore;
+    read_ += header + len;
+    const Result r = step(avail.substr(header, len));
     if (r == Result::kFailed) return r;
   }
   return Result::kDone;

@@ -174,6 +174,16 @@ void Connection::ask_epmd(const sockaddr_storage& host) {
         }
         c->state_ = State::kConnecting;
         c->stream_ = Stream::create(c->net_.runtime().loop(), c);
+        if (c->net_.uses_tls()) {
+          // The server's certificate must name the host of the node name, as inet_tls_dist
+          // checks it (server_name_indication).
+          auto session = c->net_.config().tls.client->client_session(host_of(c->peer_));
+          if (!session) {
+            c->close("cannot start a TLS session");
+            return;
+          }
+          c->stream_->use_tls(std::move(session));
+        }
         c->stream_->connect(reinterpret_cast<const sockaddr*>(&target));
       });
 }
@@ -186,6 +196,7 @@ void Connection::start_handshake() {
   cfg.our_creation = net_.node().creation();
   cfg.cookie = net_.config().cookie;
   cfg.random32 = random32;
+  cfg.length_bytes = net_.uses_tls() ? 4 : 2;
   if (role_ == Role::kAcceptor) {
     cfg.admit = [this](const std::string& peer) { return net_.admit(*this, peer); };
   }
@@ -251,6 +262,13 @@ void Connection::on_read_in_place(Stream& /*s*/, size_t n) {
 }
 
 void Connection::handshake_data(std::string_view bytes) {
+  // A TLS record (a handshake, 22, or an alert, 21; version 3.x) where a distribution handshake
+  // message belongs: its 2-byte length would be over 5000, which no handshake message is.
+  if (std::exchange(first_bytes_, false) && !net_.uses_tls() && bytes.size() >= 2 &&
+      (bytes[0] == 0x16 || bytes[0] == 0x15) && bytes[1] == 0x03) {
+    close("handshake failed: the peer speaks TLS (-proto_dist inet_tls) and this node plain TCP");
+    return;
+  }
   const auto result = handshake_->feed(bytes);
   if (handshake_->has_output()) write(handshake_->take_output());
   if (result == dist::Handshake::Result::kNeedMore) return;
@@ -365,6 +383,11 @@ void Connection::tick(uint64_t now_ms) {
     dist::append_tick(t);
     write(t);
   }
+}
+
+std::string Connection::tls_summary() const {
+  return stream_ != nullptr && stream_->tls() != nullptr && stream_->tls()->established() ? stream_->tls()->summary()
+                                                                                          : std::string{};
 }
 
 void Connection::on_closed(Stream& /*s*/, const std::string& why) {

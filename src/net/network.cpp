@@ -131,6 +131,15 @@ void Network::on_connection(uv_stream_t* server, int status) {
     s->close();
     return;
   }
+  if (self->uses_tls()) {
+    auto session = self->config_.tls.server->server_session();
+    if (!session) {
+      spdlog::warn("cannot start a TLS session for {}; refusing it", s->peer_address());
+      s->close();
+      return;
+    }
+    s->use_tls(std::move(session));
+  }
   size_t pending = 0;
   for (const auto& [ptr, c] : self->all_) pending += c->up() ? 0 : 1;
   if (pending >= kMaxPendingAccepts) {
@@ -178,7 +187,8 @@ void Network::connection_up(Connection& c) {
     spdlog::info("node {} reconnected; dropping its old connection", c.peer());
     old->close("replaced by a new connection");
   }
-  spdlog::info("connected to {} ({})", c.peer(), c.role() == Connection::Role::kInitiator ? "outgoing" : "incoming");
+  spdlog::info("connected to {} ({}{})", c.peer(), c.role() == Connection::Role::kInitiator ? "outgoing" : "incoming",
+               c.tls_summary().empty() ? "" : ", " + c.tls_summary());
   node_->peer_up(c.peer());
 }
 

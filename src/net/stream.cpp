@@ -9,6 +9,11 @@ namespace chat::net {
 namespace {
 // Reads are consumed synchronously by on_data, so one buffer serves every stream of the loop.
 std::array<char, 256 * 1024> g_read_buffer;
+// TLS: what a session decrypts when the user has no read_area() of its own. A record holds at
+// most 16 KB of plaintext, and each read returns one record's.
+std::array<char, 64 * 1024> g_plain_buffer;
+// Blocks kept for reuse after a write: small ones only, so that an idle stream holds little.
+constexpr size_t kKeepBlock = 256U << 10U;
 }  // namespace
 
 void WriteBatch::remove(Stream* s) {
@@ -55,7 +60,9 @@ void Stream::start_reading() {
       reinterpret_cast<uv_stream_t*>(&tcp_),
       [](uv_handle_t* h, size_t, uv_buf_t* buf) {
         auto* self = static_cast<Stream*>(h->data);
-        const std::span<char> area = self->events_ ? self->events_->read_area() : std::span<char>{};
+        // Under TLS the socket carries ciphertext: a read_area() is for plaintext.
+        const std::span<char> area =
+            self->events_ && !self->tls_ ? self->events_->read_area() : std::span<char>{};
         *buf = area.empty() ? uv_buf_init(g_read_buffer.data(), g_read_buffer.size())
                             : uv_buf_init(area.data(), static_cast<unsigned>(area.size()));
       },
@@ -64,13 +71,18 @@ void Stream::start_reading() {
         if (self->closing_) return;
         if (n > 0) {
           if (self->events_ == nullptr) return;
-          if (buf->base == g_read_buffer.data()) {
+          if (self->tls_) {
+            self->tls_received(std::string_view(buf->base, static_cast<size_t>(n)));
+          } else if (buf->base == g_read_buffer.data()) {
             self->events_->on_data(*self, std::string_view(buf->base, static_cast<size_t>(n)));
           } else {
             self->events_->on_read_in_place(*self, static_cast<size_t>(n));
           }
         } else if (n == UV_EOF) {
-          self->fail("closed by peer");
+          // A node without TLS distribution hangs up on a ClientHello without a word.
+          self->fail(self->tls_ && !self->tls_->established()
+                         ? "closed by peer during the TLS handshake (a node without TLS distribution does that)"
+                         : "closed by peer");
         } else if (n < 0) {
           self->fail(uv_strerror(static_cast<int>(n)));
         }
@@ -87,6 +99,16 @@ void Stream::connect(const struct sockaddr* addr) {
       return;
     }
     self->start_reading();
+    if (self->tls_) {
+      // on_connected once the TLS handshake is done (tls_received).
+      self->tls_->start();
+      if (self->tls_->failed()) {
+        self->tls_fail();
+      } else {
+        self->schedule();
+      }
+      return;
+    }
     if (self->events_) self->events_->on_connected(*self);
   });
   if (rc != 0) fail(uv_strerror(rc));
@@ -123,7 +145,12 @@ void Stream::write(std::string_view bytes) {
 }
 
 void Stream::flush() {
-  if (pending_bytes() == 0 || closing_) return;
+  if (closing_) return;
+  if (tls_) {
+    tls_flush();
+    return;
+  }
+  if (pending_bytes() == 0) return;
   inflight_bytes_ = pending_bytes();
   inflight_.swap(pending_);
   closed_bytes_ = 0;
@@ -135,33 +162,120 @@ void Stream::flush() {
   writing_ = true;
   write_req_.data = this;
   const int rc = uv_write(&write_req_, reinterpret_cast<uv_stream_t*>(&tcp_), bufs_.data(),
-                          static_cast<unsigned>(bufs_.size()), [](uv_write_t* req, int status) {
-    auto* self = static_cast<Stream*>(req->data);
-    self->writing_ = false;
-    self->inflight_bytes_ = 0;
-    // Keep one written block of a modest size for the next burst; large ones go at once.
-    for (auto& c : self->inflight_) {
-      if (c.block.capacity() <= (256U << 10U) && c.block.capacity() > self->spare_.capacity()) {
-        self->spare_ = std::move(c.block);
-        self->spare_.clear();
-      }
-    }
-    self->inflight_.clear();
-    if (self->closing_) return;
-    if (status != 0) {
-      self->fail(uv_strerror(status));
-      return;
-    }
-    if (self->pending_bytes() != 0) {
-      self->flush();
-    } else if (self->close_when_flushed_) {
-      self->close();
-    }
-  });
+                          static_cast<unsigned>(bufs_.size()), &Stream::on_written);
   if (rc != 0) {
     writing_ = false;
     fail(uv_strerror(rc));
   }
+}
+
+void Stream::on_written(uv_write_t* req, int status) {
+  auto* self = static_cast<Stream*>(req->data);
+  self->writing_ = false;
+  self->inflight_bytes_ = 0;
+  // Keep one written block of a modest size for the next burst; large ones go at once.
+  for (auto& c : self->inflight_) {
+    if (c.block.capacity() <= kKeepBlock && c.block.capacity() > self->spare_.capacity()) {
+      self->spare_ = std::move(c.block);
+      self->spare_.clear();
+    }
+  }
+  self->inflight_.clear();
+  if (self->cipher_.capacity() > kKeepBlock) std::string().swap(self->cipher_);
+  if (self->closing_) return;
+  if (status != 0) {
+    self->fail(uv_strerror(status));
+    return;
+  }
+  if (self->has_unsent()) {
+    self->flush();
+  } else if (self->close_when_flushed_) {
+    self->close();
+  }
+}
+
+void Stream::tls_received(std::string_view ciphertext) {
+  bool was_established = tls_->established();
+  tls_->feed(ciphertext);
+  while (!closing_) {
+    // Plaintext goes where the user wants it (the rest of a large frame), else to the shared
+    // buffer, from which on_data takes it.
+    std::span<char> area = events_ != nullptr && was_established ? events_->read_area() : std::span<char>{};
+    const bool in_place = !area.empty();
+    if (!in_place) area = g_plain_buffer;
+    const auto r = tls_->read(area);
+    if (!was_established && tls_->established()) {
+      was_established = true;
+      // A client's user starts its own handshake now; a server's waits for the peer's.
+      if (events_ != nullptr && tls_->client()) events_->on_connected(*this);
+      if (closing_) break;
+    }
+    if (r.status == tls::Session::Status::kData) {
+      if (events_ == nullptr) continue;
+      if (in_place) {
+        events_->on_read_in_place(*this, r.n);
+      } else {
+        events_->on_data(*this, std::string_view(area.data(), r.n));
+      }
+      continue;
+    }
+    if (r.status == tls::Session::Status::kClosed) {
+      fail("closed by peer (TLS close_notify)");
+    } else if (r.status == tls::Session::Status::kFailed) {
+      tls_fail();
+    }
+    break;
+  }
+  if (closing_) return;
+  tls_->end_feed();
+  // Handshake messages to answer with, or what was queued while the handshake ran.
+  if (!writing_ && has_unsent()) schedule();
+}
+
+// Queued plaintext into the session (records in its output); false if the session failed.
+bool Stream::tls_encrypt_pending() {
+  if (!tls_->established() || pending_bytes() == 0) return true;
+  for (auto& c : pending_) {
+    if (!tls_->write(c.bytes())) {
+      tls_fail();
+      return false;
+    }
+    if (!c.shared && c.block.capacity() <= kKeepBlock && c.block.capacity() > spare_.capacity()) {
+      spare_ = std::move(c.block);
+      spare_.clear();
+    }
+  }
+  pending_.clear();
+  closed_bytes_ = 0;
+  return true;
+}
+
+void Stream::tls_flush() {
+  if (!tls_encrypt_pending()) return;
+  if (!tls_->has_output()) return;
+  tls_->take_output(cipher_);
+  inflight_bytes_ = cipher_.size();
+  bufs_.assign(1, uv_buf_init(cipher_.data(), static_cast<unsigned>(cipher_.size())));
+  writing_ = true;
+  write_req_.data = this;
+  const int rc = uv_write(&write_req_, reinterpret_cast<uv_stream_t*>(&tcp_), bufs_.data(), 1, &Stream::on_written);
+  if (rc != 0) {
+    writing_ = false;
+    fail(uv_strerror(rc));
+  }
+}
+
+// The session's alert (why it gave up) goes out if the socket takes it at once; the stream
+// closes either way.
+void Stream::tls_fail() {
+  if (closing_) return;
+  if (tls_->has_output() && !writing_) {
+    std::string alert;
+    tls_->take_output(alert);
+    uv_buf_t b = uv_buf_init(alert.data(), static_cast<unsigned>(alert.size()));
+    (void)uv_try_write(reinterpret_cast<uv_stream_t*>(&tcp_), &b, 1);
+  }
+  fail("TLS: " + tls_->error());
 }
 
 // on_closed is reported from the close callback, never from inside a call the user made, so
@@ -190,6 +304,19 @@ void Stream::close() {
 }
 
 void Stream::close_after_flush() {
+  if (tls_ && !closing_) {
+    // Plaintext queued before the TLS handshake ended can never go out; else it goes first,
+    // then close_notify, as an ssl socket closes.
+    if (!tls_->established()) {
+      close();
+      return;
+    }
+    // Encrypted before the shutdown: a session that has sent close_notify writes nothing more,
+    // and a refusal status ("snok" to a simultaneous connection) has to reach the peer.
+    if (!tls_encrypt_pending()) return;
+    tls_->shutdown();
+    if (!writing_) flush();
+  }
   if (writing_ || pending_bytes() != 0) {
     close_when_flushed_ = true;
     events_ = nullptr;

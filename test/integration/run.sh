@@ -99,6 +99,21 @@ export ERL_EPMD_PORT=$CHAT_EPMD_PORT
 cookie=it$(chat_random_hex 12)
 echo "== $name: private epmd on port $ERL_EPMD_PORT, chat-node $CHAT_NODE${IT_HOST_CHAT_NODE:+ -> host binary $IT_HOST_CHAT_NODE}"
 
+# A file with the line "# it: tls" runs in a TLS cluster: a CA and a certificate for
+# 127.0.0.1 in $IT_TMPDIR/tls (made by chat-node tls-ca and tls-cert, as a deployment makes
+# them), its optfile in IT_TLS_OPTFILE for every node the test starts (support/chat_it.exs),
+# and the test VM itself on -proto_dist inet_tls with that optfile.
+vm_args=()
+if grep -qx '# it: tls' "$test_file"; then
+    IT_TLS_DIR=$IT_TMPDIR/tls
+    "$CHAT_NODE" tls-ca --out "$IT_TLS_DIR/ca" >/dev/null
+    "$CHAT_NODE" tls-cert 127.0.0.1 --ca "$IT_TLS_DIR/ca" --out "$IT_TLS_DIR/node" >/dev/null
+    IT_TLS_OPTFILE=$IT_TLS_DIR/node/ssl_dist.conf
+    export IT_TLS_DIR IT_TLS_OPTFILE
+    vm_args=(--erl "-proto_dist inet_tls -ssl_dist_optfile $IT_TLS_OPTFILE")
+    echo "== $name: TLS distribution, CA and certificates in $IT_TLS_DIR"
+fi
+
 # Run the VM in the background and wait for it, so that a TERM/INT sent to
 # this script is handled at once (bash delays traps during foreground jobs).
 # `timeout` is the inner deadline; CTest's TIMEOUT is the outer one.
@@ -107,7 +122,7 @@ echo "== $name: private epmd on port $ERL_EPMD_PORT, chat-node $CHAT_NODE${IT_HO
 hidden=()
 if grep -q '^# it: hidden' "$test_file"; then hidden=(--hidden); fi
 timeout -k 10 "$IT_TIMEOUT" \
-    "$ELIXIR" "${hidden[@]}" --name amanda@127.0.0.1 --cookie "$cookie" \
+    "$ELIXIR" "${hidden[@]}" "${vm_args[@]}" --name amanda@127.0.0.1 --cookie "$cookie" \
     -pa "$ELIXIR_PEER_EBIN" \
     -r "$here/support/chat_it.exs" \
     "$test_file" </dev/null &

@@ -7,6 +7,8 @@
 #                              names; $PORT on web's address
 #   test/space/run.sh amanda   a one-off dyno calls Chat.send_message on moebi
 #   test/space/run.sh scale    kate 1 -> 2 -> 1: DNS, connections, no reconnect
+#   test/space/run.sh tls      the mesh, web and amanda with `space up --tls`: every
+#                              connection over mutual TLS, a node without it refused
 #
 # Timing checks use the time stamps of the space's log (what each node
 # printed, and when), so a slow one-off VM does not make them fail; the
@@ -61,7 +63,7 @@ all_nodes() {
 space_up() {
     local t0
     t0=$(now_ms)
-    SPACE_APP=$app SPACE_SKIP_BUILD=1 CHAT_DISCOVERY_INTERVAL=$interval space up
+    SPACE_APP=$app SPACE_SKIP_BUILD=1 CHAT_DISCOVERY_INTERVAL=$interval space up "$@"
     T_UP=$(now_ms)
     load_formation
     SPACE_ID=$(sed -n 's/^SPACE_ID=//p' "$SPACE_DIR/space.env")
@@ -148,12 +150,17 @@ wait_connected() {
     echo "$latest"
 }
 
+# What a BEAM one-off dyno runs before `elixir` to join a TLS space, as the Procfile's alex
+# does: a certificate for its address from the CA in the config vars, and the erl flags
+# (nothing, and no TLS, when the space has no CA).
+beam_tls='tls_flags=$(build/chat-node tls-cert --if-configured "$HEROKU_PRIVATE_IP" --out "$HOME/.chat-tls/$DYNO") && export ELIXIR_ERL_OPTIONS="$tls_flags" && '
+
 # check_rpc MODE [ENV...]: the hidden checker in a one-off dyno (check.exs).
 check_rpc() {
     local mode=$1 out rc=0
     shift
     out=$(space run -e CHECK_MODE="$mode" -e CHECK_NODES="$(all_nodes)" "$@" \
-        "elixir --name check@\$HEROKU_PRIVATE_IP --cookie \"\$ERLANG_COOKIE\" --hidden $here/check.exs" 2>&1) || rc=$?
+        "${beam_tls}elixir --name check@\$HEROKU_PRIVATE_IP --cookie \"\$ERLANG_COOKIE\" --hidden $here/check.exs" 2>&1) || rc=$?
     printf '%s\n' "$out" | sed 's/^/     | /'
     ((rc == 0)) || fail "rpc check ($mode) failed"
 }
@@ -202,9 +209,13 @@ case_mesh() {
 case_amanda() {
     say "up"
     space_up
+    check_amanda
+}
+
+check_amanda() {
     say "one-off dyno: amanda calls Chat.send_message on moebi.1"
     local out rc=0 chicken nil
-    out=$(space run "elixir --name amanda@\$HEROKU_PRIVATE_IP --cookie \"\$ERLANG_COOKIE\" -pa $ELIXIR_PEER_EBIN $here/amanda.exs" 2>&1) || rc=$?
+    out=$(space run "${beam_tls}elixir --name amanda@\$HEROKU_PRIVATE_IP --cookie \"\$ERLANG_COOKIE\" -pa $ELIXIR_PEER_EBIN $here/amanda.exs" 2>&1) || rc=$?
     printf '%s\n' "$out" | grep -v '^$' | sed 's/^/     | /'
     ((rc == 0)) || fail "amanda's one-off dyno exited with status $rc"
     [[ $out == *"amanda: 1.moebi.$app_dns -> ${ip_of[moebi.1]}"* ]] ||
@@ -298,10 +309,59 @@ case_scale() {
     ok "no connection to $kate2 after it was removed"
 }
 
+case_tls() {
+    say "up --tls: every dyno issues itself a certificate from the space's CA at start"
+    space_up --tls
+    space config | grep -q '^CHAT_TLS_CACERT=-----BEGIN CERTIFICATE-----' || fail "no CHAT_TLS_CACERT config var"
+
+    say "every node connects to every other one, over TLS, within ${interval}+${slack} s"
+    local deadline a b t latest=0
+    deadline=$((T_UP + (interval + slack) * 1000))
+    for a in "${dynos[@]}"; do
+        for b in "${dynos[@]}"; do
+            [[ $a == "$b" ]] && continue
+            t=$(wait_log "$a" "$(connected_re "$(node_of "$b")")" "$deadline") ||
+                fail "$a did not connect to $(node_of "$b") within ${interval}+${slack} s of up"
+            ((t > latest)) && latest=$t
+        done
+    done
+    ok "full mesh of ${#dynos[@]} nodes; last connection $((latest - T_UP)) ms after up returned"
+    for a in "${dynos[@]}"; do
+        [[ ${a%.*} == alex ]] && continue # the BEAM's Chat.Discovery logs no TLS details
+        grep -F " app[$a]: " "$log" | grep -qE "distribution over TLS \(inet_tls\) from CHAT_TLS_CACERT and CHAT_TLS_CA_KEY \(a certificate issued for ${ip_of[$a]//./\\.} at start\)" ||
+            fail "$a did not start with a certificate issued for ${ip_of[$a]}"
+        for b in "${dynos[@]}"; do
+            [[ $a == "$b" ]] && continue
+            grep -F " app[$a]: " "$log" | grep -E "connected to $(re_quote "$(node_of "$b")") " |
+                grep -qE "(incoming|outgoing), TLSv1\.[23] " || fail "$a's connection to $(node_of "$b") is not over TLS"
+        done
+    done
+    ok "every C++ dyno issued itself a certificate for its address, and every one of its connections is TLS"
+    local status
+    status=$(space http web.1 /status.json) || fail "web.1 /status.json"
+    for b in "${dynos[@]}"; do
+        [[ $b == web.1 ]] && continue
+        [[ $status == *"\"$(node_of "$b")\""* ]] || fail "web.1 /status.json does not list $(node_of "$b"): $status"
+    done
+    ok "web.1 /status.json lists every other node"
+
+    check_amanda
+
+    say "a one-off node without TLS is refused"
+    local out
+    out=$(space run -e MOEBI="$(node_of moebi.1)" \
+        'elixir --name plain@$HEROKU_PRIVATE_IP --cookie "$ERLANG_COOKIE" -e "IO.puts(Node.ping(:\"$MOEBI\"))"' 2>&1) ||
+        fail "the plain one-off dyno failed: $out"
+    [[ $out == *pang* ]] || fail "a node without TLS reached moebi.1: $out"
+    wait_log moebi.1 'refused: .*plain TCP distribution' $(($(now_ms) + 5000)) >/dev/null ||
+        fail "moebi.1 did not log the refused plain TCP connection"
+    ok "pang, and moebi.1 logged the refusal (plain TCP distribution on a TLS port)"
+}
+
 case ${1:-} in
-    mesh | amanda | scale) "case_$1" ;;
+    mesh | amanda | scale | tls) "case_$1" ;;
     *)
-        echo "usage: $0 mesh|amanda|scale" >&2
+        echo "usage: $0 mesh|amanda|scale|tls" >&2
         exit 64
         ;;
 esac

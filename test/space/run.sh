@@ -2,7 +2,7 @@
 # Run one space test case (see cases.sh) in a simulated Private Space of its
 # own, and remove the space afterwards whatever happens.
 #
-#   test/space/run.sh mesh|amanda|scale
+#   test/space/run.sh mesh|amanda|scale|tls
 #   test/space/run.sh refuses-without-root
 #
 # The space tests need root and working network namespaces. Without them
@@ -24,7 +24,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
 case_name=${1:-}
 [[ -n $case_name ]] || {
-    echo "usage: $0 mesh|amanda|scale|refuses-without-root" >&2
+    echo "usage: $0 mesh|amanda|scale|tls|refuses-without-root" >&2
     exit 64
 }
 

@@ -62,6 +62,32 @@ TEST_SUITE("handshake") {
     }
   }
 
+  TEST_CASE("over TLS every message has a 4-byte length, as on inet_tls_dist's {packet, 4} socket") {
+    for (size_t step : {size_t{1}, size_t{3}, size_t{1000}}) {
+      CAPTURE(step);
+      auto ca = config("a@host", "cookie", 11);
+      auto cb = config("b@host", "cookie", 22);
+      ca.length_bytes = cb.length_bytes = 4;
+      Handshake a(Handshake::Role::kInitiator, ca);
+      Handshake b(Handshake::Role::kAcceptor, cb);
+      // send_name: 'N', Flags:64, Creation:32, NLen:16, "a@host" = 21 bytes after the length.
+      const std::string first = a.take_output();
+      CHECK(test::hex(first.substr(0, 5)) == "000000154e");
+      auto ra = Handshake::Result::kNeedMore;
+      auto rb = b.feed(first);
+      pump(a, b, step, ra, rb);
+      CHECK(ra == Handshake::Result::kDone);
+      CHECK(rb == Handshake::Result::kDone);
+      CHECK(b.peer().name == "a@host");
+    }
+    // A 2-byte-framed peer on a 4-byte side: its length reads as far too long.
+    auto c4 = config("b@host", "cookie", 22);
+    c4.length_bytes = 4;
+    Handshake b(Handshake::Role::kAcceptor, c4);
+    Handshake a(Handshake::Role::kInitiator, config("a@host", "cookie", 11));
+    CHECK(b.feed(a.take_output()) == Handshake::Result::kFailed);
+  }
+
   TEST_CASE("a wrong cookie is refused by the acceptor and never acknowledged") {
     Handshake a(Handshake::Role::kInitiator, config("a@host", "right", 11));
     Handshake b(Handshake::Role::kAcceptor, config("b@host", "wrong", 22));

@@ -185,7 +185,12 @@ defmodule Chat.Discovery do
       timer: nil
     }
 
-    if Keyword.get(opts, :monitor_nodes, true), do: :net_kernel.monitor_nodes(true)
+    if Keyword.get(opts, :monitor_nodes, true) do
+      :net_kernel.monitor_nodes(true)
+      # A peer's discovery can find this node in EPMD and connect while its applications are
+      # still starting: those connections get the same log line as the later ones.
+      for node <- state.connected.(), do: Logger.info("discovery: connected to #{node}")
+    end
 
     Logger.info(
       "discovery: polling #{Enum.join(queries, ", ")} every #{div(state.interval, 1000)} s"

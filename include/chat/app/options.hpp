@@ -9,7 +9,7 @@
 
 namespace chat::app {
 
-enum class Command { kRun, kSend, kPing, kBroadcast, kBlast, kGenSecret, kHelp };
+enum class Command { kRun, kSend, kPing, kBroadcast, kBlast, kGenSecret, kTlsCa, kTlsCert, kHelp };
 
 struct Options {
   Command command = Command::kRun;
@@ -32,6 +32,17 @@ struct Options {
   uint64_t blast_count = 100'000;             // blast: messages to send
   size_t blast_size = 64;                     // blast: bytes per message
   uint64_t blast_window = 0;                  // blast: messages between syncs (0: by size)
+  // TLS distribution (src/app/tls_setup.cpp): --proto-dist, --ssl-dist-optfile, else
+  // $CHAT_SSL_DIST_OPTFILE, else certificates in CHAT_TLS_* variables.
+  std::string proto_dist;                     // "inet_tcp", "inet_tls", or "" (not given)
+  std::string ssl_dist_optfile;
+  // tls-ca / tls-cert
+  std::vector<std::string> cert_hosts;        // tls-cert HOST... (or NAME@HOST)
+  std::string out_dir;                        // --out
+  std::string ca_dir;                         // --ca: ca.pem and ca.key (else CHAT_TLS_*)
+  uint32_t cert_days = 0;                     // --days (0: the command's default)
+  uint32_t backdate_days = 0;                 // --backdate-days: notBefore this far back
+  bool cert_optional = false;                 // --if-configured: no CA, no output, exit 0
   bool hidden = false;  // --hidden (run), or a one-off command unless --visible
   std::string help;
 };

@@ -1,7 +1,10 @@
 // The distribution handshake, version 6 (OTP 23+), as a sans-I/O state machine: bytes in,
 // bytes to send out, and finally the peer's name, flags and creation. The erts chapter
 // "Distribution Protocol", section "Distribution Handshake", is the spec; its names (send_name,
-// recv_status, send_challenge, …) are used below. Every message has a 2-byte length prefix.
+// recv_status, send_challenge, …) are used below. Every message has a 2-byte length prefix
+// over TCP; over TLS a 4-byte one, because inet_tls_dist runs the handshake on an ssl socket
+// already in {packet, 4} mode (ssl:connect/handshake with {packet, 4}, OTP 25 to 29), where
+// inet_tcp_dist starts with {packet, 2} and switches to 4 only for the frames after it.
 #pragma once
 
 #include <cstdint>
@@ -24,6 +27,7 @@ struct HandshakeConfig {
   std::string cookie;
   std::function<uint32_t()> random32;                       // challenge source
   std::function<Admission(const std::string& peer)> admit;  // acceptor only
+  uint8_t length_bytes = 2;                                  // 4 under TLS (see above)
 };
 
 struct PeerInfo {

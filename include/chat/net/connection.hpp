@@ -43,6 +43,8 @@ class Connection final : Stream::Events {
   [[nodiscard]] uint64_t offered_flags() const { return offered_flags_; }
   [[nodiscard]] bool up() const { return state_ == State::kUp; }
   [[nodiscard]] uint64_t up_since_ms() const { return up_since_ms_; }
+  // "TLSv1.3 TLS_AES_256_GCM_SHA384, peer /CN=..." under TLS, else empty.
+  [[nodiscard]] std::string tls_summary() const;
   // Bytes waiting for the socket: frames queued before the handshake and the stream's queue.
   [[nodiscard]] size_t queued_bytes() const;
 
@@ -72,6 +74,7 @@ class Connection final : Stream::Events {
   // Counts down from a large frame over the small ones after it; while above zero, frames are
   // read one by one in place (read_area).
   uint8_t after_large_ = 0;
+  bool first_bytes_ = true;  // of the handshake, to recognise a TLS peer on a plain port
   uint64_t flags_ = 0;
   uint64_t offered_flags_ = 0;
   uint64_t setup_timer_ = 0;

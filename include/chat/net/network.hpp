@@ -16,6 +16,7 @@
 #include "chat/dist/handshake.hpp"
 #include "chat/net/counters.hpp"
 #include "chat/net/runtime.hpp"
+#include "chat/tls/engine.hpp"
 
 namespace chat::net {
 
@@ -40,6 +41,8 @@ struct NetworkConfig {
   size_t max_queue = 256U << 20U;  // bytes queued for one peer before it is disconnected
   uint64_t flags = 0;
   bool start_epmd = true;  // run `epmd -daemon` when none answers at start, as erl does
+  // Set: the distribution runs over TLS (-proto_dist inet_tls), every connection both ways.
+  tls::DistContexts tls;
 };
 
 class Network final : public node::Transport {
@@ -73,6 +76,7 @@ class Network final : public node::Transport {
   // Called by connections.
   Runtime& runtime() { return runtime_; }
   const NetworkConfig& config() const { return config_; }
+  [[nodiscard]] bool uses_tls() const { return config_.tls.server != nullptr; }
   node::Node& node() { return *node_; }
   dist::Admission admit(Connection& c, const std::string& peer);
   void connection_up(Connection& c);

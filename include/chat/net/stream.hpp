@@ -2,6 +2,11 @@
 // user can drop it at any time (even inside one of its callbacks) by calling close().
 // Writes are queued and go out with the loop's WriteBatch at the end of the iteration; more
 // are coalesced while one is in flight.
+//
+// With TLS (use_tls), a tls::Session sits under the same interface: what is read is decrypted
+// before on_data (or straight into read_area()), what is queued is encrypted when it is
+// flushed, and a connecting stream reports on_connected once the TLS handshake is done. Its
+// user sees plaintext only; a plain stream takes none of these branches.
 #pragma once
 
 #include <uv.h>
@@ -13,6 +18,7 @@
 #include <vector>
 
 #include "chat/term/bytes.hpp"
+#include "chat/tls/engine.hpp"
 
 namespace chat::net {
 
@@ -48,8 +54,8 @@ class Stream {
     // frame, read in place); empty for the shared buffer. on_read_in_place reports such a read.
     virtual std::span<char> read_area() { return {}; }
     virtual void on_read_in_place(Stream& /*s*/, size_t /*n*/) {}
-    // The peer closed, or an I/O error: `why` says which. Not called after close(), and
-    // always from a libuv callback, never from inside write() or connect().
+    // The peer closed, an I/O error, or a TLS failure: `why` says which. Not called after
+    // close(), and always from a libuv callback, never from inside write() or connect().
     virtual void on_closed(Stream& s, const std::string& why) = 0;
   };
 
@@ -59,6 +65,9 @@ class Stream {
 
   uv_tcp_t* handle() { return &tcp_; }
   void set_events(Events* e) { events_ = e; }
+  // Runs the stream over TLS; call before start_reading() or connect().
+  void use_tls(std::unique_ptr<tls::Session> session) { tls_ = std::move(session); }
+  [[nodiscard]] const tls::Session* tls() const { return tls_.get(); }
   // Starts reading an accepted stream.
   void start_reading();
   void connect(const struct sockaddr* addr);
@@ -114,6 +123,13 @@ class Stream {
   void flush();
   void fail(const std::string& why);
   static void on_close(uv_handle_t* h);
+  static void on_written(uv_write_t* req, int status);
+  // TLS: ciphertext arrived; encrypt what is pending and write it; fail with the session's error.
+  void tls_received(std::string_view ciphertext);
+  void tls_flush();
+  void tls_fail();
+  bool tls_encrypt_pending();
+  [[nodiscard]] bool has_unsent() const { return pending_bytes() != 0 || (tls_ && tls_->has_output()); }
 
   uv_tcp_t tcp_{};
   uv_connect_t connect_req_{};
@@ -124,6 +140,8 @@ class Stream {
   std::vector<term::Chunk> inflight_;
   std::vector<uv_buf_t> bufs_;
   std::string spare_;  // a written small block, kept for the next burst
+  std::unique_ptr<tls::Session> tls_;
+  std::string cipher_;  // TLS: the ciphertext in flight (its buffer is reused)
   size_t closed_bytes_ = 0;  // in pending_, before its last chunk
   size_t inflight_bytes_ = 0;
   std::string error_;

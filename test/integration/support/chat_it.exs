@@ -266,7 +266,7 @@ defmodule ChatIT do
 
     args =
       ["--name", Atom.to_string(name)] ++
-        cookie_args ++ ["--log-level", level] ++ Keyword.get(opts, :args, [])
+        cookie_args ++ ["--log-level", level] ++ tls_args(:cpp, opts) ++ Keyword.get(opts, :args, [])
 
     opts = Keyword.update(opts, :env, env, &(env ++ &1))
     start_os_node(name, :cpp, cookie, chat_node_exe(), args, "Node name: #{name}", opts)
@@ -319,7 +319,12 @@ defmodule ChatIT do
     end
     """
 
-    erl = if flags = opts[:erl], do: ["--erl", flags], else: []
+    # TLS flags (tls_args) and the test's own (erl:) go to the VM as one --erl string.
+    erl =
+      case tls_args(:beam, opts) ++ List.wrap(opts[:erl]) do
+        [] -> []
+        flags -> ["--erl", flags |> Enum.reject(&(&1 == "--erl")) |> Enum.join(" ")]
+      end
 
     args =
       ["--name", Atom.to_string(name), "--cookie", cookie] ++ erl ++ ["-pa", ebin, "-e", code]
@@ -465,7 +470,54 @@ defmodule ChatIT do
     name = Keyword.get_lazy(opts, :name, fn -> unique("cli") end)
     cookie = Keyword.get(opts, :cookie, cookie())
     level = Keyword.get(opts, :log_level, System.get_env("IT_CLI_LOG_LEVEL", "warn"))
-    ["--name", Atom.to_string(name), "--cookie", cookie, "--log-level", level]
+    ["--name", Atom.to_string(name), "--cookie", cookie, "--log-level", level] ++ tls_args(:cpp, opts)
+  end
+
+  # -- TLS distribution (files with the line "# it: tls"; see run.sh) ------------------------
+
+  @doc "The optfile every node of a TLS test uses by default, or nil outside TLS tests."
+  def tls_optfile, do: System.get_env("IT_TLS_OPTFILE")
+
+  @doc "The directory with the test's CA (ca/) and node certificate (node/)."
+  def tls_dir, do: System.get_env("IT_TLS_DIR") || raise("not a TLS test (no IT_TLS_DIR)")
+
+  # Arguments that put a node on TLS: `tls: false` keeps it on plain TCP, `tls: PATH` gives
+  # it another optfile, and by default it uses the test's.
+  defp tls_args(kind, opts) do
+    case Keyword.get(opts, :tls, tls_optfile()) do
+      nil -> []
+      false -> []
+      file when kind == :cpp -> ["--ssl-dist-optfile", file]
+      file -> ["--erl", "-proto_dist inet_tls -ssl_dist_optfile #{file}"]
+    end
+  end
+
+  @doc """
+  Runs `chat-node tls-cert HOST --out DIR` with extra `args` (e.g. `--ca`, `--days`,
+  `--backdate-days`) and returns DIR's optfile. `ca:` is the CA directory (default: the test's).
+  """
+  def tls_cert(dir_name, args \\ [], opts \\ []) do
+    out = Path.join(tls_dir(), dir_name)
+    ca = Keyword.get(opts, :ca, Path.join(tls_dir(), "ca"))
+    host = Keyword.get(opts, :host, "127.0.0.1")
+    {text, 0} = System.cmd(chat_node_exe(), ["tls-cert", host, "--ca", ca, "--out", out | args], stderr_to_stdout: true)
+    assert text =~ "-ssl_dist_optfile"
+    Path.join(out, "ssl_dist.conf")
+  end
+
+  @doc "Runs `chat-node tls-ca --out DIR` (a CA nobody in the test trusts) and returns DIR."
+  def tls_other_ca(dir_name) do
+    out = Path.join(tls_dir(), dir_name)
+    {_, 0} = System.cmd(chat_node_exe(), ["tls-ca", "--out", out], stderr_to_stdout: true)
+    out
+  end
+
+  @doc "The node's stderr so far (its log)."
+  def log(%Peer{proc: proc}) do
+    case File.read(OsProc.stderr_path(proc)) do
+      {:ok, text} -> text
+      _ -> ""
+    end
   end
 
   @doc "`chat-node send TARGET MESSAGE ...`"
