@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# Traffic-rate rows of scripts/bench (issue 16): round trips spaced by pauses of 0 to 100 ms,
+# Section 10 of scripts/bench, traffic rates (issue 16): round trips spaced by pauses of 0 to 100 ms,
 # C++ node vs elixir_peer in alternated blocks from one BEAM client (bench/gap_client.exs),
 # each node's CPU per call and when idle, and the floors measured in the same run by
 # bench/ping-pong: a plain C TCP ping-pong of 64 B, and a C++ client's GenServer.call :count
@@ -80,7 +80,7 @@ gap_label() { case $1 in rt) echo "Chat.send_message/2" ;; call) echo "GenServer
 gaps_table() {
     local what g k label ic ib
     echo
-    echo "## Traffic rates: round trips spaced by a pause (issue 16)"
+    echo "## 10. Traffic rates: round trips spaced by a pause (issue 16)"
     echo
     echo "One BEAM client calls the C++ node and elixir_peer in alternated blocks (C++ first, then BEAM first), pausing between calls; medians of $runs run(s). Cells are C++ / BEAM (ratio); node CPU is per call, pauses included."
     echo

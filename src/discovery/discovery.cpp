@@ -1,6 +1,7 @@
 #include "chat/discovery/discovery.hpp"
 
 #include <netdb.h>
+#include <spdlog/fmt/ranges.h>  // fmt::join: fmt 11 moved it out of fmt/format.h
 #include <spdlog/spdlog.h>
 
 #include <cstring>

@@ -277,11 +277,12 @@ defmodule ChatIT do
   (`variant: :seed`, the default) or the lesson variant from
   test/lesson_chat (`variant: :lesson`), and waits until the app is up.
 
-  `runtime: :otp27` starts it with the other Erlang/Elixir of the mixed-OTP
-  tests instead of this VM's own: the executable in IT_OTP27_ELIXIR (a
-  wrapper that runs `elixir` of the OTP 27 root) and the apps compiled for
-  it in IT_OTP27_PEER_EBIN / IT_OTP27_LESSON_EBIN. By default the node runs
-  the `elixir` of $ELIXIR (or PATH), like this VM.
+  `runtime: :otp27` (or `:otp29`, ...) starts it with another Erlang/Elixir
+  of the mixed-OTP tests instead of this VM's own: the executable in
+  IT_OTP27_ELIXIR (a wrapper that runs `elixir` of the OTP 27 root) and the
+  apps compiled for it in IT_OTP27_PEER_EBIN / IT_OTP27_LESSON_EBIN. By
+  default the node runs the `elixir` of $ELIXIR (or PATH), like this VM.
+  `erl: "FLAGS"` passes FLAGS to its erl (`elixir --erl`).
   """
   def start_elixir(name, opts \\ []) do
     cookie = Keyword.get(opts, :cookie, cookie())
@@ -291,11 +292,13 @@ defmodule ChatIT do
       case Keyword.get(opts, :runtime, :default) do
         :default ->
           exe = System.get_env("ELIXIR", "elixir")
-          {System.find_executable(exe) || raise("elixir not found: #{exe}"),
-           "ELIXIR_PEER_EBIN", "LESSON_EBIN"}
 
-        :otp27 ->
-          {env!("IT_OTP27_ELIXIR"), "IT_OTP27_PEER_EBIN", "IT_OTP27_LESSON_EBIN"}
+          {System.find_executable(exe) || raise("elixir not found: #{exe}"), "ELIXIR_PEER_EBIN",
+           "LESSON_EBIN"}
+
+        runtime when is_atom(runtime) ->
+          prefix = "IT_" <> String.upcase(Atom.to_string(runtime))
+          {env!(prefix <> "_ELIXIR"), prefix <> "_PEER_EBIN", prefix <> "_LESSON_EBIN"}
       end
 
     {ebin, app} =
@@ -316,7 +319,11 @@ defmodule ChatIT do
     end
     """
 
-    args = ["--name", Atom.to_string(name), "--cookie", cookie, "-pa", ebin, "-e", code]
+    erl = if flags = opts[:erl], do: ["--erl", flags], else: []
+
+    args =
+      ["--name", Atom.to_string(name), "--cookie", cookie] ++ erl ++ ["-pa", ebin, "-e", code]
+
     start_os_node(name, variant, cookie, elixir, args, "IT-READY", opts)
   end
 
