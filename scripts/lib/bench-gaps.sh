@@ -12,7 +12,7 @@
 # gaps_table (the Markdown table and its notes) and gaps_json (rows for the JSON file).
 
 if ((smoke)); then
-    gaps_list=0,1,20
+    gaps_list=0,1   # a couple of gaps: back to back, and sparse enough for the loop to sleep
     gaps_client_sizes=(200 10 100 10 1)   # block ms, min calls, max calls, warm-up, idle s
     gaps_pp_opts=(--block-ms 100 --calls-min 10 --calls-max 200 --warmup 10)
 else
