@@ -1,5 +1,6 @@
 #include "chat/net/runtime.hpp"
 
+#include <algorithm>
 #include <stdexcept>
 #include <string>
 
@@ -28,8 +29,16 @@ Runtime::Runtime() {
 }
 
 void Runtime::note_activity() {
-  last_activity_ns_ = uv_hrtime();
-  if (spinning_ || shut_) return;
+  // Spin only while input arrives closer together than the spin window, on average over the
+  // last few reads: with sparser traffic the next request comes after the spin has ended
+  // anyway, so spinning only burns the core (and, on a loaded machine, the scheduler then
+  // makes the spinner wait for the CPU when the request does come). Gaps are capped so that
+  // one long pause does not keep the loop from spinning through the burst that follows.
+  const uint64_t now = uv_hrtime();
+  const uint64_t gap = std::min(now - last_activity_ns_, kGapCapNs);
+  mean_gap_ns_ = (mean_gap_ns_ * 7 + gap) / 8;
+  last_activity_ns_ = now;
+  if (mean_gap_ns_ > kSpinNs || spinning_ || shut_) return;
   spinning_ = true;
   // An active idle handle makes the next poll return at once instead of sleeping.
   uv_idle_start(&spin_, [](uv_idle_t* h) {

@@ -32,7 +32,7 @@ class Runtime final : public node::Timers {
   void before_poll(std::function<void()> fn) { before_poll_.push_back(std::move(fn)); }
 
   // Network input just arrived: keep polling without sleeping for a short while, as BEAM
-  // schedulers spin before they sleep. A request/reply peer usually answers within tens of
+  // schedulers spin before they sleep, when recent input came closer together than that while. A request/reply peer usually answers within tens of
   // microseconds, and waking a sleeping thread costs more than that on a busy machine.
   void note_activity();
 
@@ -52,6 +52,8 @@ class Runtime final : public node::Timers {
   uint64_t last_activity_ns_ = 0;
   bool spinning_ = false;
   static constexpr uint64_t kSpinNs = 200'000;
+  static constexpr uint64_t kGapCapNs = 4 * kSpinNs;
+  uint64_t mean_gap_ns_ = kGapCapNs;  // recent inter-arrival time of input (moving average)
   uint64_t next_id_ = 1;
   std::unordered_map<uint64_t, Timer*> timers_;
   std::vector<std::function<void()>> before_poll_;
