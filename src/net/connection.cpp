@@ -113,6 +113,7 @@ Connection::Connection(Network& net, Stream* accepted)
 
 Connection::~Connection() {
   *token_ = nullptr;
+  net_.connecting_bytes(0, queued_.size());
   if (setup_timer_) net_.runtime().cancel(setup_timer_);
   if (stream_) stream_->close();
 }
@@ -166,6 +167,16 @@ void Connection::ask_epmd(const sockaddr_storage& host) {
         c->stream_ = Stream::create(c->net_.runtime().loop(), c);
         c->stream_->connect(reinterpret_cast<const sockaddr*>(&target));
       });
+}
+
+std::string Connection::take_queued() {
+  net_.connecting_bytes(0, queued_.size());
+  return std::exchange(queued_, {});
+}
+
+void Connection::add_queued(const std::string& frames) {
+  queued_ += frames;
+  net_.connecting_bytes(frames.size(), 0);
 }
 
 void Connection::start_handshake() {
@@ -266,7 +277,7 @@ void Connection::handshake_data(std::string_view bytes) {
   }
   net_.connection_up(*this);
   if (state_ != State::kUp) return;
-  if (!queued_.empty()) write(std::exchange(queued_, {}));
+  if (!queued_.empty()) write(take_queued());
   if (!leftover.empty()) {
     reader_.feed(leftover);
     frames();
@@ -275,6 +286,8 @@ void Connection::handshake_data(std::string_view bytes) {
 
 void Connection::frames() {
   auto& node = net_.node();
+  auto* gate = net_.gate();
+  const uint64_t fed = gate != nullptr ? gate->fed() : 0;
   std::string_view frame;
   for (;;) {
     const auto status = reader_.next(&frame);
@@ -310,12 +323,48 @@ void Connection::frames() {
     if (state_ != State::kUp) return;
   }
   node.drain();
+  // What this read brought may have filled the output faster than it drains: read no more
+  // from this peer until it has room. Peers whose input printed nothing go on.
+  if (gate != nullptr && gate->shut() && gate->fed() != fed) pause();
+}
+
+void Connection::pause() {
+  if (paused_ || state_ != State::kUp || stream_ == nullptr) return;
+  paused_ = true;
+  stream_->stop_reading();
+  spdlog::debug("peer {}: reading paused until the output has room", peer_);
+  std::weak_ptr<Connection*> owner = token_;
+  net_.gate()->when_open([owner] {
+    auto o = owner.lock();
+    if (!o || !*o) return;
+    Connection* c = *o;
+    c->paused_ = false;
+    if (c->state_ != State::kUp || c->stream_ == nullptr) return;
+    // The pause was ours: the peer was not silent meanwhile.
+    c->last_read_ms_ = c->net_.runtime().now_ms();
+    c->stream_->start_reading();
+  });
 }
 
 void Connection::queue(const term::Term& control, const term::Term* payload) {
   if (state_ == State::kClosed) return;
   if (state_ != State::kUp) {
+    if (overflowed_) return;  // closing already
+    const size_t before = queued_.size();
     dist::append_frame(queued_, control, payload);
+    net_.connecting_bytes(queued_.size() - before, 0);
+    // What waits for handshakes counts against --max-queue-mb, all such connections together
+    // (a peer can make the node connect to many names). Closed from the loop, not inside the
+    // send that queued it; the node then hears the peer is down, as for a slow consumer.
+    if (net_.connecting_bytes() > net_.config().max_queue) {
+      overflowed_ = true;
+      spdlog::warn("{} bytes queued for connections being set up ({} for {}); giving this one up",
+                   net_.connecting_bytes(), queued_.size(), peer_);
+      std::weak_ptr<Connection*> owner = token_;
+      net_.runtime().start(0, [owner] {
+        if (auto o = owner.lock(); o && *o) (*o)->close("outgoing queue over its limit while connecting");
+      });
+    }
     return;
   }
   if (stream_ == nullptr) return;
@@ -327,6 +376,8 @@ void Connection::queue(const term::Term& control, const term::Term* payload) {
 void Connection::tick(uint64_t now_ms) {
   if (state_ != State::kUp) return;
   const uint64_t ticktime_ms = uint64_t{net_.config().net_ticktime_s} * 1000;
+  // A peer we stopped reading is not silent: its ticks wait in the socket. Ours still go out.
+  if (paused_) last_read_ms_ = now_ms;
   if (now_ms - last_read_ms_ > ticktime_ms) {
     close("no tick or message from the peer for " + std::to_string(net_.config().net_ticktime_s) + " s");
     return;

@@ -115,6 +115,8 @@ void Network::stop() {
   for (auto* c : open) c->close("node stopping", false);
   if (ticker_) runtime_.cancel(ticker_);
   ticker_ = 0;
+  if (refused_timer_) runtime_.cancel(refused_timer_);
+  refused_timer_ = 0;
   if (trim_timer_) runtime_.cancel(trim_timer_);
   trim_timer_ = 0;
   if (listener_) {
@@ -216,9 +218,55 @@ void Network::connection_closed(Connection& c, const std::string& why) {
   node_->drain();
 }
 
+std::string Network::attempt_refused(const std::string& peer) const {
+  size_t attempts = 0;
+  size_t resolving = 0;
+  for (const auto& [ptr, c] : all_) {
+    if (c->role() != Connection::Role::kInitiator || c->up()) continue;
+    ++attempts;
+    resolving += c->state() == Connection::State::kResolving ? 1 : 0;
+  }
+  if (attempts >= config_.max_connect_attempts) {
+    return std::to_string(attempts) + " connections already being set up (--max-connect-attempts)";
+  }
+  const std::string host = peer.substr(peer.find('@') + 1);
+  sockaddr_in6 probe{};
+  const bool numeric = uv_ip4_addr(host.c_str(), 0, reinterpret_cast<sockaddr_in*>(&probe)) == 0 ||
+                       uv_ip6_addr(host.c_str(), 0, &probe) == 0;
+  if (!numeric && resolving >= config_.max_resolving) {
+    return std::to_string(resolving) + " host name lookups already in flight";
+  }
+  return {};
+}
+
+void Network::refuse_later(const std::string& peer, const std::string& why) {
+  for (const auto& [p, w] : refused_) {
+    if (p == peer) return;
+  }
+  ++refused_count_;
+  refused_.emplace_back(peer, why);
+  if (refused_timer_ != 0) return;
+  refused_timer_ = runtime_.start(0, [this] {
+    refused_timer_ = 0;
+    auto now = std::exchange(refused_, {});
+    spdlog::warn("{} connection attempt(s) refused at once, to {}{}: {}", now.size(), now.front().first,
+                 now.size() > 1 ? " and others" : "", now.front().second);
+    for (const auto& [p, why] : now) {
+      if (on_connect_failed) on_connect_failed(p, why);
+      // Whoever was waiting on that peer learns it is down, as after a failed attempt.
+      if (!stopping_ && !by_peer_.contains(p)) node_->peer_down(p);
+    }
+    if (!stopping_) node_->drain();
+  });
+}
+
 Connection* Network::connection_to(const std::string& peer) {
   auto it = by_peer_.find(peer);
   if (it != by_peer_.end()) return it->second;
+  if (const std::string why = attempt_refused(peer); !why.empty()) {
+    refuse_later(peer, why);
+    return nullptr;
+  }
   auto owned = std::make_unique<Connection>(*this, peer);
   Connection* c = owned.get();
   all_.emplace(c, std::move(owned));
@@ -228,12 +276,23 @@ Connection* Network::connection_to(const std::string& peer) {
 
 void Network::send(const std::string& peer, const term::Term& control, const term::Term* payload) {
   if (stopping_ || peer == config_.name) return;
-  connection_to(peer)->queue(control, payload);
+  if (Connection* c = connection_to(peer)) c->queue(control, payload);
 }
 
 void Network::connect(const std::string& peer) {
   if (stopping_ || peer == config_.name) return;
   connection_to(peer);
+}
+
+void Network::hold(const std::string& peer) {
+  auto it = by_peer_.find(peer);
+  if (it != by_peer_.end() && gate_ != nullptr && gate_->shut()) it->second->pause();
+}
+
+size_t Network::paused_peers() const {
+  size_t n = 0;
+  for (const auto& [ptr, c] : all_) n += c->paused() ? 1 : 0;
+  return n;
 }
 
 std::vector<PeerStatus> Network::peer_status() const {

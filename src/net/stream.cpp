@@ -77,6 +77,10 @@ void Stream::start_reading() {
       });
 }
 
+void Stream::stop_reading() {
+  if (!closing_) uv_read_stop(reinterpret_cast<uv_stream_t*>(&tcp_));
+}
+
 void Stream::connect(const struct sockaddr* addr) {
   connect_req_.data = this;
   const int rc = uv_tcp_connect(&connect_req_, &tcp_, addr, [](uv_connect_t* req, int status) {
@@ -155,7 +159,11 @@ void Stream::flush() {
     if (self->pending_bytes() != 0) {
       self->flush();
     } else if (self->close_when_flushed_) {
-      self->close();
+      if (self->events_ != nullptr) {
+        self->fail("");  // reported from the close callback
+      } else {
+        self->close();
+      }
     }
   });
   if (rc != 0) {
@@ -189,13 +197,17 @@ void Stream::close() {
   uv_close(reinterpret_cast<uv_handle_t*>(&tcp_), &Stream::on_close);
 }
 
-void Stream::close_after_flush() {
+void Stream::close_after_flush(bool report) {
+  if (!report) events_ = nullptr;
   if (writing_ || pending_bytes() != 0) {
     close_when_flushed_ = true;
-    events_ = nullptr;
     return;
   }
-  close();
+  if (report) {
+    fail("");
+  } else {
+    close();
+  }
 }
 
 std::string Stream::peer_address() {
