@@ -170,6 +170,9 @@ std::optional<std::map<std::string, std::string>> parse_flat_json(const std::str
   }
 }
 
+// What a web user is shown of a term another node returned: that node picks its size.
+constexpr size_t kMaxShownChars = 16U << 10U;
+
 // Chat.send_message(to, text) on behalf of a web user; the HTTP answer waits for the result.
 class WebSend final : public node::Process {
  public:
@@ -183,13 +186,13 @@ class WebSend final : public node::Process {
         node(), self(), to_, "receive_message", std::vector<term::Term>{term::binary(text_), term::atom(node().name())},
         [this](service::TaskCall::Outcome o) {
           if (o.ok) {
-            const std::string result = term::to_elixir_string(o.value);
+            const std::string result = term::to_elixir_string(o.value, kMaxShownChars);
             app_.feed().publish("result", to_, result);
             answer_(http::Response{200, "application/json", "{\"ok\":true,\"result\":" + http::json_string(result) + "}\n"});
           } else {
             std::string why = app_.connect_error(to_);
             const bool unreachable = !why.empty() || o.value.is_atom("noconnection");
-            if (why.empty()) why = unreachable ? "connection lost" : term::to_elixir_string(o.value);
+            if (why.empty()) why = unreachable ? "connection lost" : term::to_elixir_string(o.value, kMaxShownChars);
             app_.feed().publish("error", to_, why);
             answer_(http::Response{unreachable ? 502 : 500, "application/json",
                                    "{\"ok\":false,\"error\":" + http::json_string(why) + "}\n"});

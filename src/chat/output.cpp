@@ -21,8 +21,8 @@ constexpr auto kNoProgress = std::chrono::milliseconds(300);
 constexpr auto kExitCap = std::chrono::seconds(5);
 
 // Writes every block, in order, with as few writev calls as the reader and kSlice allow;
-// `written` is told after each call. A reader that is gone (EPIPE) or another error costs the
-// lines, never the node.
+// `written` is told after each call and says whether to go on. A reader that is gone (EPIPE)
+// or another error costs the lines, never the node.
 template <typename Progress>
 void write_all(int fd, const std::vector<term::Chunk>& chunks, Progress&& written) {
   std::vector<iovec> iov;
@@ -48,7 +48,7 @@ void write_all(int fd, const std::vector<term::Chunk>& chunks, Progress&& writte
       if (errno == EINTR) continue;
       return;
     }
-    written(static_cast<size_t>(n));
+    if (!written(static_cast<size_t>(n))) return;
     auto left = static_cast<size_t>(n);
     while (first < iov.size() && left >= iov[first].iov_len) left -= iov[first++].iov_len;
     if (left > 0) {
@@ -265,6 +265,7 @@ void Output::write_blocks(const std::shared_ptr<Shared>& shared, std::FILE* out,
         ++block;
       }
       s.progress.notify_all();
+      return !s.abandoned;
     });
     lock.lock();
     // Blocks stdout refused (a reader gone, an error) are dropped all the same.

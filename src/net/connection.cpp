@@ -314,7 +314,14 @@ void Connection::frames() {
     }
     // A frame that can hold a shared binary lends its buffer to the binaries decoded from it.
     const auto owner = frame.size() >= term::Binary::kSharedMin ? reader_.lend() : nullptr;
-    auto msg = dist::parse_message(frame, {}, owner);
+    bool over_budget = false;
+    auto msg = dist::parse_message(frame, {}, owner, &over_budget);
+    if (over_budget) {
+      spdlog::warn("peer {}: a {} byte frame would decode to more than {} bytes; closing", peer_, frame.size(),
+                   dist::decode_budget(frame.size()));
+      close("frame over its decoding budget");
+      return;
+    }
     if (!msg || !node.control(peer_, msg->control, std::move(msg->payload))) {
       spdlog::warn("peer {}: malformed distribution message; closing", peer_);
       close("malformed message");

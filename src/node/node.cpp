@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "chat/dist/constants.hpp"
+#include "chat/term/show.hpp"
 
 namespace chat::node {
 
@@ -326,7 +327,7 @@ void Node::terminate(const Pid& pid, const Term& reason) {
     w->second.erase(local_key(pid));
     w = w->second.empty() ? node_watchers_.erase(w) : std::next(w);
   }
-  spdlog::debug("process {} exited: {}", term::to_erlang_string(pid), term::to_erlang_string(reason));
+  spdlog::debug("process {} exited: {}", term::show(pid), term::show(reason));
   // Freed after the current signal: this may be running inside the process's own receive().
   graveyard_.push_back(std::move(e.process));
 }
