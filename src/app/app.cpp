@@ -95,6 +95,7 @@ int App::run(Client on_ready) {
     limits.max_connections = std::max<size_t>(std::min(options_.http_max_connections, fds / 4), 8);
     limits.max_per_client = std::min(options_.http_max_per_client, limits.max_connections);
     limits.max_streams = std::max<size_t>(limits.max_connections / 2, 1);
+    limits.trust_forwarded_for = options_.http_behind_proxy;
     http_ = std::make_unique<http::Server>(runtime_.loop(), web_handler(*this), limits);
     http_->listen(*options_.http_port);
     spdlog::info("http: listening on port {} ({} connections at most, {} per client, {} event streams{})",

@@ -129,8 +129,10 @@ Options parse_options(int argc, char** argv) {
       "chat lines waiting for stdout before the peers that print are paused (4x that: lines are dropped)")(
       "http-max-connections", po::value<size_t>(&o.http_max_connections)->default_value(1000),
       "open HTTP connections (at most a quarter of the file descriptor limit)")(
-      "http-max-per-client", po::value<size_t>(&o.http_max_per_client)->default_value(100),
-      "open HTTP connections from one client address")(
+      "http-max-per-client", po::value<size_t>(&o.http_max_per_client)->default_value(32),
+      "event streams and answers waited for, per client address")(
+      "http-behind-proxy", po::bool_switch(&o.http_behind_proxy),
+      "count clients by the last X-Forwarded-For entry (the default on Heroku, where $DYNO is set)")(
       "discover", po::value<std::vector<std::string>>()->composing(),
       "DNS name whose A records list peer hosts, or NAME@DNSNAME (repeatable; default: $CHAT_DISCOVERY, "
       "else derived from Heroku's HEROKU_DNS_* variables)")(
@@ -248,6 +250,8 @@ Options parse_options(int argc, char** argv) {
       }
     }
     if (const char* t = std::getenv("CHAT_WEB_TOKEN"); t != nullptr) o.web_token = t;
+    // Heroku's router adds the client's address to X-Forwarded-For of every request it forwards.
+    if (const char* dyno = std::getenv("DYNO"); dyno != nullptr && *dyno != '\0') o.http_behind_proxy = true;
     if (vm.count("discover")) {
       o.discover = vm["discover"].as<std::vector<std::string>>();
     } else {

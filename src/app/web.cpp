@@ -294,7 +294,9 @@ void post_message(App& app, const http::Request& req, http::Exchange& ex) {
                               "{\"ok\":false,\"error\":\"not a node of this cluster (neither connected nor discovered)\"}\n"});
     return;
   }
-  app.node().spawn(std::make_unique<WebSend>(app, to, text, ex.defer()));
+  auto answer = ex.defer();
+  if (!answer) return;  // this client already waits on too many answers
+  app.node().spawn(std::make_unique<WebSend>(app, to, text, std::move(answer)));
   app.node().drain();
 }
 

@@ -129,6 +129,12 @@ class Server::Connection final : net::Stream::Events, public Exchange {
   std::shared_ptr<EventStream> stream() override;
 
   std::function<void(Response)> defer() override {
+    if (!server_.hold_for(client_key())) {
+      respond(Response{503, "application/json", "{\"ok\":false,\"error\":\"too many requests from this address\"}\n",
+                       {{"Retry-After", "5"}}});
+      return {};
+    }
+    held_ = true;
     std::weak_ptr<Connection*> token = shared_self();
     return [token](Response r) {
       if (auto t = token.lock(); t && *t) (*t)->respond(std::move(r));
@@ -169,7 +175,20 @@ class Server::Connection final : net::Stream::Events, public Exchange {
   [[nodiscard]] Phase phase() const { return phase_; }
   [[nodiscard]] uint64_t seq() const { return seq_; }
   [[nodiscard]] const std::string& client() const { return client_; }
+  // Whom the per-client limits count this connection for: its address, or the one the proxy
+  // in front says it forwards for (the last X-Forwarded-For entry, the one the proxy added).
+  [[nodiscard]] std::string client_key() const {
+    if (!server_.limits_.trust_forwarded_for) return client_;
+    const auto it = request_.headers.find("x-forwarded-for");
+    if (it == request_.headers.end()) return client_;
+    std::string_view last(it->second);
+    if (const auto comma = last.rfind(','); comma != std::string_view::npos) last.remove_prefix(comma + 1);
+    while (!last.empty() && last.front() == ' ') last.remove_prefix(1);
+    while (!last.empty() && last.back() == ' ') last.remove_suffix(1);
+    return last.empty() || last.size() > 64 ? client_ : std::string(last);
+  }
   [[nodiscard]] bool counted_as_stream() const { return counted_as_stream_; }
+  [[nodiscard]] bool held() const { return held_; }
 
   // Closes at once, without an answer.
   void drop() {
@@ -260,6 +279,7 @@ class Server::Connection final : net::Stream::Events, public Exchange {
   int error_status_ = 0;
   bool complete_ = false;
   bool counted_as_stream_ = false;
+  bool held_ = false;  // counted in the server's per-client table
 };
 
 namespace {
@@ -283,11 +303,12 @@ std::string address_only(const std::string& peer) {
 
 std::shared_ptr<EventStream> Server::Connection::stream() {
   if (stream_ == nullptr || phase_ != Phase::kHandling) return nullptr;
-  if (server_.stats_.streams >= server_.limits_.max_streams) {
-    spdlog::warn("http: {} event streams open (the limit); refusing one from {}", server_.stats_.streams, client_);
+  if (server_.stats_.streams >= server_.limits_.max_streams || !server_.hold_for(client_key())) {
+    server_.refused("event stream limits", client_);
     respond(Response{503, "text/plain; charset=utf-8", "too many event streams\n", {{"Retry-After", "10"}}});
     return nullptr;
   }
+  held_ = true;
   phase_ = Phase::kStreaming;
   counted_as_stream_ = true;
   ++server_.stats_.streams;
@@ -355,6 +376,16 @@ ServerStats Server::stats() const {
   return s;
 }
 
+bool Server::hold_for(const std::string& client) {
+  size_t& n = per_client_[client];
+  if (n >= limits_.max_per_client) {
+    if (n == 0) per_client_.erase(client);
+    return false;
+  }
+  ++n;
+  return true;
+}
+
 void Server::keepalive() {
   // A comment line: EventSource ignores it; a proxy sees traffic; a client that stopped
   // reading fills its queue and is dropped.
@@ -401,17 +432,13 @@ void Server::on_connection(uv_stream_t* s, int status) {
     return;
   }
   std::string client = address_only(stream->peer_address());
-  if (self->per_client_[client] >= self->limits_.max_per_client) {
-    self->refused("too many from one address", client);
-    stream->close();
-    return;
-  }
+  int sndbuf = self->limits_.send_buffer_bytes;
+  uv_send_buffer_size(reinterpret_cast<uv_handle_t*>(stream->handle()), &sndbuf);
   if (self->connections_.size() >= self->limits_.max_connections && !self->make_room()) {
     self->refused("at the connection limit", client);
     stream->close();
     return;
   }
-  ++self->per_client_[client];
   auto c = std::make_unique<Connection>(*self, stream, std::move(client), ++self->accepted_);
   self->connections_.emplace(c.get(), std::move(c));
 }
@@ -420,7 +447,9 @@ void Server::done(Connection* c) {
   // Freed on the next loop turn: this runs inside the connection's own callbacks.
   auto it = connections_.find(c);
   if (it == connections_.end()) return;
-  if (auto pc = per_client_.find(c->client()); pc != per_client_.end() && --pc->second == 0) per_client_.erase(pc);
+  if (auto pc = per_client_.find(c->client_key()); c->held() && pc != per_client_.end() && --pc->second == 0) {
+    per_client_.erase(pc);
+  }
   if (c->counted_as_stream()) --stats_.streams;
   finished_.push_back(std::move(it->second));
   connections_.erase(it);

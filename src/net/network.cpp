@@ -13,6 +13,8 @@ namespace chat::net {
 namespace {
 // Handshakes in flight from unknown peers beyond this are refused at accept().
 constexpr size_t kMaxPendingAccepts = 256;
+// Free heap memory kept between ticks, beyond which it is given back.
+constexpr size_t kTrimSlack = 2U << 20U;
 }  // namespace
 
 Network::Network(Runtime& runtime, NetworkConfig config) : runtime_(runtime), config_(std::move(config)) {
@@ -187,11 +189,17 @@ void Network::remove(Connection& c) {
 void Network::forget(Connection& c) { remove(c); }
 
 void Network::large_frame_seen() {
-  if (trim_timer_ != 0 || stopping_) return;
-  trim_timer_ = runtime_.start(1000, [this] {
-    trim_timer_ = 0;
-    malloc_trim(0);
-  });
+  if (stopping_) return;
+  // What large messages leave behind is freed a little later (a printed one at once, a call's
+  // arguments when the call ends): look once a second for the next half minute.
+  trim_until_ms_ = runtime_.now_ms() + 30'000;
+  if (trim_timer_ == 0) trim_timer_ = runtime_.start(1000, [this] { trim(); });
+}
+
+void Network::trim() {
+  trim_timer_ = 0;
+  if (mallinfo2().fordblks > kTrimSlack) malloc_trim(0);
+  if (!stopping_ && runtime_.now_ms() < trim_until_ms_) trim_timer_ = runtime_.start(1000, [this] { trim(); });
 }
 
 void Network::connection_failed(Connection& c, const std::string& why) {
@@ -319,6 +327,10 @@ std::vector<std::string> Network::peers() const {
 void Network::tick() {
   // One timer for all connections, at a quarter of net_ticktime like the BEAM's ticker.
   const uint64_t now = runtime_.now_ms();
+  // What a burst freed (a peer's calls holding large arguments, a flood the node printed)
+  // goes back to the system: glibc keeps freed heap below its trim threshold for reuse,
+  // which an idle node does not need.
+  if (mallinfo2().fordblks > kTrimSlack) malloc_trim(0);
   std::vector<Connection*> snapshot;
   for (auto& [ptr, c] : all_) snapshot.push_back(ptr);
   for (auto* c : snapshot) {

@@ -49,10 +49,12 @@ class Exchange {
  public:
   virtual ~Exchange() = default;
   virtual void respond(Response r) = 0;
-  // Answers 200 text/event-stream and keeps the connection; the stream closes with it.
+  // Answers 200 text/event-stream and keeps the connection; the stream closes with it. Null
+  // past the limits on streams (the client has been answered 503).
   virtual std::shared_ptr<EventStream> stream() = 0;
   // For an answer that comes later (e.g. after a call to another node): the function may be
-  // called once, at any time; it does nothing if the client has gone.
+  // called once, at any time; it does nothing if the client has gone. Empty when the client
+  // already waits on too many answers and streams (it has been answered 503).
   virtual std::function<void(Response)> defer() = 0;
 };
 
@@ -68,8 +70,15 @@ struct Limits {
   // Open connections in all; at the limit the oldest one still sending its request makes room,
   // and if none is, the new one is closed at once.
   size_t max_connections = 1000;
-  // Open connections from one client address (behind a proxy, the proxy's).
-  size_t max_per_client = 100;
+  // Event streams and answers waited for (the connections that last) from one client address;
+  // past it, such a request is answered 503. Short requests (/health) are not counted.
+  size_t max_per_client = 32;
+  // Behind a proxy that appends the client's address to X-Forwarded-For (Heroku's router), the
+  // last entry of that header is the client; otherwise every client would have the proxy's.
+  bool trust_forwarded_for = false;
+  // The kernel's send buffer of an HTTP socket (it doubles it): with the default, autotuning
+  // would let megabytes wait there for a client that does not read, before max_stream_queue.
+  int send_buffer_bytes = 64 * 1024;
   // Event streams; at the limit a new one is answered 503 (the other routes stay open).
   size_t max_streams = 500;
   // Bytes waiting for an event stream's client before it is dropped (a client that does not read).
@@ -119,7 +128,8 @@ class Server {
   uv_tcp_t* listener_ = nullptr;
   uv_timer_t* keepalive_ = nullptr;
   std::unordered_map<Connection*, std::unique_ptr<Connection>> connections_;
-  std::unordered_map<std::string, size_t> per_client_;
+  std::unordered_map<std::string, size_t> per_client_;  // lasting connections by address
+  bool hold_for(const std::string& client);
   std::vector<std::unique_ptr<Connection>> finished_;
   uv_idle_t* reaper_ = nullptr;
   ServerStats stats_;

@@ -108,8 +108,9 @@ class Network final : public node::Transport {
   // Bytes queued for connections still being set up, all together: added, removed.
   void connecting_bytes(size_t added, size_t removed) { connecting_bytes_ = connecting_bytes_ + added - removed; }
   [[nodiscard]] size_t connecting_bytes() const { return connecting_bytes_; }
-  // After large messages, free heap memory goes back to the system a second later (once per
-  // second at most, so a stream of large messages keeps reusing its buffers meanwhile).
+  // After large messages, free heap memory goes back to the system: checked once a second for
+  // 30 s (so a stream of large messages keeps reusing its buffers meanwhile), and at every
+  // tick whatever the traffic.
   void large_frame_seen();
   uint16_t listen_port() const { return listen_port_; }
   const sockaddr_storage& epmd_address() const { return epmd_addr_; }
@@ -150,6 +151,8 @@ class Network final : public node::Transport {
   uint64_t refused_count_ = 0;
   uint64_t ticker_ = 0;
   uint64_t trim_timer_ = 0;
+  uint64_t trim_until_ms_ = 0;
+  void trim();
   bool stopping_ = false;
 };
 
