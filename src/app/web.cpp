@@ -31,6 +31,23 @@ const char* peer_kind(uint64_t flags) {
   return flags == dist::flag::kOurs ? "cpp" : "other";
 }
 
+// Where the node stands against its limits (README, Robustness).
+std::string limits_json(App& app) {
+  const auto& out = app.out();
+  std::string s = "{\"stdout\":{\"queued_bytes\":" + std::to_string(out.queued_bytes()) +
+                  ",\"full\":" + (out.full() ? "true" : "false") + ",\"times_full\":" + std::to_string(out.times_full()) +
+                  ",\"dropped_lines\":" + std::to_string(out.dropped_lines()) + "}" +
+                  ",\"paused_peers\":" + std::to_string(app.network().paused_peers()) +
+                  ",\"connecting_bytes\":" + std::to_string(app.network().connecting_bytes());
+  if (const auto* h = app.http()) {
+    const auto st = h->stats();
+    s += ",\"http\":{\"open\":" + std::to_string(st.open) + ",\"streams\":" + std::to_string(st.streams) +
+         ",\"refused\":" + std::to_string(st.refused) + ",\"evicted\":" + std::to_string(st.evicted) +
+         ",\"slow_dropped\":" + std::to_string(st.slow_dropped) + "}";
+  }
+  return s + "}";
+}
+
 std::string status_json(App& app) {
   const auto& c = app.chat();
   const auto counters = app.node().counters();
@@ -71,7 +88,7 @@ std::string status_json(App& app) {
          ",\"failed\":" + std::to_string(c.stats.tasks_failed) + "}" +
          ",\"processes\":" + std::to_string(counters.processes) + ",\"links\":" + std::to_string(counters.links) +
          ",\"monitors\":" + std::to_string(counters.monitors) +
-         ",\"http_requests\":" + std::to_string(app.http_requests()) + "}\n";
+         ",\"http_requests\":" + std::to_string(app.http_requests()) + ",\"limits\":" + limits_json(app) + "}\n";
 }
 
 // GET /nodes: this node and its connected peers.
