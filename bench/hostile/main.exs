@@ -63,7 +63,7 @@ defmodule Hostile.Main do
     Hostile.Attacker.stop(attacker)
     after_kb =
       Hostile.Rss.settled(ctx.os_pid,
-        if(ctx.smoke, do: [min_ms: 6_000, quiet_ms: 1_000, max_ms: 15_000], else: [min_ms: 10_000, quiet_ms: 3_000])
+        if(ctx.smoke, do: [min_ms: 3_000, quiet_ms: 1_000, max_ms: 15_000], else: [min_ms: 10_000, quiet_ms: 3_000])
       )
     stats = Hostile.Probe.stop(probe)
     peak = Hostile.Rss.stop(rss)

@@ -77,7 +77,7 @@ hostile_group() {
 
 hostile_section() {
     hostile_settle_text="at least 10 s after it left, then 3 s without falling, 30 s at most"
-    ((smoke)) && hostile_settle_text="at least 6 s after it left, then 1 s without falling, 15 s at most"
+    ((smoke)) && hostile_settle_text="at least 3 s after it left, then 1 s without falling, 15 s at most"
     # idle_events opens ~20,000 connections from the attacker; the targets need room as well.
     ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
     local group kind

@@ -12,9 +12,10 @@ namespace chat::service {
 
 namespace {
 
-// One writev hands stdout at most this much, so that the writer's progress is visible to the
-// exit (a stalled stdout is told apart from a slow one by bytes written between checks).
-constexpr size_t kSlice = 1U << 20U;
+// One writev hands stdout at most this much (a few large messages and their newlines), so that
+// the writer's progress is visible to the exit: a stalled stdout is told apart from a slow one
+// by bytes written between checks.
+constexpr size_t kSlice = 4U << 20U;
 // At exit: a stdout that took nothing for this long is not being read.
 constexpr auto kNoProgress = std::chrono::milliseconds(300);
 // ... and however slowly it reads, the node does not wait longer than this.
