@@ -179,8 +179,8 @@ defmodule Hostile.Http do
   defp parse(other), do: {:error, {:no_answer, other}}
 
   @doc "A connection that sends `GET path` and then never reads: returns the socket."
-  def stalled(port, path) do
-    case :gen_tcp.connect({127, 0, 0, 1}, port, [:binary, active: false, recbuf: 4096], 5_000) do
+  def stalled(port, path, timeout \\ 5_000) do
+    case :gen_tcp.connect({127, 0, 0, 1}, port, [:binary, active: false, recbuf: 4096], timeout) do
       {:ok, sock} ->
         _ = :gen_tcp.send(sock, "GET #{path} HTTP/1.1\r\nHost: x\r\n\r\n")
         sock
@@ -356,6 +356,8 @@ defmodule Hostile.Attacks do
 
   @doc "n concurrent Task.Supervisor.async on the target, each awaited (60 s)."
   def tasks_burst(target, n) do
+    # A remote task that dies abnormally takes its linked caller with it: count it, do not die.
+    Process.flag(:trap_exit, true)
     t0 = now()
 
     results =
@@ -573,17 +575,30 @@ defmodule Hostile.Attacks do
 
   @doc "n connections that ask for /events and never read; they stay until the attacker leaves."
   def idle_events(port, n) do
+    # Every module used below is loaded first: with thousands of sockets open, the code server
+    # may have no descriptor left to read a .beam file with.
+    Enum.each([Enum, Process, Hostile.Http, :gen_tcp, :inet], &Code.ensure_loaded!/1)
     t0 = now()
-    socks = for _ <- 1..n, do: Hostile.Http.stalled(port, "/events")
+    socks = open_stalled(port, n, 0, [])
     Process.sleep(1_000)
     {failed, open} = Enum.split_with(socks, &match?({:error, _}, &1))
-    refused = length(failed) + Enum.count(open, &closed_by_server?/1)
-    parent = self()
+    refused = length(failed) + (n - length(socks)) + Enum.count(open, &closed_by_server?/1)
     # The sockets belong to this (erpc) process: hand them to one that outlives it.
     holder = spawn(fn -> receive do: (:never -> :ok) end)
     Enum.each(open, &:gen_tcp.controlling_process(&1, holder))
-    _ = parent
     %{connections: n, refused: refused, ms: now() - t0}
+  end
+
+  # Opens up to n stalled connections; gives up after 50 failures in a row (a server out of
+  # descriptors lets connections time out), counting the rest as refused.
+  defp open_stalled(_port, 0, _failing, acc), do: acc
+  defp open_stalled(_port, _n, 50, acc), do: acc
+
+  defp open_stalled(port, n, failing, acc) do
+    case Hostile.Http.stalled(port, "/events", 1_000) do
+      {:error, _} = e -> open_stalled(port, n - 1, failing + 1, [e | acc])
+      sock -> open_stalled(port, n - 1, 0, [sock | acc])
+    end
   end
 
   @doc "POST /messages to a node of the poster's choosing, outside the cluster."

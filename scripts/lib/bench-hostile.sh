@@ -80,9 +80,17 @@ hostile_section() {
     ((smoke)) && hostile_settle_text="at least 3 s after it left, then 1 s without falling, 15 s at most"
     # idle_events opens ~20,000 connections from the attacker; the targets need room as well.
     ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
-    local group kind
+    local group kind row rows
     for group in "${hostile_groups[@]}"; do
-        for kind in cpp beam; do hostile_group "$kind" "$group"; done
+        rows=$group
+        if [[ -n ${hostile_only:-} ]]; then
+            rows=""
+            for row in ${group//,/ }; do
+                [[ ,$hostile_only, == *,$row,* ]] && rows+="${rows:+,}$row"
+            done
+            [[ -n $rows ]] || continue
+        fi
+        for kind in cpp beam; do hostile_group "$kind" "$rows"; done
     done
 }
 

@@ -138,7 +138,9 @@ void Network::on_connection(uv_stream_t* server, int status) {
   size_t pending = 0;
   for (const auto& [ptr, c] : self->all_) pending += c->up() ? 0 : 1;
   if (pending >= kMaxPendingAccepts) {
-    spdlog::warn("too many handshakes in flight; refusing {}", s->peer_address());
+    if (auto skipped = self->warn_budget_.take(self->runtime_.now_ms())) {
+      spdlog::warn("too many handshakes in flight; refusing {}{}", s->peer_address(), WarnBudget::note(*skipped));
+    }
     s->close();
     return;
   }
@@ -206,10 +208,15 @@ void Network::connection_failed(Connection& c, const std::string& why) {
   const bool owned = by_peer_.contains(c.peer()) && by_peer_[c.peer()] == &c;
   remove(c);
   if (c.role() == Connection::Role::kInitiator) {
-    spdlog::warn("cannot connect to {}: {}", c.peer(), why);
+    if (auto skipped = warn_budget_.take(runtime_.now_ms())) {
+      spdlog::warn("cannot connect to {}: {}{}", c.peer(), why, WarnBudget::note(*skipped));
+    }
     if (on_connect_failed) on_connect_failed(c.peer(), why);
   } else {
-    spdlog::warn("incoming connection{}{} refused: {}", c.peer().empty() ? "" : " from ", c.peer(), why);
+    if (auto skipped = warn_budget_.take(runtime_.now_ms())) {
+      spdlog::warn("incoming connection{}{} refused: {}{}", c.peer().empty() ? "" : " from ", c.peer(), why,
+                   WarnBudget::note(*skipped));
+    }
   }
   // Whoever was waiting on that peer (links, monitors, node monitors) learns it is down.
   if (owned && !stopping_) {
@@ -257,8 +264,10 @@ void Network::refuse_later(const std::string& peer, const std::string& why) {
   refused_timer_ = runtime_.start(0, [this] {
     refused_timer_ = 0;
     auto now = std::exchange(refused_, {});
-    spdlog::warn("{} connection attempt(s) refused at once, to {}{}: {}", now.size(), now.front().first,
-                 now.size() > 1 ? " and others" : "", now.front().second);
+    if (auto skipped = warn_budget_.take(runtime_.now_ms())) {
+      spdlog::warn("{} connection attempt(s) refused at once, to {}{}: {}{}", now.size(), now.front().first,
+                   now.size() > 1 ? " and others" : "", now.front().second, WarnBudget::note(*skipped));
+    }
     for (const auto& [p, why] : now) {
       if (on_connect_failed) on_connect_failed(p, why);
       // Whoever was waiting on that peer learns it is down, as after a failed attempt.
