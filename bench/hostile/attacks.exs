@@ -1,6 +1,6 @@
 # The attacks of issue 17 ("no hostile or heavy peer may stall the loop or grow memory without
 # bound"), as functions that scripts/bench (through bench/hostile/main.exs) and the
-# integration tests (t16_hostile_http, t17_hostile_load) share. A row is measured the same way
+# integration tests (t21_hostile_http, t22_hostile_load) share. A row is measured the same way
 # against a C++ node and against elixir_peer:
 #
 #   - the attack runs on an attacker node of its own (Hostile.Attacker, a :peer started by the

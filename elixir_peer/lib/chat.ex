@@ -47,6 +47,15 @@ defmodule Chat do
     end
   end
 
+  @doc """
+  Sends `message` to every chat node's inbox: the members of the pg group
+  `Chat`, on Elixir and C++ nodes alike. Each prints it once. Returns `:ok`.
+  """
+  def broadcast(message) do
+    for pid <- :pg.get_members(Chat), do: send(pid, message)
+    :ok
+  end
+
   defp remote_supervisor(recipient) do
     {Chat.TaskSupervisor, recipient}
   end

@@ -15,6 +15,12 @@ defmodule ChatTest do
     assert GenServer.call(Chat, :count) == before + 5
   end
 
+  test "broadcast reaches this node's inbox through pg" do
+    before = GenServer.call(Chat, :count)
+    assert Chat.broadcast("to everyone") == :ok
+    assert GenServer.call(Chat, :count) == before + 1
+  end
+
   test "web dyno detection" do
     assert Chat.Application.web_dyno?("web.1", :"kate@10.0.0.1")
     refute Chat.Application.web_dyno?("worker.1", :"web@10.0.0.1")

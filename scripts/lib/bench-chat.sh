@@ -1,7 +1,8 @@
 # shellcheck shell=bash
-# Sections 1 to 6 of scripts/bench: the chat service measured on the C++ node and on
+# Sections 1 to 7 of scripts/bench: the chat service measured on the C++ node and on
 # elixir_peer (round trips, fire-and-forget, blast, start-up, memory with 1,000 peers,
-# connection set-up), then their table rows and notes. Sourced by scripts/bench; uses its
+# connection set-up; 7, cluster membership, is scripts/lib/bench-mesh.sh's), then their table
+# rows and notes. Sourced by scripts/bench; uses its
 # globals and scripts/lib/bench-common.sh.
 
 chat_sections() {
@@ -190,9 +191,11 @@ chat_sections() {
             add_raw "setup_rate_$side" "$(kv "$s2" handshakes_per_s)"
         done
     done
+    # ---- 7: cluster membership (scripts/lib/bench-mesh.sh) ---------------------------------------
+    bench_mesh_measure
 }
 
-# The rows (rows, json_rows) and notes (sender_note, floor_note, peers_note) of sections 1-6.
+# The rows (rows, json_rows) and notes (sender_note, floor_note, peers_note) of sections 1-7.
 chat_table() {
     rows=()      # Markdown
     json_rows=() # JSON objects
@@ -270,6 +273,7 @@ chat_table() {
     row handshakes_per_s "handshakes/s (connect, handshake, drop; $churn_count per run)" 1/s "$(value churn_cpp)" "$(value churn_beam)" "" "" churn_cpp churn_beam
     row handshake_p50_ms "handshake latency p50 (ms)" ms "$(value churn_p50_cpp)" "$(value churn_p50_beam)" "" "" churn_p50_cpp churn_p50_beam
     row setup_rate_held "handshakes/s while growing to $large held peers" 1/s "$(value setup_rate_cpp)" "$(value setup_rate_beam)" "" "" setup_rate_cpp setup_rate_beam
+    bench_mesh_rows
 
     call50c=$(value call_p50_cpp)
     floor=$(calc "2 * $call50c") goal=$(calc "0.5 * $rt50b")

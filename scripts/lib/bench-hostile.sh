@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# The "hostile" section of scripts/bench: every row of issue 17's table (a hostile or heavy
+# Section 9 of scripts/bench, "Hostile peers": every row of issue 17's table (a hostile or heavy
 # peer) against the C++ node and against elixir_peer, side by side. For each row, a driver node
 # (bench/hostile/main.exs) starts an attacker node, runs the attack from there, and meanwhile
 # calls the target every ~50 ms (GenServer.call :count, and GET /health where HTTP is served)

@@ -1,15 +1,41 @@
 #include "chat/app/app.hpp"
+#include "chat/app/web_group.hpp"
 
 #include <sys/resource.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
 
+#include "chat/app/metrics.hpp"
 #include "chat/dist/constants.hpp"
 
 namespace chat::app {
 
 namespace {
+
+// What an application master does for a permanent application: when its top supervisor
+// exits (it gave up restarting a service, or was killed), the node stops.
+class ApplicationMaster final : public node::Process {
+ public:
+  ApplicationMaster(App& app, std::vector<std::pair<std::string, term::Pid>> apps) : app_(app), apps_(std::move(apps)) {}
+  void started() override {
+    for (const auto& [name, sup] : apps_) refs_.emplace_back(monitor(sup), name);
+  }
+  void receive(term::Term msg) override {
+    const auto* d = msg.tuple(5);
+    if (d == nullptr || !(*d)[0].is_atom("DOWN")) return;
+    for (const auto& [ref, name] : refs_) {
+      if ((*d)[1] != term::Term{ref}) continue;
+      spdlog::error("application {} exited: {}; stopping the node", name, term::to_erlang_string((*d)[4]));
+      app_.stop(1);
+    }
+  }
+
+ private:
+  App& app_;
+  std::vector<std::pair<std::string, term::Pid>> apps_;
+  std::vector<std::pair<term::Ref, std::string>> refs_;
+};
 
 // Descriptors are what a flood of connections exhausts first, and the distribution listener,
 // peers and EPMD need theirs. Take the most the system allows (the hard limit), and give HTTP
@@ -52,19 +78,22 @@ std::string RecentErrors::get(const std::string& peer, uint64_t now_ms) const {
 }
 
 App::App(const Options& options)
-    : options_(options), out_(stdout, options.stdout_buffer_mb << 20U), ctx_{out_, {}} {
+    : options_(options), out_(stdout, options.stdout_buffer_mb << 20U), ctx_{out_, {}, &kernel_, {}} {
   net::NetworkConfig cfg;
   cfg.name = options_.node_name;
   cfg.cookie = options_.cookie;
   cfg.epmd_port = options_.epmd_port;
   cfg.listen_port = options_.dist_port;
   cfg.net_ticktime_s = options_.net_ticktime;
-  cfg.flags = dist::flag::kOurs;
+  // A hidden node (erl -hidden) does not publish itself: its peers see it in
+  // nodes(hidden) only, and neither global nor pg hear of it.
+  cfg.flags = options_.hidden ? (dist::flag::kOurs & ~dist::flag::kPublished) : dist::flag::kOurs;
   cfg.max_frame = options_.max_frame_mb << 20U;
   cfg.max_queue = options_.max_queue_mb << 20U;
   cfg.max_connect_attempts = options_.max_connect_attempts;
   network_ = std::make_unique<net::Network>(runtime_, cfg);
   node_ = std::make_unique<node::Node>(options_.node_name, *network_, runtime_);
+  node_->set_hidden(options_.hidden);
   network_->attach(*node_);
   network_->on_connect_failed = [this](const std::string& peer, const std::string& why) {
     connect_errors_.put(peer, why, runtime_.now_ms());
@@ -102,6 +131,16 @@ int App::run(Client on_ready) {
                  *options_.http_port, limits.max_connections, limits.max_per_client, limits.max_streams,
                  options_.web_token.empty() ? "" : "; access token required");
   }
+  if (options_.metrics_port) {
+    // A scraper's port, never the router's: a few connections, from a few clients.
+    http::Limits mlimits;
+    mlimits.max_connections = std::max<size_t>(std::min<size_t>(64, fds / 16), 4);
+    mlimits.max_per_client = std::min<size_t>(8, mlimits.max_connections);
+    mlimits.max_streams = 1;
+    metrics_http_ = std::make_unique<http::Server>(runtime_.loop(), metrics_handler(*this), mlimits);
+    metrics_http_->listen(*options_.metrics_port);
+    spdlog::info("metrics: GET /metrics on port {}", *options_.metrics_port);
+  }
   // The stdout writer says "room again" from its own thread; the loop hears it here.
   output_room_ = new uv_async_t;
   output_room_->data = this;
@@ -122,7 +161,12 @@ int App::run(Client on_ready) {
   network_->start(
       [this, on_ready = std::move(on_ready)](uint32_t creation) {
         node_->set_creation(creation);
-        service::start_services(*node_, ctx_);
+        const term::Pid kernel_sup = kernel::start_kernel(*node_, kernel_);
+        std::vector<kernel::ChildSpec> web;
+        if (http_) web.push_back({kWebName, [this] { return std::make_unique<WebInbox>(ctx_); }});
+        const term::Pid chat_sup = service::start_services(*node_, ctx_, std::move(web));
+        node_->spawn(std::make_unique<ApplicationMaster>(
+            *this, std::vector<std::pair<std::string, term::Pid>>{{"kernel", kernel_sup}, {"chat", chat_sup}}));
         spdlog::info("node {} up: distribution port {}, EPMD port {}", node_->name(), network_->listen_port(),
                      options_.epmd_port);
         if (options_.command == Command::kRun) {
@@ -165,6 +209,7 @@ void App::stop(int code) {
 void App::halt() {
   if (discovery_) discovery_->stop();
   if (http_) http_->close();
+  if (metrics_http_) metrics_http_->close();
   if (output_room_ != nullptr) {
     out_.set_wake(nullptr);  // from here on flush() notices room by itself
     net::close_and_delete(output_room_, output_room_);

@@ -7,7 +7,7 @@
 #include <cstdio>
 
 #include "chat/app/app.hpp"
-#include "chat/chat/gen.hpp"
+#include "chat/kernel/gen.hpp"
 
 namespace chat::app {
 

@@ -6,7 +6,7 @@
 #include <iostream>
 
 #include "chat/app/app.hpp"
-#include "chat/chat/gen.hpp"
+#include "chat/kernel/gen.hpp"
 #include "chat/chat/task_call.hpp"
 #include "chat/dist/random.hpp"
 

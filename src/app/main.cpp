@@ -58,6 +58,7 @@ int main(int argc, char** argv) {
     switch (options.command) {
       case Command::kSend: return chat::app::run_send(options);
       case Command::kPing: return chat::app::run_ping(options);
+      case Command::kBroadcast: return chat::app::run_broadcast(options);
       case Command::kBlast: return chat::app::run_blast(options);
       default: {
         chat::app::App app(options);

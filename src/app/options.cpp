@@ -21,6 +21,7 @@ constexpr const char* kUsage =
     "  chat-node [run] (--name NAME@HOST | --sname NAME) [--cookie C] [options]\n"
     "  chat-node send TARGET MESSAGE [--name NAME@HOST] [--cookie C] [options]\n"
     "  chat-node ping TARGET [--name NAME@HOST] [--cookie C] [options]\n"
+    "  chat-node broadcast MESSAGE [--via NODE] [--name NAME@HOST] [--cookie C] [options]\n"
     "  chat-node blast TARGET [--count N] [--size BYTES] [--window N] [options]\n"
     "  chat-node gen-secret [LENGTH]\n";
 
@@ -120,6 +121,8 @@ Options parse_options(int argc, char** argv) {
       "dist-port", po::value<uint16_t>(&o.dist_port)->default_value(0), "distribution listen port (0: any)")(
       "timeout", po::value<uint64_t>(&o.timeout_ms)->default_value(5000), "send/ping: milliseconds to wait")(
       "port", po::value<uint16_t>(), "serve HTTP on this port (default: $PORT when set)")(
+      "metrics-port", po::value<uint16_t>(),
+      "serve GET /metrics (Prometheus) on this port too (default: $CHAT_METRICS_PORT when set)")(
       "max-frame-mb", po::value<size_t>(&o.max_frame_mb)->default_value(128), "largest distribution frame accepted")(
       "max-queue-mb", po::value<size_t>(&o.max_queue_mb)->default_value(256),
       "bytes queued for one peer (also while its connection is being set up) before it is disconnected")(
@@ -140,7 +143,11 @@ Options parse_options(int argc, char** argv) {
       "count", po::value<uint64_t>(&o.blast_count)->default_value(100000), "blast: messages to send")(
       "size", po::value<size_t>(&o.blast_size)->default_value(64), "blast: bytes per message")(
       "window", po::value<uint64_t>(&o.blast_window)->default_value(0),
-      "blast: messages sent before waiting for the target to catch up (0: about 8 MB worth)");
+      "blast: messages sent before waiting for the target to catch up (0: about 8 MB worth)")(
+      "hidden", "run as a hidden node (erl -hidden): not in Node.list(), no global or pg, no mesh")(
+      "visible", "send/ping/broadcast/blast: connect as a visible node (they connect hidden by default)")(
+      "via", po::value<std::string>(&o.target), "broadcast: the cluster node to ask for the group's members "
+      "(default: the first node discovery finds, else a node registered with this machine's EPMD)");
   po::options_description hidden;
   hidden.add_options()("args", po::value<std::vector<std::string>>(), "");
   po::options_description all;
@@ -181,6 +188,10 @@ Options parse_options(int argc, char** argv) {
     o.command = Command::kBlast;
     want(2);
     o.target = args[1];
+  } else if (cmd == "broadcast") {
+    o.command = Command::kBroadcast;
+    want(2);
+    o.message = args[1];
   } else if (cmd == "ping") {
     o.command = Command::kPing;
     want(2);
@@ -211,7 +222,7 @@ Options parse_options(int argc, char** argv) {
   } else if (o.command != Command::kRun) {
     // A client needs a name the target can call back (moebi does); on one machine a
     // throw-away name beside the target's host does.
-    const std::string host = o.target.substr(o.target.find('@') + 1);
+    const std::string host = o.target.empty() ? "127.0.0.1" : o.target.substr(o.target.find('@') + 1);
     if (!is_loopback_host(host)) throw std::invalid_argument("give --name NAME@YOUR_ADDRESS so " + o.target + " can reach back");
     o.node_name = "cli" + std::to_string(getpid()) + "@" + host;
   } else {
@@ -237,6 +248,10 @@ Options parse_options(int argc, char** argv) {
   if (o.http_max_connections == 0 || o.http_max_per_client == 0) {
     throw std::invalid_argument("--http-max-connections and --http-max-per-client must be at least 1");
   }
+  // One-off commands connect hidden, as erl_call does, so they never join the cluster's mesh.
+  if (vm.count("hidden") && vm.count("visible")) throw std::invalid_argument("give --hidden or --visible, not both");
+  o.hidden = o.command == Command::kRun ? vm.count("hidden") > 0 : vm.count("visible") == 0;
+  if (o.command == Command::kBroadcast) o.discover = vm.count("discover") ? vm["discover"].as<std::vector<std::string>>() : default_discovery();
   if (o.command == Command::kRun) {
     if (vm.count("port")) {
       o.http_port = vm["port"].as<uint16_t>();
@@ -252,6 +267,20 @@ Options parse_options(int argc, char** argv) {
     if (const char* t = std::getenv("CHAT_WEB_TOKEN"); t != nullptr) o.web_token = t;
     // Heroku's router adds the client's address to X-Forwarded-For of every request it forwards.
     if (const char* dyno = std::getenv("DYNO"); dyno != nullptr && *dyno != '\0') o.http_behind_proxy = true;
+    if (vm.count("metrics-port")) {
+      o.metrics_port = vm["metrics-port"].as<uint16_t>();
+    } else if (const char* p = std::getenv("CHAT_METRICS_PORT"); p != nullptr && *p != '\0') {
+      try {
+        const auto v = std::stoul(p);
+        if (v == 0 || v > 65535) throw std::out_of_range("port");
+        o.metrics_port = static_cast<uint16_t>(v);
+      } catch (const std::exception&) {
+        throw std::invalid_argument(std::string("CHAT_METRICS_PORT is not a port number: ") + p);
+      }
+    }
+    if (o.metrics_port && o.http_port && *o.metrics_port == *o.http_port) {
+      throw std::invalid_argument("--metrics-port is the web port: the web port serves /metrics already");
+    }
     if (vm.count("discover")) {
       o.discover = vm["discover"].as<std::vector<std::string>>();
     } else {

@@ -15,21 +15,15 @@
 #include <string>
 
 #include "chat/app/app.hpp"
+#include "chat/app/metrics.hpp"
+#include "chat/app/prometheus.hpp"
+#include "chat/app/web_group.hpp"
 #include "chat/chat/task_call.hpp"
-#include "chat/dist/constants.hpp"
 #include "web_page.hpp"
 
 namespace chat::app {
 
 namespace {
-
-// BEAM nodes always offer the atom cache header and fragments; a chat-node offers exactly
-// its own flag set; anything else is some other implementation.
-const char* peer_kind(uint64_t flags) {
-  constexpr uint64_t kBeamOnly = dist::flag::kDistHdrAtomCache | dist::flag::kFragments;
-  if ((flags & kBeamOnly) != 0) return "beam";
-  return flags == dist::flag::kOurs ? "cpp" : "other";
-}
 
 // Where the node stands against its limits (README, Robustness).
 std::string limits_json(App& app) {
@@ -321,17 +315,20 @@ void post_message(App& app, const http::Request& req, http::Exchange& ex) {
 
 void Feed::publish(const std::string& type, const std::string& peer, const std::string& text) {
   ++seq_;
-  std::erase_if(streams_, [](const auto& s) { return !s->open(); });
-  if (streams_.empty()) return;
+  const std::string shown = text.size() > kMaxText ? text.substr(0, kMaxText) + "…" : text;
   const std::string data = "{\"type\":" + http::json_string(type) + ",\"node\":" + http::json_string(peer) +
-                           ",\"text\":" + http::json_string(text) + ",\"seq\":" + std::to_string(seq_) + "}";
-  const std::string event = "event: chat\ndata: " + data + "\n\n";
+                           ",\"text\":" + http::json_string(shown) + ",\"seq\":" + std::to_string(seq_) + "}";
+  std::string event = "event: chat\ndata: " + data + "\n\n";
+  std::erase_if(streams_, [](const auto& s) { return !s->open(); });
   for (const auto& s : streams_) s->send(event);
+  history_.push_back(std::move(event));
+  if (history_.size() > kHistory) history_.pop_front();
 }
 
 void Feed::add(std::shared_ptr<http::EventStream> s) {
   if (!s) return;
   s->send("retry: 2000\n\n");
+  for (const auto& e : history_) s->send(e);
   streams_.push_back(std::move(s));
 }
 
@@ -357,10 +354,21 @@ http::Server::Handler web_handler(App& app) {
     }
     if (req.path == "/status.json") {
       if (only(get)) ex.respond(http::Response{200, "application/json", status_json(app)});
+    } else if (req.path == "/metrics") {
+      if (only(get)) ex.respond(http::Response{200, prometheus::kContentType, metrics_text(app)});
     } else if (req.path == "/nodes") {
       if (only(get)) ex.respond(http::Response{200, "application/json", nodes_json(app)});
     } else if (req.path == "/messages") {
       if (only(req.method == "POST")) post_message(app, req, ex);
+    } else if (req.path == "/broadcast") {
+      if (!only(req.method == "POST")) return;
+      auto fields = parse_flat_json(req.body);
+      const std::string text = fields && fields->contains("text") ? (*fields)["text"] : "";
+      if (text.empty() || text.size() > 4096) {
+        ex.respond(http::Response{422, "application/json", "{\"ok\":false,\"error\":\"expected {\\\"text\\\": message}\"}\n"});
+        return;
+      }
+      post_broadcast(app, text, ex);
     } else if (req.path == "/events") {
       if (only(get)) app.feed().add(ex.stream());
     } else if (req.path == "/" || req.path == "/index.html") {

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <climits>  // IOV_MAX (GCC 12's <memory> included it on the way, GCC 16's does not)
 #include <utility>
 
 namespace chat::service {

@@ -3,7 +3,7 @@
 // BEAM is done here for the functions of our table.
 #include <spdlog/spdlog.h>
 
-#include "chat/chat/gen.hpp"
+#include "chat/kernel/gen.hpp"
 #include "chat/chat/services.hpp"
 
 namespace chat::service {

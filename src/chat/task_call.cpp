@@ -1,8 +1,10 @@
 #include "chat/chat/task_call.hpp"
 
-#include "chat/chat/gen.hpp"
+#include "chat/kernel/gen.hpp"
 
 namespace chat::service {
+
+using kernel::gen_call_message;
 
 using term::atom;
 using term::Pid;
@@ -27,11 +29,14 @@ TaskCall::~TaskCall() {
 void TaskCall::start() {
   state_ = State::kStarting;
   node_.monitor_node(owner_, target_);
-  tag_ = node_.make_ref();
+  // gen:call/4 monitors the server first and uses the monitor's ref as the call's tag: a node
+  // without the supervisor answers noproc at once, a node that goes answers noconnection.
+  const Term sup = tuple({atom(kSupervisor), atom(target_)});
+  tag_ = node_.monitor(owner_, sup);
   // get_owner/1 in Task.Supervisor: {node(), registered name or pid, pid}
   Term owner_info = tuple({atom(node_.name()), owner_, owner_});
-  Term request = tuple({atom("start_task"), term::list({owner_info, atom("monitor")}), atom("temporary"), atom("nil")});
-  node_.send_named(owner_, "Elixir.Chat.TaskSupervisor", target_, gen_call_message(owner_, tag_, std::move(request)));
+  request_ = tuple({atom("start_task"), term::list({owner_info, atom("monitor")}), atom("temporary"), atom("nil")});
+  node_.send_named(owner_, kSupervisor, target_, gen_call_message(owner_, tag_, request_));
   // GenServer.call(…, :infinity) has no timeout of its own; ours bounds the whole call so a
   // silent peer cannot hold a caller forever.
   timer_ = node_.start_timer(owner_, timeout_ms_, [this] {
@@ -48,6 +53,7 @@ bool TaskCall::handle(const Term& msg) {
     const auto& [first, second] = std::pair<const Term&, const Term&>((*t)[0], (*t)[1]);
     if (state_ == State::kStarting && first == Term{tag_}) {
       // {Tag, {ok, TaskPid}} or {Tag, {error, Reason}}
+      node_.demonitor(owner_, tag_);
       const auto* reply = second.tuple(2);
       const Pid* pid = reply != nullptr && (*reply)[0].is_atom("ok") ? (*reply)[1].get<Pid>() : nullptr;
       if (pid == nullptr) {
@@ -72,9 +78,19 @@ bool TaskCall::handle(const Term& msg) {
       return true;
     }
   }
-  if (const auto* d = msg.tuple(5); d != nullptr && (*d)[0].is_atom("DOWN") && (*d)[1] == Term{monitor_}) {
-    fail((*d)[4]);
-    return true;
+  if (const auto* d = msg.tuple(5); d != nullptr && (*d)[0].is_atom("DOWN")) {
+    if (state_ == State::kStarting && (*d)[1] == Term{tag_}) {
+      // GenServer.call's exit: {Reason, {GenServer, :call, [Server, Request, :infinity]}},
+      // with {nodedown, Node} for a lost connection.
+      Term reason = (*d)[4].is_atom("noconnection") ? tuple({atom("nodedown"), atom(target_)}) : (*d)[4];
+      fail(tuple({std::move(reason), tuple({atom("Elixir.GenServer"), atom("call"),
+                                            term::list({(*d)[3], request_, atom("infinity")})})}));
+      return true;
+    }
+    if ((*d)[1] == Term{monitor_}) {
+      fail((*d)[4]);
+      return true;
+    }
   }
   if (const auto* e = msg.tuple(3); e != nullptr && task_ && (*e)[0].is_atom("EXIT") && (*e)[1] == Term{*task_}) {
     // Only seen when the owner traps exits; a normal exit after the reply is not a failure.
@@ -88,6 +104,9 @@ void TaskCall::fail(const Term& reason) { finish(Outcome{false, reason}); }
 
 void TaskCall::finish(Outcome outcome) {
   if (state_ == State::kDone) return;
+  // The supervisor's monitor is still on if the call ends before start_task was answered
+  // (demonitoring twice is harmless).
+  if (state_ == State::kStarting) node_.demonitor(owner_, tag_);
   state_ = State::kDone;
   if (timer_) {
     node_.cancel_timer(owner_, timer_);

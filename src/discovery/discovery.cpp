@@ -1,6 +1,7 @@
 #include "chat/discovery/discovery.hpp"
 
 #include <netdb.h>
+#include <spdlog/fmt/ranges.h>  // fmt::join: fmt 11 moved it out of fmt/format.h
 #include <spdlog/spdlog.h>
 
 #include <cstring>
@@ -76,7 +77,10 @@ void Discovery::poll() {
           if (res) uv_freeaddrinfo(res);
           auto owner = l->owner.lock();
           if (!owner || !*owner) return;
-          if (status != 0) spdlog::debug("discovery: {} does not resolve: {}", l->query, uv_strerror(status));
+          if (status != 0) {
+            spdlog::debug("discovery: {} does not resolve: {}", l->query, uv_strerror(status));
+            ++(*owner)->dns_errors_;
+          }
           (*owner)->resolved(l->basename, addresses);
           (*owner)->step_done();
         },
@@ -84,6 +88,7 @@ void Discovery::poll() {
     if (rc != 0) {
       delete l;
       --outstanding_;
+      ++dns_errors_;
     }
   }
   step_done();
@@ -103,7 +108,10 @@ void Discovery::resolved(const std::string& basename, const std::vector<std::str
                             [owner, ip](const std::string& reply, const std::string& error) {
                               auto o = owner.lock();
                               if (!o || !*o) return;
-                              if (!error.empty()) spdlog::debug("discovery: EPMD on {}: {}", ip, error);
+                              if (!error.empty()) {
+                                spdlog::debug("discovery: EPMD on {}: {}", ip, error);
+                                ++(*o)->epmd_errors_;
+                              }
                               for (const auto& [name, port] : epmd::parse_names_reply(reply)) {
                                 (*o)->found(name + "@" + ip);
                               }

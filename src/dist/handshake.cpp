@@ -113,6 +113,9 @@ Handshake::Result Handshake::on_status(std::string_view msg) {
     state_ = State::kAwaitChallenge;
     return Result::kNeedMore;
   }
+  // nok: the peer is connecting to us at the same time and its connection wins (the greater
+  // name's does); ours is to be dropped, not reported as a failure.
+  if (status == "nok") peer_connects_ = true;
   return fail("peer refused the connection: " + std::string(status));
 }
 

@@ -50,6 +50,7 @@ Connection::Connection(Network& net, std::string peer)
       token_(std::make_shared<Connection*>(this)) {
   setup_timer_ = net_.runtime().start(net_.config().setup_timeout_ms, [this] {
     setup_timer_ = 0;
+    count_timeout();
     close("connection setup timed out");
   });
   const std::string host = host_of(peer_);
@@ -74,6 +75,7 @@ Connection::Connection(Network& net, std::string peer)
         if (owner && *owner) {
           Connection* c = *owner;
           if (status != 0 || res == nullptr) {
+            c->net_.counters().connect_failed(ConnectFailure::kResolve);
             c->close("cannot resolve host " + host_of(c->peer_) + ": " + uv_strerror(status));
           } else {
             sockaddr_storage a{};
@@ -90,7 +92,10 @@ Connection::Connection(Network& net, std::string peer)
     const std::string why = "cannot resolve host " + host + ": " + uv_strerror(rc);
     std::weak_ptr<Connection*> owner = token_;
     net_.runtime().start(0, [owner, why] {
-      if (auto o = owner.lock(); o && *o) (*o)->close(why);
+      if (auto o = owner.lock(); o && *o) {
+        (*o)->net_.counters().connect_failed(ConnectFailure::kResolve);
+        (*o)->close(why);
+      }
     });
   }
 }
@@ -105,6 +110,7 @@ Connection::Connection(Network& net, Stream* accepted)
   stream_->set_events(this);
   setup_timer_ = net_.runtime().start(net_.config().setup_timeout_ms, [this] {
     setup_timer_ = 0;
+    count_timeout();
     close("handshake timed out");
   });
   start_handshake();
@@ -142,18 +148,22 @@ void Connection::ask_epmd(const sockaddr_storage& host) {
         Connection* c = *o;
         if (c->state_ != State::kAskingEpmd) return;
         if (!error.empty()) {
+          c->net_.counters().connect_failed(ConnectFailure::kEpmd);
           c->close("cannot reach EPMD on " + host_of(c->peer_) + ": " + error);
           return;
         }
         const auto r = epmd::parse_port2_reply(reply);
         const auto* found = std::get_if<epmd::NodePort>(&r);
         if (found == nullptr) {
+          c->net_.counters().connect_failed(std::holds_alternative<epmd::NotFound>(r) ? ConnectFailure::kNoSuchNode
+                                                                                     : ConnectFailure::kEpmd);
           c->close(std::holds_alternative<epmd::NotFound>(r) ? "no node named " + alive_of(c->peer_) + " on " +
                                                                      host_of(c->peer_) + " (EPMD)"
                                                                : "malformed EPMD reply");
           return;
         }
         if (found->highest < dist::kHighestVersion) {
+          c->net_.counters().connect_failed(ConnectFailure::kEpmd);  // EPMD told us the version
           c->close("peer speaks only distribution version " + std::to_string(found->highest));
           return;
         }
@@ -202,6 +212,7 @@ void Connection::on_connected(Stream& /*s*/) {
 
 void Connection::write(std::string_view bytes) {
   if (stream_ == nullptr) return;
+  net_.counters().bytes_out += bytes.size();
   stream_->write(bytes);
   after_write();
 }
@@ -217,6 +228,7 @@ void Connection::after_write() {
 }
 
 void Connection::on_data(Stream& /*s*/, std::string_view bytes) {
+  net_.counters().bytes_in += bytes.size();
   last_read_ms_ = net_.runtime().now_ms();
   net_.runtime().note_activity();
   if (state_ == State::kHandshake) {
@@ -242,6 +254,7 @@ std::span<char> Connection::read_area() {
 void Connection::on_read_in_place(Stream& /*s*/, size_t n) {
   // No spinning after these: they are parts of large frames, whose sender keeps the socket
   // busy; the loop sleeping until more arrives leaves the cores to the threads that print.
+  net_.counters().bytes_in += n;
   last_read_ms_ = net_.runtime().now_ms();
   if (state_ != State::kUp) return;
   reader_.commit(n);
@@ -253,6 +266,19 @@ void Connection::handshake_data(std::string_view bytes) {
   if (handshake_->has_output()) write(handshake_->take_output());
   if (result == dist::Handshake::Result::kNeedMore) return;
   if (result == dist::Handshake::Result::kFailed) {
+    if (role_ == Role::kInitiator && handshake_->peer_connects()) {
+      // Both nodes connected at once and the peer's connection wins: wait for it, frames
+      // queued, as net_kernel does (Network::admit hands them over). Nobody hears of a
+      // failure unless it never comes (the setup timer).
+      handshake_.reset();
+      if (stream_) {
+        stream_->close();
+        stream_ = nullptr;
+      }
+      return;
+    }
+    net_.counters().handshake(handshake_->cookie_mismatch() ? HandshakeResult::kWrongCookie
+                                                            : HandshakeResult::kProtocol);
     if (role_ == Role::kAcceptor) peer_ = handshake_->peer().name;
     const std::string why = handshake_->cookie_mismatch() ? "handshake failed: wrong cookie (digest mismatch)"
                                                           : "handshake failed: " + handshake_->error();
@@ -264,6 +290,7 @@ void Connection::handshake_data(std::string_view bytes) {
     close(why);
     return;
   }
+  net_.counters().handshake(HandshakeResult::kOk);
   peer_ = handshake_->peer().name;
   flags_ = handshake_->peer().flags;
   offered_flags_ = handshake_->peer().offered;
@@ -376,7 +403,9 @@ void Connection::queue(const term::Term& control, const term::Term* payload) {
   }
   if (stream_ == nullptr) return;
   // Encoded straight into the stream's queue: no intermediate copy of a large payload.
+  const size_t before = stream_->queued_bytes();
   stream_->append([&](term::Sink& out) { dist::append_frame(out, control, payload); });
+  net_.counters().bytes_out += stream_->queued_bytes() - before;
   after_write();
 }
 
@@ -398,12 +427,25 @@ void Connection::tick(uint64_t now_ms) {
 
 void Connection::on_closed(Stream& /*s*/, const std::string& why) {
   stream_ = nullptr;
+  if (state_ == State::kConnecting) net_.counters().connect_failed(ConnectFailure::kConnect);
   if (state_ == State::kHandshake && handshake_ && handshake_->awaiting_ack()) {
+    net_.counters().handshake(HandshakeResult::kRejected);
     close("the peer rejected our challenge reply (" + why + "): wrong cookie?");
   } else if (state_ == State::kHandshake) {
+    net_.counters().handshake(HandshakeResult::kClosed);
     close("connection closed during the handshake (" + why + ")");
   } else {
     close(why);
+  }
+}
+
+size_t Connection::queued_bytes() const { return queued_.size() + (stream_ ? stream_->queued_bytes() : 0); }
+
+void Connection::count_timeout() {
+  if (state_ == State::kHandshake) {
+    net_.counters().handshake(HandshakeResult::kTimeout);
+  } else if (state_ != State::kUp && state_ != State::kClosed) {
+    net_.counters().connect_failed(ConnectFailure::kTimeout);
   }
 }
 

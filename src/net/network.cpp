@@ -144,6 +144,7 @@ void Network::on_connection(uv_stream_t* server, int status) {
     s->close();
     return;
   }
+  ++self->counters_.accepted;
   auto c = std::make_unique<Connection>(*self, s);
   self->all_.emplace(c.get(), std::move(c));
 }
@@ -226,6 +227,7 @@ void Network::connection_failed(Connection& c, const std::string& why) {
 }
 
 void Network::connection_closed(Connection& c, const std::string& why) {
+  ++counters_.disconnects;
   remove(c);
   spdlog::info("disconnected from {}: {}", c.peer(), why);
   if (stopping_) return;
@@ -284,6 +286,7 @@ Connection* Network::connection_to(const std::string& peer) {
     refuse_later(peer, why);
     return nullptr;
   }
+  ++counters_.initiated;
   auto owned = std::make_unique<Connection>(*this, peer);
   Connection* c = owned.get();
   all_.emplace(c, std::move(owned));
@@ -312,12 +315,24 @@ size_t Network::paused_peers() const {
   return n;
 }
 
+void Network::disconnect(const std::string& peer) {
+  auto it = by_peer_.find(peer);
+  if (it == by_peer_.end()) return;
+  it->second->close("disconnected (erlang:disconnect_node)");
+}
+
 std::vector<PeerStatus> Network::peer_status() const {
   std::vector<PeerStatus> out;
   for (const auto& [name, c] : by_peer_) {
     if (c->up()) out.push_back(PeerStatus{name, c->offered_flags(), c->up_since_ms(), c->role() == Connection::Role::kAcceptor});
   }
   return out;
+}
+
+size_t Network::queued_bytes() const {
+  size_t n = 0;
+  for (const auto& [ptr, c] : all_) n += c->queued_bytes();
+  return n;
 }
 
 uint64_t Network::flags(const std::string& peer) const {

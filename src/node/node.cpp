@@ -9,16 +9,38 @@
 
 namespace chat::node {
 
+using dist::Op;
 using term::atom;
 using term::Pid;
 using term::Ref;
 using term::Term;
 using term::tuple;
-using dist::Op;
 
 namespace {
+
 Term op(Op o) { return Term{static_cast<int64_t>(o)}; }
+
+size_t mix(size_t h, uint64_t v) { return h ^ (v * 0x9e3779b97f4a7c15ULL + (h << 6U) + (h >> 2U)); }
+
 }  // namespace
+
+size_t PidHash::operator()(const Pid& p) const noexcept {
+  size_t h = std::hash<std::string>{}(p.node);
+  h = mix(h, (uint64_t{p.serial} << 32U) | p.num);
+  return mix(h, p.creation);
+}
+
+size_t RefHash::operator()(const Ref& r) const noexcept {
+  size_t h = std::hash<std::string>{}(r.node);
+  for (auto w : r.ids) h = mix(h, w);
+  return mix(h, r.creation);
+}
+
+size_t Node::RefIdsHash::operator()(const RefIds& ids) const noexcept {
+  size_t h = ids.size();
+  for (auto w : ids) h = mix(h, w);
+  return h;
+}
 
 Node::Node(std::string name, Transport& transport, Timers& timers)
     : name_(std::move(name)), transport_(transport), timers_(timers) {}
@@ -35,6 +57,14 @@ const Node::Entry* Node::find(const Pid& pid) const {
   if (!is_local(pid)) return nullptr;
   auto it = procs_.find(local_key(pid));
   return it == procs_.end() ? nullptr : &it->second;
+}
+
+Node::Entry* Node::find_target(const Term& target) {
+  if (const auto* pid = target.get<Pid>()) return find(*pid);
+  if (const auto* name = target.get<term::Atom>()) {
+    if (auto pid = whereis(name->name)) return find(*pid);
+  }
+  return nullptr;
 }
 
 bool Node::alive(const Pid& pid) const { return find(pid) != nullptr; }
@@ -62,12 +92,17 @@ Pid Node::insert(std::unique_ptr<Process> p, const std::string& registered_name)
   p->self_ = pid;
   auto& e = procs_[local_key(pid)];
   e.process = std::move(p);
-  if (!registered_name.empty()) {
-    e.registered_name = registered_name;
-    names_[registered_name] = pid;
-  }
   ++counters_.processes;
+  if (!registered_name.empty()) register_name(pid, registered_name);
   return pid;
+}
+
+bool Node::register_name(const Pid& pid, const std::string& name) {
+  auto* e = find(pid);
+  if (e == nullptr || name.empty() || names_.contains(name) || !e->registered_name.empty()) return false;
+  e->registered_name = name;
+  names_[name] = pid;
+  return true;
 }
 
 Ref Node::alias(const Pid& owner) {
@@ -82,10 +117,7 @@ Ref Node::alias(const Pid& owner) {
 void Node::unalias(const Ref& ref) {
   auto it = aliases_.find(ref.ids);
   if (it == aliases_.end()) return;
-  if (auto* e = find(it->second)) {
-    auto& v = e->aliases;
-    v.erase(std::remove(v.begin(), v.end(), ref.ids), v.end());
-  }
+  if (auto* e = find(it->second)) std::erase(e->aliases, ref.ids);
   aliases_.erase(it);
 }
 
@@ -139,37 +171,48 @@ void Node::send_remote(const std::string& peer, Term control, const Term* payloa
   transport_.send(peer, control, payload);
 }
 
-void Node::send(const Pid& from, const Pid& to, Term msg) {
+void Node::send(const Pid& from, const Pid& to, Term msg, bool connect) {
   if (to.node == name_) {
     if (to.creation == creation_) enqueue(Kind::kMessage, from, to, std::move(msg));
     return;  // an old incarnation of this node: the message goes nowhere, as on a BEAM
   }
+  if (!connect && transport_.flags(to.node) == 0) return;
   send_remote(to.node, tuple({op(Op::kSend), atom(""), to}), &msg);
 }
 
-void Node::send_named(const Pid& from, const std::string& name, const std::string& node_name, Term msg) {
+void Node::send_named(const Pid& from, const std::string& name, const std::string& node_name, Term msg,
+                      bool connect) {
   if (node_name == name_) {
     if (auto pid = whereis(name)) enqueue(Kind::kMessage, from, *pid, std::move(msg));
     return;
   }
+  if (!connect && transport_.flags(node_name) == 0) return;
   send_remote(node_name, tuple({op(Op::kRegSend), from, atom(""), atom(name)}), &msg);
 }
 
-void Node::add_link(const Pid& local, const Pid& other) {
+// --- links ------------------------------------------------------------------------------------
+
+bool Node::add_link(const Pid& local, const Pid& other) {
   auto* e = find(local);
-  if (e == nullptr) return;
-  if (std::find(e->links.begin(), e->links.end(), other) != e->links.end()) return;
-  e->links.push_back(other);
+  if (e == nullptr || !e->links.insert(other).second) return false;
   ++counters_.links;
+  if (other.node != name_) by_peer_[other.node].links[other].insert(local_key(local));
+  return true;
 }
 
 bool Node::remove_link(const Pid& local, const Pid& other) {
   auto* e = find(local);
-  if (e == nullptr) return false;
-  auto it = std::find(e->links.begin(), e->links.end(), other);
-  if (it == e->links.end()) return false;
-  e->links.erase(it);
+  if (e == nullptr || e->links.erase(other) == 0) return false;
   --counters_.links;
+  if (other.node == name_) return true;
+  // The peer's index is gone already when the peer went down (its exits are in the queue).
+  auto peer = by_peer_.find(other.node);
+  if (peer == by_peer_.end()) return true;
+  auto ends = peer->second.links.find(other);
+  if (ends != peer->second.links.end()) {
+    ends->second.erase(local_key(local));
+    if (ends->second.empty()) peer->second.links.erase(ends);
+  }
   return true;
 }
 
@@ -186,8 +229,7 @@ void Node::link(const Pid& a, const Pid& b) {
     add_link(b, a);
     return;
   }
-  add_link(a, b);
-  send_remote(b.node, tuple({op(Op::kLink), a, b}), nullptr);
+  if (add_link(a, b)) send_remote(b.node, tuple({op(Op::kLink), a, b}), nullptr);
 }
 
 void Node::unlink(const Pid& a, const Pid& b) {
@@ -204,67 +246,150 @@ void Node::unlink(const Pid& a, const Pid& b) {
   }
 }
 
-Ref Node::monitor(const Pid& watcher, const Pid& target) {
+// --- monitors ---------------------------------------------------------------------------------
+
+void Node::add_in_monitor(Entry& e, const Ref& ref, InMonitor m) {
+  const Pid watcher = m.watcher;
+  if (!e.monitored_by.emplace(ref, std::move(m)).second) return;
+  ++counters_.monitors;
+  if (watcher.node != name_) by_peer_[watcher.node].in_monitors.emplace(ref, local_key(e.process->self()));
+}
+
+bool Node::remove_in_monitor(Entry& e, const Ref& ref, const Pid* watcher) {
+  auto it = e.monitored_by.find(ref);
+  if (it == e.monitored_by.end() || (watcher != nullptr && it->second.watcher != *watcher)) return false;
+  const std::string& wnode = it->second.watcher.node;
+  if (wnode != name_) {
+    if (auto peer = by_peer_.find(wnode); peer != by_peer_.end()) peer->second.in_monitors.erase(ref);
+  }
+  e.monitored_by.erase(it);
+  --counters_.monitors;
+  return true;
+}
+
+Node::OutMonitor Node::take_out_monitor(std::unordered_map<RefIds, OutMonitor, RefIdsHash>::iterator it) {
+  OutMonitor m = std::move(it->second);
+  const RefIds ids = it->first;
+  out_monitors_.erase(it);
+  --counters_.monitors;
+  if (auto* w = find(m.watcher)) w->watching.erase(ids);
+  if (m.target_node != name_) {
+    if (auto peer = by_peer_.find(m.target_node); peer != by_peer_.end()) peer->second.out_monitors.erase(ids);
+  }
+  return m;
+}
+
+Ref Node::monitor(const Pid& watcher, const Term& target) {
   Ref ref = make_ref();
-  if (is_local(target)) {
-    auto* t = find(target);
-    OutMonitor m{watcher, target, name_};
-    if (t == nullptr) {
-      down(ref, m, atom("noproc"));
-      return ref;
-    }
-    t->monitored_by.push_back(InMonitor{ref, watcher, target});
-    out_monitors_.emplace(ref.ids, std::move(m));
-    counters_.monitors += 2;
+  auto* w = find(watcher);
+  if (w == nullptr) return ref;
+  // Target: a pid, or {Name, Node}; the DOWN message names it as given.
+  std::string target_node;
+  Term monitored;  // on the target's node: the pid, or the name
+  if (const auto* pid = target.get<Pid>()) {
+    target_node = pid->node;
+    monitored = *pid;
+  } else if (const auto* t = target.tuple(2); t != nullptr && (*t)[0].get<term::Atom>() && (*t)[1].get<term::Atom>()) {
+    target_node = (*t)[1].get<term::Atom>()->name;
+    monitored = (*t)[0];
+  } else {
+    enqueue(Kind::kMessage, watcher, watcher, tuple({atom("DOWN"), ref, atom("process"), target, atom("badarg")}));
     return ref;
   }
-  out_monitors_.emplace(ref.ids, OutMonitor{watcher, target, target.node});
+  if (target_node == name_) {
+    Entry* t = find_target(monitored);
+    if (t == nullptr) {
+      enqueue(Kind::kMessage, watcher, watcher, tuple({atom("DOWN"), ref, atom("process"), target, atom("noproc")}));
+      return ref;
+    }
+    const Pid tpid = t->process->self();
+    add_in_monitor(*t, ref, InMonitor{watcher, monitored});
+    out_monitors_.emplace(ref.ids, OutMonitor{watcher, target, name_, tpid, true});
+    ++counters_.monitors;
+    w->watching.insert(ref.ids);
+    return ref;
+  }
+  auto [it, inserted] = out_monitors_.emplace(ref.ids, OutMonitor{watcher, target, target_node, monitored, false});
   ++counters_.monitors;
-  // A BEAM only expects MONITOR_P when it advertised DIST_MONITOR; without it the monitor
-  // watches the connection alone (peer_down fires it).
-  if ((transport_.flags(target.node) & dist::flag::kDistMonitor) != 0) {
-    send_remote(target.node, tuple({op(Op::kMonitorP), watcher, target, ref}), nullptr);
+  w->watching.insert(ref.ids);
+  by_peer_[target_node].out_monitors.insert(ref.ids);
+  if (transport_.flags(target_node) != 0) {
+    request_monitor(ref.ids, it->second);
+  } else {
+    // As erlang:monitor/2 does: connect; MONITOR_P goes out when the peer is up (peer_up),
+    // or the monitor fires with noconnection if it cannot be reached.
+    transport_.connect(target_node);
   }
   return ref;
 }
 
+void Node::request_monitor(const RefIds& ids, OutMonitor& m) {
+  m.requested = true;
+  // A BEAM only expects MONITOR_P when it advertised DIST_MONITOR (and DIST_MONITOR_NAME for a
+  // name); without them the monitor watches the connection alone (peer_down fires it).
+  const uint64_t f = transport_.flags(m.target_node);
+  const bool by_name = m.monitored.get<term::Atom>() != nullptr;
+  if ((f & dist::flag::kDistMonitor) == 0 || (by_name && (f & dist::flag::kDistMonitorName) == 0)) return;
+  send_remote(m.target_node, tuple({op(Op::kMonitorP), m.watcher, m.monitored, Ref{name_, creation_, ids}}), nullptr);
+}
+
 void Node::demonitor(const Pid& watcher, const Ref& ref) {
   auto it = out_monitors_.find(ref.ids);
-  if (it == out_monitors_.end() || it->second.watcher != watcher) return;
-  const OutMonitor m = it->second;
-  out_monitors_.erase(it);
-  --counters_.monitors;
+  if (it == out_monitors_.end() || it->second.watcher != watcher || ref.node != name_) return;
+  const OutMonitor m = take_out_monitor(it);
   if (m.target_node == name_) {
-    if (const auto* pid = m.target.get<Pid>()) {
-      if (auto* t = find(*pid)) {
-        auto& v = t->monitored_by;
-        const auto before = v.size();
-        v.erase(std::remove_if(v.begin(), v.end(), [&](const InMonitor& im) { return im.ref == ref; }), v.end());
-        counters_.monitors -= before - v.size();
-      }
+    if (const auto* pid = m.monitored.get<Pid>()) {
+      if (auto* t = find(*pid)) remove_in_monitor(*t, ref, nullptr);
     }
     return;
   }
-  if ((transport_.flags(m.target_node) & dist::flag::kDistMonitor) != 0) {
-    send_remote(m.target_node, tuple({op(Op::kDemonitorP), watcher, m.target, ref}), nullptr);
+  if (m.requested && (transport_.flags(m.target_node) & dist::flag::kDistMonitor) != 0) {
+    send_remote(m.target_node, tuple({op(Op::kDemonitorP), watcher, m.monitored, ref}), nullptr);
   }
 }
 
-void Node::down(const Ref& ref, const OutMonitor& m, const Term& reason) {
+void Node::down(const RefIds& ids, const OutMonitor& m, const Term& reason) {
   enqueue(Kind::kMessage, m.watcher, m.watcher,
-          tuple({atom("DOWN"), ref, atom("process"), m.target, reason}));
+          tuple({atom("DOWN"), Ref{name_, creation_, ids}, atom("process"), m.target, reason}));
 }
 
 void Node::monitor_node(const Pid& watcher, const std::string& node_name) {
+  auto* w = find(watcher);
+  if (w == nullptr || node_name == name_) return;
   node_watchers_[node_name].insert(local_key(watcher));
+  w->watched_nodes.insert(node_name);
+  if (transport_.flags(node_name) == 0) transport_.connect(node_name);
 }
 
 void Node::demonitor_node(const Pid& watcher, const std::string& node_name) {
+  if (auto* w = find(watcher)) w->watched_nodes.erase(node_name);
   auto it = node_watchers_.find(node_name);
   if (it == node_watchers_.end()) return;
   it->second.erase(local_key(watcher));
   if (it->second.empty()) node_watchers_.erase(it);
 }
+
+void Node::monitor_nodes(const Pid& watcher, bool on) {
+  if (find(watcher) == nullptr) return;
+  if (on) {
+    nodes_watchers_.insert(local_key(watcher));
+  } else {
+    nodes_watchers_.erase(local_key(watcher));
+  }
+}
+
+std::vector<std::string> Node::visible_nodes() const { return {visible_.begin(), visible_.end()}; }
+
+void Node::notify_nodes(const std::string& peer, const char* what) {
+  for (auto key : nodes_watchers_) {
+    auto p = procs_.find(key);
+    if (p == procs_.end()) continue;
+    const Pid pid = p->second.process->self();
+    enqueue(Kind::kMessage, pid, pid, tuple({atom(what), atom(peer)}));
+  }
+}
+
+// --- timers and exits -------------------------------------------------------------------------
 
 uint64_t Node::start_timer(const Pid& owner, uint64_t ms, std::function<void()> fire) {
   return timers_.start(ms, [this, owner, fire = std::move(fire)] {
@@ -281,6 +406,14 @@ void Node::exit(const Pid& pid, Term reason) {
   terminate(pid, reason);
 }
 
+void Node::exit_signal(const Pid& from, const Pid& to, Term reason) {
+  if (to.node == name_) {
+    if (to.creation == creation_) enqueue(Kind::kExitSignal, from, to, std::move(reason));
+    return;
+  }
+  send_remote(to.node, tuple({op(Op::kExit2), from, to, std::move(reason)}), nullptr);
+}
+
 void Node::terminate(const Pid& pid, const Term& reason) {
   auto it = procs_.find(local_key(pid));
   if (it == procs_.end() || !is_local(pid)) return;
@@ -290,43 +423,57 @@ void Node::terminate(const Pid& pid, const Term& reason) {
   if (!e.registered_name.empty()) names_.erase(e.registered_name);
   for (const auto& a : e.aliases) aliases_.erase(a);
   for (auto id : e.process->timers_) timers_.cancel(id);
+  e.process->timers_.clear();
+  const LocalKey key = local_key(pid);
 
   for (const auto& other : e.links) {
     --counters_.links;
     if (is_local(other)) {
       enqueue(Kind::kLinkExit, pid, other, reason);
-    } else if (other.node != name_) {
-      send_remote(other.node, tuple({op(Op::kExit), pid, other, reason}), nullptr);
+      continue;
     }
+    if (other.node == name_) continue;  // an old incarnation of this node
+    if (auto peer = by_peer_.find(other.node); peer != by_peer_.end()) {
+      if (auto ends = peer->second.links.find(other); ends != peer->second.links.end()) {
+        ends->second.erase(key);
+        if (ends->second.empty()) peer->second.links.erase(ends);
+      }
+    }
+    send_remote(other.node, tuple({op(Op::kExit), pid, other, reason}), nullptr);
   }
-  for (const auto& m : e.monitored_by) {
+  for (const auto& [ref, m] : e.monitored_by) {
     --counters_.monitors;
     if (is_local(m.watcher)) {
-      auto out = out_monitors_.find(m.ref.ids);
-      if (out != out_monitors_.end()) {
-        down(m.ref, out->second, reason);
-        out_monitors_.erase(out);
-        --counters_.monitors;
+      if (auto out = out_monitors_.find(ref.ids); out != out_monitors_.end()) {
+        const OutMonitor om = take_out_monitor(out);
+        down(ref.ids, om, reason);
       }
-    } else {
-      send_remote(m.watcher.node, tuple({op(Op::kMonitorPExit), m.target, m.watcher, m.ref, reason}), nullptr);
+      continue;
     }
+    if (auto peer = by_peer_.find(m.watcher.node); peer != by_peer_.end()) peer->second.in_monitors.erase(ref);
+    send_remote(m.watcher.node, tuple({op(Op::kMonitorPExit), m.target, m.watcher, ref, reason}), nullptr);
   }
   // Monitors this process held on others are given up.
-  for (auto m = out_monitors_.begin(); m != out_monitors_.end();) {
-    if (m->second.watcher == pid) {
-      const Ref ref{name_, creation_, m->first};
-      auto next = std::next(m);
-      demonitor(pid, ref);
-      m = next;
-    } else {
-      ++m;
+  for (const auto& ids : e.watching) {
+    auto out = out_monitors_.find(ids);
+    if (out == out_monitors_.end()) continue;
+    const OutMonitor m = take_out_monitor(out);
+    const Ref ref{name_, creation_, ids};
+    if (m.target_node == name_) {
+      if (const auto* target = m.monitored.get<Pid>()) {
+        if (auto* t = find(*target)) remove_in_monitor(*t, ref, nullptr);
+      }
+    } else if (m.requested && (transport_.flags(m.target_node) & dist::flag::kDistMonitor) != 0) {
+      send_remote(m.target_node, tuple({op(Op::kDemonitorP), pid, m.monitored, ref}), nullptr);
     }
   }
-  for (auto w = node_watchers_.begin(); w != node_watchers_.end();) {
-    w->second.erase(local_key(pid));
-    w = w->second.empty() ? node_watchers_.erase(w) : std::next(w);
+  for (const auto& n : e.watched_nodes) {
+    auto w = node_watchers_.find(n);
+    if (w == node_watchers_.end()) continue;
+    w->second.erase(key);
+    if (w->second.empty()) node_watchers_.erase(w);
   }
+  nodes_watchers_.erase(key);
   spdlog::debug("process {} exited: {}", term::show(pid), term::show(reason));
   // Freed after the current signal: this may be running inside the process's own receive().
   graveyard_.push_back(std::move(e.process));
@@ -375,44 +522,59 @@ void Node::drain() {
   draining_ = false;
 }
 
-void Node::peer_up(const std::string& peer) { spdlog::info("node {} up", peer); }
+// --- peers ------------------------------------------------------------------------------------
+
+void Node::peer_up(const std::string& peer) {
+  spdlog::info("node {} up", peer);
+  // nodeup goes into the queue before anything the peer sends on this connection.
+  if (!hidden_ && (transport_.flags(peer) & dist::flag::kPublished) != 0 && visible_.insert(peer).second) {
+    notify_nodes(peer, "nodeup");
+  }
+  auto idx = by_peer_.find(peer);
+  if (idx == by_peer_.end()) return;
+  for (const auto& ids : idx->second.out_monitors) {
+    auto m = out_monitors_.find(ids);
+    if (m != out_monitors_.end() && !m->second.requested) request_monitor(ids, m->second);
+  }
+}
 
 void Node::peer_down(const std::string& peer) {
   const Term reason = atom("noconnection");
-  // Links to processes of that node break...
-  for (auto& [key, e] : procs_) {
-    for (auto it = e.links.begin(); it != e.links.end();) {
-      if (it->node == peer) {
-        // The link stays until the signal runs, so exit_signal() treats it as a link exit.
-        enqueue(Kind::kLinkExit, *it, e.process->self(), reason);
+  if (auto pit = by_peer_.find(peer); pit != by_peer_.end()) {
+    PeerIndex idx = std::move(pit->second);
+    by_peer_.erase(pit);
+    // Links to processes of that node break; each link stays until its signal runs, so
+    // exit_signal() treats it as a link exit...
+    for (const auto& [remote, ends] : idx.links) {
+      for (auto key : ends) {
+        auto p = procs_.find(key);
+        if (p != procs_.end()) enqueue(Kind::kLinkExit, remote, p->second.process->self(), reason);
       }
-      ++it;
     }
-    // ...and monitors that processes there held on ours go away silently.
-    auto& v = e.monitored_by;
-    const auto before = v.size();
-    v.erase(std::remove_if(v.begin(), v.end(), [&](const InMonitor& m) { return m.watcher.node == peer; }), v.end());
-    counters_.monitors -= before - v.size();
-  }
-  for (auto it = out_monitors_.begin(); it != out_monitors_.end();) {
-    if (it->second.target_node == peer) {
-      down(Ref{name_, creation_, it->first}, it->second, reason);
-      it = out_monitors_.erase(it);
-      --counters_.monitors;
-    } else {
-      ++it;
+    // ...monitors that processes there held on ours go away silently...
+    for (const auto& [ref, key] : idx.in_monitors) {
+      auto p = procs_.find(key);
+      if (p != procs_.end() && p->second.monitored_by.erase(ref) != 0) --counters_.monitors;
+    }
+    // ...and ours on processes there fire.
+    for (const auto& ids : idx.out_monitors) {
+      auto it = out_monitors_.find(ids);
+      if (it == out_monitors_.end()) continue;
+      const OutMonitor m = take_out_monitor(it);
+      down(ids, m, reason);
     }
   }
   if (auto w = node_watchers_.find(peer); w != node_watchers_.end()) {
     for (auto key : w->second) {
       auto p = procs_.find(key);
-      if (p != procs_.end()) {
-        const Pid pid = p->second.process->self();
-        enqueue(Kind::kMessage, pid, pid, tuple({atom("nodedown"), atom(peer)}));
-      }
+      if (p == procs_.end()) continue;
+      p->second.watched_nodes.erase(peer);
+      const Pid pid = p->second.process->self();
+      enqueue(Kind::kMessage, pid, pid, tuple({atom("nodedown"), atom(peer)}));
     }
     node_watchers_.erase(w);
   }
+  if (visible_.erase(peer) != 0) notify_nodes(peer, "nodedown");
 }
 
 Counters Node::counters() const { return counters_; }

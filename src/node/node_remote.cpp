@@ -66,9 +66,11 @@ bool Node::control(const std::string& peer, const Term& control, std::optional<T
       return true;
     }
     case Op::kLink: {
+      // A link or monitor names its requester, which must live on the peer that sent it: the
+      // tables are indexed by that node, and cleared when it goes down.
       const auto* from = n == 3 ? as_pid(c[1]) : nullptr;
       const auto* to = n == 3 ? as_pid(c[2]) : nullptr;
-      if (from == nullptr || to == nullptr) return false;
+      if (from == nullptr || to == nullptr || from->node != peer) return false;
       remote_link(peer, *from, *to);
       return true;
     }
@@ -117,7 +119,7 @@ bool Node::control(const std::string& peer, const Term& control, std::optional<T
       // {19, FromPid, ToProc, Ref}; ToProc is a pid or a registered name.
       const auto* from = n == 4 ? as_pid(c[1]) : nullptr;
       const auto* ref = n == 4 ? as_ref(c[3]) : nullptr;
-      if (from == nullptr || ref == nullptr) return false;
+      if (from == nullptr || ref == nullptr || from->node != peer) return false;
       return remote_monitor(peer, *from, c[2], *ref);
     }
     case Op::kDemonitorP: {
@@ -134,7 +136,7 @@ bool Node::control(const std::string& peer, const Term& control, std::optional<T
       const auto* to = as_pid(c[2]);
       const auto* ref = as_ref(c[3]);
       if (to == nullptr || ref == nullptr) return false;
-      remote_monitor_exit(c[1], *to, *ref, in_payload ? *payload : c[4]);
+      remote_monitor_exit(*to, *ref, in_payload ? *payload : c[4]);
       return true;
     }
     case Op::kSpawnRequest:
@@ -155,6 +157,9 @@ bool Node::control(const std::string& peer, const Term& control, std::optional<T
     case Op::kGroupLeader:
     case Op::kNodeLink:
       return true;  // group leaders of our processes are not remote; nothing to do
+    case Op::kSpawnReply:
+    case Op::kSpawnReplyTt:
+      return n >= 5;  // we never send SPAWN_REQUEST: nobody waits for the reply
     default:
       // Operations we never negotiated (spawn, alias): a well-behaved peer does not send them.
       spdlog::warn("peer {} sent unsupported control message {}", peer, term::show(control));
@@ -214,8 +219,7 @@ bool Node::remote_spawn(const std::string& peer, const std::vector<Term>& c, con
     flags |= 1;
   }
   if (monitor_opt) {
-    find(pid)->monitored_by.push_back(InMonitor{*req, *from, pid});
-    ++counters_.monitors;
+    add_in_monitor(*find(pid), *req, InMonitor{*from, pid});
     flags |= 2;
   }
   // SPAWN_REPLY goes out before anything the new process does, so the requester learns the
@@ -226,48 +230,37 @@ bool Node::remote_spawn(const std::string& peer, const std::vector<Term>& c, con
 }
 
 bool Node::remote_monitor(const std::string& peer, const Pid& watcher, const Term& target, const Ref& ref) {
-  Entry* e = nullptr;
-  if (const auto* pid = target.get<Pid>()) {
-    e = find(*pid);
-  } else if (const auto* name = target.get<term::Atom>()) {
-    if (auto pid = whereis(name->name)) e = find(*pid);
-  } else {
-    return false;
-  }
+  if (target.get<Pid>() == nullptr && target.get<term::Atom>() == nullptr) return false;
+  Entry* e = find_target(target);
   if (e == nullptr) {
     send_remote(peer, tuple({Term{static_cast<int64_t>(Op::kMonitorPExit)}, target, watcher, ref, atom("noproc")}),
                 nullptr);
     return true;
   }
-  e->monitored_by.push_back(InMonitor{ref, watcher, target});
-  ++counters_.monitors;
+  add_in_monitor(*e, ref, InMonitor{watcher, target});
   return true;
 }
 
 bool Node::remote_demonitor(const Pid& watcher, const Term& target, const Ref& ref) {
-  Entry* e = nullptr;
-  if (const auto* pid = target.get<Pid>()) {
-    e = find(*pid);
-  } else if (const auto* name = target.get<term::Atom>()) {
-    if (auto pid = whereis(name->name)) e = find(*pid);
-  } else {
-    return false;
+  if (target.get<Pid>() == nullptr && target.get<term::Atom>() == nullptr) return false;
+  // By name, the monitor is on the process the name meant when it was set; a DEMONITOR_P
+  // naming it after a re-registration finds the old process through its pid index instead.
+  if (Entry* e = find_target(target); e != nullptr && remove_in_monitor(*e, ref, &watcher)) return true;
+  if (auto peer = by_peer_.find(watcher.node); peer != by_peer_.end()) {
+    if (auto it = peer->second.in_monitors.find(ref); it != peer->second.in_monitors.end()) {
+      if (auto p = procs_.find(it->second); p != procs_.end()) remove_in_monitor(p->second, ref, &watcher);
+    }
   }
-  if (e == nullptr) return true;
-  auto& v = e->monitored_by;
-  const auto before = v.size();
-  v.erase(std::remove_if(v.begin(), v.end(), [&](const InMonitor& m) { return m.ref == ref && m.watcher == watcher; }),
-          v.end());
-  counters_.monitors -= before - v.size();
   return true;
 }
 
-void Node::remote_monitor_exit(const Term& /*from*/, const Pid& to, const Ref& ref, const Term& reason) {
+void Node::remote_monitor_exit(const Pid& to, const Ref& ref, const Term& reason) {
   auto it = out_monitors_.find(ref.ids);
-  if (it == out_monitors_.end() || it->second.watcher != to || !is_local(to)) return;  // demonitored already
-  down(ref, it->second, reason);
-  out_monitors_.erase(it);
-  --counters_.monitors;
+  if (it == out_monitors_.end() || it->second.watcher != to || !is_local(to) || ref.node != name_) {
+    return;  // demonitored already
+  }
+  const OutMonitor m = take_out_monitor(it);
+  down(ref.ids, m, reason);
 }
 
 }  // namespace chat::node

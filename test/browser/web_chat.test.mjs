@@ -259,6 +259,25 @@ step("messages to moebi (C++) and alex (BEAM) show up live in the feed", async (
   page.off("framenavigated", onNav);
 });
 
+step("send to everyone reaches every chat node; a page opened later shows the conversation", async () => {
+  const text = `to everyone (${run})`;
+  await until(page, "the form to be ready", () => !document.querySelector("#all").disabled);
+  await page.locator("#text").fill(text);
+  await page.locator("#all").click();
+  await untilFeed(page, "out", "sent to everyone", text);
+  await untilFeed(page, "in", "received", text); // the web node's own inbox is a member too
+  await untilAlexPrinted(text); // and alex's, through pg
+
+  // A page that opens now shows what was said before, once.
+  const context = await browser.newContext();
+  context.setDefaultTimeout(WAIT);
+  const late = await openPage(context);
+  await untilFeed(late, "out", "sent to everyone", text);
+  assert.equal(await feedCount(late, "out", "sent to everyone", text), 1, "shown once");
+  await context.close();
+  pages.splice(pages.indexOf(late), 1);
+});
+
 step("markup in a message is shown as text, never run", async () => {
   const before = await injected(page);
   const payloads = [

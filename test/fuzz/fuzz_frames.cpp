@@ -1,8 +1,9 @@
 // Target "frames": what an authenticated peer can send after the handshake.
 //
 // Input: the raw byte stream of the connection (4-byte length frames, ticks included). It
-// goes through FrameReader, parse_message and Node::control of a node running the chat
-// services (Task.Supervisor, net_kernel, Chat inbox, rex, spawn requests) with in-memory
+// goes through FrameReader, parse_message and Node::control of a node running the kernel
+// services (net_kernel, global_name_server and its locker, the pg scope) and the chat
+// services (Task.Supervisor, Chat inbox, rex, spawn requests) with in-memory
 // transport and timers, just as net/connection.cpp drives them: the first frame that does not
 // parse, or that control() rejects, ends the connection. Then every queued signal runs,
 // pending timers fire, and the peer goes down (its links and monitors fire too).
@@ -63,12 +64,14 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size > 2 * kMaxFrame) return -1;
   chat::service::Output out(sink());
-  chat::service::ChatContext ctx{out, {}};
+  chat::kernel::Kernel kernel;
+  chat::service::ChatContext ctx{out, {}, &kernel, {}};
   test::FakeTransport transport;
   test::FakeTimers timers;
   transport.connected[fuzz::kPeerName] = chat::dist::flag::kOurs;
   chat::node::Node node(fuzz::kNodeName, transport, timers);
   node.set_creation(fuzz::kNodeCreation);
+  chat::kernel::start_kernel(node, kernel);
   chat::service::start_services(node, ctx);
   node.drain();
   node.peer_up(fuzz::kPeerName);

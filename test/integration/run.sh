@@ -102,8 +102,12 @@ echo "== $name: private epmd on port $ERL_EPMD_PORT, chat-node $CHAT_NODE${IT_HO
 # Run the VM in the background and wait for it, so that a TERM/INT sent to
 # this script is handled at once (bash delays traps during foreground jobs).
 # `timeout` is the inner deadline; CTest's TIMEOUT is the outer one.
+# A file marked "# it: hidden" runs amanda as a hidden node, so that the cluster's shape is
+# only what the test makes of it (global and pg ignore a hidden node).
+hidden=()
+if grep -q '^# it: hidden' "$test_file"; then hidden=(--hidden); fi
 timeout -k 10 "$IT_TIMEOUT" \
-    "$ELIXIR" --name amanda@127.0.0.1 --cookie "$cookie" \
+    "$ELIXIR" "${hidden[@]}" --name amanda@127.0.0.1 --cookie "$cookie" \
     -pa "$ELIXIR_PEER_EBIN" \
     -r "$here/support/chat_it.exs" \
     "$test_file" </dev/null &

@@ -1,5 +1,9 @@
+# it: hidden
 # Hostile peers on the C++ node's distribution port: silent connections and
 # garbage bytes must not stop it from serving real nodes promptly.
+# amanda is hidden: when a bad frame closes her connection to kate, a visible
+# amanda's global would (as between BEAM nodes, prevent_overlapping_partitions)
+# ask the bystander to drop kate too, and the test is about that one connection.
 defmodule ChatIT.T07HostileTest do
   use ExUnit.Case, async: false
   import ChatIT
@@ -67,6 +71,54 @@ defmodule ChatIT.T07HostileTest do
     assert {:error, :closed} = :gen_tcp.recv(sock, 0, 10_000)
     assert Chat.send_message(kate.name, "still there") == nil
     assert_prints(kate, "still there")
+  end
+
+  # OTP 29's native records: a BEAM of 29.1 sends one as NATIVE_RECORD_EXT (tag 67) even to a
+  # peer that did not offer DFLAG_NATIVE_RECORDS, and an OTP 25 or 27 BEAM takes it for a
+  # corrupted term and drops that connection. The C++ node does what they do: the connection
+  # that carried it closes, every other one stays up, and the sender can connect again.
+  if String.to_integer(System.otp_release()) >= 29 do
+    defp native_record do
+      source = [
+        "-module(it_native_record).",
+        "-export([new/0]).",
+        "-record #point{x = 0, y = 0}.",
+        "new() -> #point{x = 1, y = 2}."
+      ]
+
+      forms =
+        for line <- source do
+          {:ok, tokens, _} = :erl_scan.string(String.to_charlist(line))
+          {:ok, form} = :erl_parse.parse_form(tokens)
+          form
+        end
+
+      {:ok, mod, beam} = :compile.forms(forms)
+      {:module, ^mod} = :code.load_binary(mod, ~c"it_native_record.erl", beam)
+      mod.new()
+    end
+
+    test "an OTP 29 native record closes the connection that carried it, and only it" do
+      kate = start_cpp(unique("kate"))
+      bystander = start_elixir(unique("bystander"))
+      assert :rpc.call(bystander.name, Chat, :send_message, [kate.name, "bystander here"]) == nil
+      assert_prints(kate, "bystander here")
+      assert Chat.send_message(kate.name, "before the record") == nil
+      assert_prints(kate, "before the record")
+
+      record = native_record()
+      refute is_tuple(record)
+      true = Node.monitor(kate.name, true)
+      send({Chat, kate.name}, record)
+      kate_name = kate.name
+      assert_receive {:nodedown, ^kate_name}, 10_000
+
+      assert kate.name in :rpc.call(bystander.name, Node, :list, [], 10_000)
+      assert Chat.send_message(kate.name, "after the record") == nil
+      assert_prints(kate, "after the record")
+      assert :rpc.call(bystander.name, Chat, :send_message, [kate.name, "bystander again"]) == nil
+      assert_prints(kate, "bystander again")
+    end
   end
 
   test "garbage from many short-lived connections at once" do

@@ -42,7 +42,12 @@ class FakeTransport final : public chat::node::Transport {
     for (const auto& [p, f] : connected) out.push_back(p);
     return out;
   }
+  void connect(const std::string& peer) override { connects.push_back(peer); }
+  void disconnect(const std::string& peer) override { disconnects.push_back(peer); }
   std::vector<Sent> take() { return std::exchange(sent, {}); }
+
+  std::vector<std::string> connects;
+  std::vector<std::string> disconnects;
 
   std::vector<Sent> sent;
   std::map<std::string, uint64_t> connected;
@@ -55,8 +60,10 @@ class FakeTimers final : public chat::node::Timers {
     return next++;
   }
   void cancel(uint64_t id) override { pending.erase(id); }
+  uint64_t now_ms() override { return now; }
   // Fires every timer due within `ms`.
   void advance(uint64_t ms) {
+    now += ms;
     std::vector<uint64_t> due;
     for (const auto& [id, t] : pending) {
       if (t.first <= ms) due.push_back(id);
@@ -71,6 +78,7 @@ class FakeTimers final : public chat::node::Timers {
   }
   std::map<uint64_t, std::pair<uint64_t, std::function<void()>>> pending;
   uint64_t next = 1;
+  uint64_t now = 0;
 };
 
 // A temporary file for a node's stdout, closed after the Output that writes to it (declare it first).

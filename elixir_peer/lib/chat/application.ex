@@ -8,8 +8,11 @@ defmodule Chat.Application do
   def start(_type, _args) do
     IO.puts("Node name: #{node()}")
 
+    # The default pg scope (OTP's kernel starts it only with start_pg set), before the inbox
+    # that joins the Chat group in it.
     children =
       [
+        %{id: :pg, start: {:pg, :start_link, []}},
         {Task.Supervisor, name: Chat.TaskSupervisor},
         Chat.Inbox
       ] ++ http_children() ++ discovery_children()

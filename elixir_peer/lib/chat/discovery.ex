@@ -191,6 +191,12 @@ defmodule Chat.Discovery do
       "discovery: polling #{Enum.join(queries, ", ")} every #{div(state.interval, 1000)} s"
     )
 
+    # Distribution is up before the :chat application starts, and a peer's discovery may
+    # connect in between: no nodeup reaches us for those, so they are logged here.
+    for n <- state.connected.() do
+      Logger.info("discovery: connected to #{n} (before discovery started)")
+    end
+
     {:ok, state, {:continue, :round}}
   end
 

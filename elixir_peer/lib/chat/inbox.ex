@@ -3,7 +3,8 @@ defmodule Chat.Inbox do
   Process registered locally as `Chat`.
 
   Any binary sent to it (`send({Chat, node}, "text")`) is printed on
-  stdout. `GenServer.call({Chat, node}, :count)` returns how many binaries
+  stdout. It is a member of the pg group `Chat` (default scope), which is
+  how `Chat.broadcast/1` reaches every chat node, C++ ones included. `GenServer.call({Chat, node}, :count)` returns how many binaries
   have been printed since the node started, which lets a sender find out
   that a burst of plain sends has been processed (the call is answered
   only after all earlier messages from the same sender).
@@ -16,7 +17,10 @@ defmodule Chat.Inbox do
   end
 
   @impl true
-  def init(count), do: {:ok, count}
+  def init(count) do
+    :ok = :pg.join(Chat, self())
+    {:ok, count}
+  end
 
   @impl true
   def handle_info(text, count) when is_binary(text) do

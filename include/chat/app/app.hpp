@@ -5,6 +5,7 @@
 
 #include <uv.h>
 
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -22,14 +23,18 @@
 namespace chat::app {
 
 // The live feed of the web page: what this node prints and what its web users send, as
-// Server-Sent Events.
+// Server-Sent Events. A page that opens gets the last kHistory events first, so it shows the
+// recent conversation, not only what comes after.
 class Feed {
  public:
+  static constexpr size_t kHistory = 100;
+  static constexpr size_t kMaxText = 4096;  // longer texts are cut in the feed (not in the log)
   void publish(const std::string& type, const std::string& peer, const std::string& text);
   void add(std::shared_ptr<http::EventStream> s);
 
  private:
   std::vector<std::shared_ptr<http::EventStream>> streams_;
+  std::deque<std::string> history_;
   uint64_t seq_ = 0;
 };
 
@@ -84,6 +89,7 @@ class App {
   net::Network& network() { return *network_; }
   net::Runtime& runtime() { return runtime_; }
   const service::ChatContext& chat() const { return ctx_; }
+  kernel::Kernel& kernel() { return kernel_; }
   uint64_t uptime_ms() { return runtime_.now_ms() - started_ms_; }
   const discovery::Discovery* discovery() const { return discovery_.get(); }
   uint64_t http_requests() const { return http_ ? http_->requests() : 0; }
@@ -102,11 +108,13 @@ class App {
   service::Output out_;
   std::unique_ptr<net::Network> network_;
   std::unique_ptr<node::Node> node_;
+  kernel::Kernel kernel_;
   service::ChatContext ctx_;
   OutputGate gate_{out_};
   uv_async_t* output_room_ = nullptr;  // the stdout writer wakes the loop through it
   RecentErrors connect_errors_;
   std::unique_ptr<http::Server> http_;
+  std::unique_ptr<http::Server> metrics_http_;  // --metrics-port
   std::unique_ptr<discovery::Discovery> discovery_;
   uint64_t started_ms_ = 0;
   Feed feed_;
@@ -122,6 +130,8 @@ http::Server::Handler web_handler(App& app);
 
 int run_send(const Options& options);
 int run_ping(const Options& options);
+// Chat.broadcast from the command line: MESSAGE to every member of the pg group Chat.
+int run_broadcast(const Options& options);
 // Throughput: COUNT binaries of SIZE bytes to {Chat, TARGET}, in windows closed by a
 // GenServer.call(:count) round trip; prints the rate.
 int run_blast(const Options& options);

@@ -9,7 +9,7 @@
 
 namespace chat::app {
 
-enum class Command { kRun, kSend, kPing, kBlast, kGenSecret, kHelp };
+enum class Command { kRun, kSend, kPing, kBroadcast, kBlast, kGenSecret, kHelp };
 
 struct Options {
   Command command = Command::kRun;
@@ -26,6 +26,7 @@ struct Options {
   std::string message;  // send
   size_t secret_length = 64;
   std::optional<uint16_t> http_port;          // --port, else $PORT: the web dyno's listener
+  std::optional<uint16_t> metrics_port;       // --metrics-port, else $CHAT_METRICS_PORT: /metrics
   std::vector<std::string> discover;          // --discover, else $CHAT_DISCOVERY, else Heroku's
   uint32_t discovery_interval_s = 5;
   std::string web_token;                      // $CHAT_WEB_TOKEN: the page and the API want it
@@ -37,6 +38,7 @@ struct Options {
   uint64_t blast_count = 100'000;             // blast: messages to send
   size_t blast_size = 64;                     // blast: bytes per message
   uint64_t blast_window = 0;                  // blast: messages between syncs (0: by size)
+  bool hidden = false;  // --hidden (run), or a one-off command unless --visible
   std::string help;
 };
 

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "chat/chat/task_call.hpp"
+#include "chat/kernel/kernel.hpp"
 #include "chat/node/node.hpp"
 #include "chat/term/term.hpp"
 
@@ -31,12 +32,16 @@ class FunctionHost {
  public:
   virtual ~FunctionHost() = default;
   virtual node::Node& host_node() = 0;
+  // The node's global and pg, when it runs them.
+  virtual kernel::Kernel* kernel() = 0;
   virtual const term::Pid& host_pid() const = 0;
   // Prints one line the way IO.puts would from this process, then continues.
   virtual void puts(const std::string& line, std::function<void()> then) = 0;
   // Runs Chat.send_message-style calls to other nodes (moebi's call-back).
   virtual void call_remote(const std::string& target, const std::string& fun, std::vector<term::Term> args,
                            TaskCall::Done done) = 0;
+  // net_kernel:connect_node/1: done(true) once connected, done(false) if it cannot be.
+  virtual void connect_node(const std::string& node_name, std::function<void(bool)> done) = 0;
 };
 
 // Runs Module:Function(Args) for `host`; `done` is called exactly once (possibly later, when

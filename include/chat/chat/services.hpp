@@ -1,7 +1,9 @@
-// The registered processes a chat node serves to the cluster:
+// The chat application: the registered processes a chat node serves to the cluster, under
+// one supervisor (chat_sup), as elixir_peer's Chat.Application starts them:
 //   'Elixir.Chat.TaskSupervisor'  the Task.Supervisor protocol that Chat.send_message/2 uses;
-//   net_kernel                    is_auth, so that Node.ping/1 answers pong;
-//   'Elixir.Chat'                 an inbox printing binaries sent to {Chat, node}.
+//   'Elixir.Chat'                 an inbox printing binaries sent to {Chat, node}, member of
+//                                 the pg group 'Elixir.Chat' (Chat.broadcast/1);
+//   rex                           :rpc's server.
 #pragma once
 
 #include <cstdint>
@@ -14,9 +16,16 @@
 #include "chat/chat/functions.hpp"
 #include "chat/chat/output.hpp"
 #include "chat/chat/task_call.hpp"
+#include "chat/kernel/gen.hpp"
+#include "chat/kernel/kernel.hpp"
 #include "chat/node/node.hpp"
 
 namespace chat::service {
+
+using kernel::gen_call_message;
+using kernel::gen_reply;
+using kernel::GenCall;
+using kernel::parse_gen_call;
 
 struct ChatStats {
   uint64_t tasks_started = 0;
@@ -27,11 +36,17 @@ struct ChatStats {
 struct ChatContext {
   Output& out;
   ChatStats stats;
+  kernel::Kernel* kernel = nullptr;  // global and pg, for the functions that read them
+  kernel::SupervisorStats supervisor;
   // Seed app rule: the node whose own name starts with "moebi@" calls the sender back.
   [[nodiscard]] static bool is_moebi(const std::string& node_name) { return node_name.rfind("moebi@", 0) == 0; }
 };
 
-void start_services(node::Node& node, ChatContext& ctx);
+// Spawns chat_sup with the chat's services (and `extra` ones, e.g. the web dyno's); returns
+// its pid.
+term::Pid start_services(node::Node& node, ChatContext& ctx, std::vector<kernel::ChildSpec> extra = {});
+// The pg group every chat node's inbox joins: 'Elixir.Chat'.
+term::Term chat_group();
 
 // Renders a term the way IO.puts/1 prints it; nullopt where IO.puts would raise.
 std::optional<std::string> puts_text(const term::Term& t);
@@ -56,10 +71,12 @@ class FunctionProcess : public node::Process, public FunctionHost {
   void receive(term::Term msg) override;
 
   node::Node& host_node() override { return node(); }
+  kernel::Kernel* kernel() override { return ctx_.kernel; }
   const term::Pid& host_pid() const override { return self(); }
   void puts(const std::string& line, std::function<void()> then) override;
   void call_remote(const std::string& target, const std::string& fun, std::vector<term::Term> args,
                    TaskCall::Done done) override;
+  void connect_node(const std::string& node_name, std::function<void(bool)> done) override;
 
  protected:
   // Messages the function machinery did not take.
@@ -71,6 +88,9 @@ class FunctionProcess : public node::Process, public FunctionHost {
   term::Term io_tag_;
   std::function<void()> after_io_;
   uint64_t io_timer_ = 0;
+  std::string connecting_;
+  std::function<void(bool)> connected_;
+  void connect_poll(uint64_t deadline_ms);
 };
 
 // One task started by the supervisor: waits for its {Owner, Ref, ReplyTo, Callers, MFA}
@@ -125,18 +145,17 @@ class Rex final : public node::Process {
   std::map<std::pair<uint32_t, uint32_t>, std::pair<term::Pid, term::Term>> pending_;  // worker -> caller, tag
 };
 
-class NetKernel final : public node::Process {
- public:
-  void receive(term::Term msg) override;
-};
-
+// Chat.Inbox of elixir_peer: prints binaries, answers :count (what this incarnation printed),
+// and crashes on any other call, as a GenServer without a matching handle_call clause does.
 class Inbox final : public node::Process {
  public:
   explicit Inbox(ChatContext& ctx) : ctx_(ctx) {}
+  void started() override;
   void receive(term::Term msg) override;
 
  private:
   ChatContext& ctx_;
+  int64_t count_ = 0;
 };
 
 }  // namespace chat::service

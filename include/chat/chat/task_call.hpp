@@ -2,7 +2,8 @@
 //   Task.Supervisor.async({Chat.TaskSupervisor, target}, Chat, fun, args) |> Task.await()
 // does on the wire (Elixir lib/task/supervisor.ex and lib/task.ex, v1.14–v1.18), run on behalf
 // of a process of ours that forwards its mailbox here:
-//   1. gen_call {start_task, [{Node, Owner, Owner}, monitor], temporary, nil} to the supervisor;
+//   1. gen_call {start_task, [{Node, Owner, Owner}, monitor], temporary, nil} to the supervisor,
+//      monitored as gen:call does (no supervisor: noproc at once; node gone: nodedown);
 //   2. {Tag, {ok, TaskPid}}: link and monitor TaskPid, send it
 //      {Owner, Ref, ReplyTo, [Owner], {Chat, fun, args}};
 //   3. {Ref, Result} is the answer; a 'DOWN' for Ref, a lost node or the timeout is an exit.
@@ -51,8 +52,10 @@ class TaskCall {
   std::vector<term::Term> args_;
   Done done_;
   uint64_t timeout_ms_;
+  static constexpr const char* kSupervisor = "Elixir.Chat.TaskSupervisor";
   State state_ = State::kIdle;
-  term::Ref tag_;
+  term::Ref tag_;  // the monitor of the supervisor, as gen:call's tag
+  term::Term request_;
   term::Ref monitor_;
   std::optional<term::Pid> task_;
   uint64_t timer_ = 0;

@@ -30,6 +30,10 @@ class Discovery {
   void stop();
   [[nodiscard]] const std::set<std::string>& listed() const { return listed_; }
   [[nodiscard]] uint64_t rounds() const { return rounds_; }
+  // For /metrics: lookups that failed (a name that does not resolve yet counts too), and
+  // EPMD NAMES requests that got no answer.
+  [[nodiscard]] uint64_t dns_errors() const { return dns_errors_; }
+  [[nodiscard]] uint64_t epmd_errors() const { return epmd_errors_; }
 
  private:
   void poll();
@@ -46,6 +50,8 @@ class Discovery {
   uint64_t timer_ = 0;
   int outstanding_ = 0;
   uint64_t rounds_ = 0;
+  uint64_t dns_errors_ = 0;
+  uint64_t epmd_errors_ = 0;
   std::set<std::string> listed_;      // nodes DNS (and EPMD) listed in the last full round
   std::set<std::string> this_round_;
   std::shared_ptr<Discovery*> token_;

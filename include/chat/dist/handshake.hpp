@@ -51,6 +51,8 @@ class Handshake {
   [[nodiscard]] std::string_view leftover() const { return std::string_view(in_).substr(read_); }
   // True once the peer proved it knows the cookie, or we learned it does not.
   [[nodiscard]] bool cookie_mismatch() const { return cookie_mismatch_; }
+  // The initiator was told "nok": the peer's own simultaneous connection is the one to keep.
+  [[nodiscard]] bool peer_connects() const { return peer_connects_; }
   // An initiator that sent its digest and waits for the peer's: a peer that hangs up here
   // did not accept our digest, which almost always means another cookie.
   [[nodiscard]] bool awaiting_ack() const { return state_ == State::kAwaitAck; }
@@ -92,6 +94,7 @@ class Handshake {
   std::string error_;
   uint32_t our_challenge_ = 0;
   bool cookie_mismatch_ = false;
+  bool peer_connects_ = false;
   bool old_name_ = false;  // the peer sent a version-5 'n' name: a 'c' complement follows
 };
 

@@ -46,6 +46,8 @@ class Connection final : Stream::Events {
   [[nodiscard]] uint64_t offered_flags() const { return offered_flags_; }
   [[nodiscard]] bool up() const { return state_ == State::kUp; }
   [[nodiscard]] uint64_t up_since_ms() const { return up_since_ms_; }
+  // Bytes waiting for the socket: frames queued before the handshake and the stream's queue.
+  [[nodiscard]] size_t queued_bytes() const;
 
  private:
   void resolved(const sockaddr_storage& host);
@@ -60,6 +62,7 @@ class Connection final : Stream::Events {
   void frames();
   void write(std::string_view bytes);
   void after_write();
+  void count_timeout();  // the setup timer fired: a connect or a handshake timed out
 
   Network& net_;
   Role role_;

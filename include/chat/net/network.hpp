@@ -16,6 +16,7 @@
 #include "chat/node/node.hpp"
 #include "chat/node/ports.hpp"
 #include "chat/dist/handshake.hpp"
+#include "chat/net/counters.hpp"
 #include "chat/net/runtime.hpp"
 
 namespace chat::net {
@@ -116,7 +117,8 @@ class Network final : public node::Transport {
   [[nodiscard]] std::vector<std::string> peers() const override;
   [[nodiscard]] std::vector<PeerStatus> peer_status() const;
   // Connects to `peer` unless a connection exists or is being set up (net_kernel:connect_node).
-  void connect(const std::string& peer);
+  void connect(const std::string& peer) override;
+  void disconnect(const std::string& peer) override;
   [[nodiscard]] bool connecting_or_up(const std::string& peer) const { return by_peer_.contains(peer); }
 
   // Backpressure: connections consult `gate` after each read they hand to the node.
@@ -146,6 +148,12 @@ class Network final : public node::Transport {
   void large_frame_seen();
   uint16_t listen_port() const { return listen_port_; }
   const sockaddr_storage& epmd_address() const { return epmd_addr_; }
+
+  // For /metrics: what happened so far, and what is held now.
+  NetCounters& counters() { return counters_; }
+  [[nodiscard]] const NetCounters& counters() const { return counters_; }
+  [[nodiscard]] size_t connections() const { return all_.size(); }  // up or being set up
+  [[nodiscard]] size_t queued_bytes() const;                          // written to no socket yet
 
  private:
   static void on_connection(uv_stream_t* server, int status);
@@ -187,6 +195,7 @@ class Network final : public node::Transport {
   uint64_t trim_until_ms_ = 0;
   void trim();
   bool stopping_ = false;
+  NetCounters counters_;
 };
 
 }  // namespace chat::net

@@ -23,6 +23,7 @@ class Runtime final : public node::Timers {
   ~Runtime() override;
 
   uv_loop_t* loop() { return &loop_; }
+  uint64_t now_ms() override { return uv_now(&loop_); }
   uint64_t now_ms() const { return uv_now(&loop_); }
 
   uint64_t start(uint64_t ms, std::function<void()> fire) override;

@@ -1,17 +1,21 @@
 // The node: pids, refs, registered names, links and monitors, and delivery of messages and
 // exit signals between local processes and remote ones (through Transport). One loop thread,
 // no locks. Signals are queued and run from drain(), so a process never re-enters itself.
+//
+// Every table is indexed both ways (by process and by peer node), so that no operation a peer
+// can trigger costs more than O(log n) or amortised O(1) in the number of processes, links or
+// monitors: a process that exits touches only its own links and monitors, and a peer that goes
+// down touches only what involved that peer.
 #pragma once
 
 #include <cstdint>
 #include <deque>
-#include <map>
+#include <functional>
 #include <memory>
 #include <optional>
-#include <set>
 #include <string>
-#include <functional>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "chat/node/ports.hpp"
@@ -29,6 +33,13 @@ struct Counters {
   uint64_t malformed = 0;     // control messages this node could not make sense of
 };
 
+struct PidHash {
+  size_t operator()(const term::Pid& p) const noexcept;
+};
+struct RefHash {
+  size_t operator()(const term::Ref& r) const noexcept;
+};
+
 class Node {
  public:
   Node(std::string name, Transport& transport, Timers& timers);
@@ -41,8 +52,13 @@ class Node {
   // Set once EPMD has answered, before the first spawn: pids and refs carry it.
   void set_creation(uint32_t c) { creation_ = c; }
   [[nodiscard]] Transport& transport() { return transport_; }
+  // A hidden node (erl -hidden) sees no peer as visible: no nodeup for global or pg.
+  void set_hidden(bool hidden) { hidden_ = hidden; }
+  [[nodiscard]] bool hidden() const { return hidden_; }
 
   term::Pid spawn(std::unique_ptr<Process> p, const std::string& registered_name = {});
+  // Registers a live process under `name` (erlang:register/2); false if either is taken.
+  bool register_name(const term::Pid& pid, const std::string& name);
 
   // What a SPAWN_REQUEST from a peer runs: the process for Module:Function(Args). A BEAM spawns
   // even an undefined function (the process then exits with undef), so a handler always
@@ -67,18 +83,36 @@ class Node {
   [[nodiscard]] bool is_local(const term::Pid& pid) const { return pid.node == name_ && pid.creation == creation_; }
   [[nodiscard]] bool alive(const term::Pid& pid) const;
 
-  // Signals, as a process sends them.
-  void send(const term::Pid& from, const term::Pid& to, term::Term msg);
-  void send_named(const term::Pid& from, const std::string& name, const std::string& node_name, term::Term msg);
+  // Signals, as a process sends them. A send with `connect` false to a node we are not
+  // connected to is dropped, as erlang:send/3 with [noconnect] does.
+  void send(const term::Pid& from, const term::Pid& to, term::Term msg, bool connect = true);
+  void send_named(const term::Pid& from, const std::string& name, const std::string& node_name, term::Term msg,
+                  bool connect = true);
   void link(const term::Pid& a, const term::Pid& b);
   void unlink(const term::Pid& a, const term::Pid& b);
-  term::Ref monitor(const term::Pid& watcher, const term::Pid& target);
+  // erlang:monitor(process, Target): Target is a pid, or {Name, Node} for a registered name.
+  // The 'DOWN' message names the target as given.
+  term::Ref monitor(const term::Pid& watcher, const term::Term& target);
   void demonitor(const term::Pid& watcher, const term::Ref& ref);
   void monitor_node(const term::Pid& watcher, const std::string& node_name);
   void demonitor_node(const term::Pid& watcher, const std::string& node_name);
+  // net_kernel:monitor_nodes/1: {nodeup, Node} and {nodedown, Node} for visible peers. The
+  // nodeup of a connection comes before any message from it, the nodedown after all of them.
+  void monitor_nodes(const term::Pid& watcher, bool on);
+  // Ends a local process with `reason` (its own exit).
   void exit(const term::Pid& pid, term::Term reason);
+  // erlang:exit(To, Reason) sent by `from`: an exit signal, local or as EXIT2.
+  void exit_signal(const term::Pid& from, const term::Pid& to, term::Term reason);
   uint64_t start_timer(const term::Pid& owner, uint64_t ms, std::function<void()> fire);
+  [[nodiscard]] uint64_t now_ms() { return timers_.now_ms(); }
   void cancel_timer(const term::Pid& owner, uint64_t id);
+
+  // net_kernel:connect_node/1 (asynchronous: nodeup tells when) and erlang:disconnect_node/1.
+  void connect(const std::string& node_name) { transport_.connect(node_name); }
+  void disconnect(const std::string& node_name) { transport_.disconnect(node_name); }
+  // Peers connected as visible nodes (erlang:nodes()), in no particular order.
+  [[nodiscard]] std::vector<std::string> visible_nodes() const;
+  [[nodiscard]] bool is_visible(const std::string& peer) const { return visible_.contains(peer); }
 
   // Events from the transport.
   void peer_up(const std::string& peer);
@@ -94,22 +128,37 @@ class Node {
   [[nodiscard]] std::vector<std::string> peers() const { return transport_.peers(); }
 
  private:
+  using LocalKey = uint64_t;  // serial and number of one of our pids
+  using RefIds = std::vector<uint32_t>;
+  struct RefIdsHash {
+    size_t operator()(const RefIds& ids) const noexcept;
+  };
+  // A monitor someone holds on one of our processes. Ours are in out_monitors_ too.
   struct InMonitor {
-    term::Ref ref;
     term::Pid watcher;
     term::Term target;  // what the watcher named: our pid, or a registered name (atom)
   };
   struct Entry {
     std::unique_ptr<Process> process;
     std::string registered_name;
-    std::vector<std::vector<uint32_t>> aliases;
-    std::vector<term::Pid> links;
-    std::vector<InMonitor> monitored_by;
+    std::vector<RefIds> aliases;
+    std::unordered_set<term::Pid, PidHash> links;
+    std::unordered_map<term::Ref, InMonitor, RefHash> monitored_by;
+    std::unordered_set<RefIds, RefIdsHash> watching;  // our refs of the monitors this process holds
+    std::unordered_set<std::string> watched_nodes;     // monitor_node/2
   };
   struct OutMonitor {
     term::Pid watcher;
-    term::Term target;  // pid, or {Name, Node} for a name
+    term::Term target;  // what the DOWN message names: a pid, or {Name, Node}
     std::string target_node;
+    term::Term monitored;  // on the target's node: its pid, or its registered name (atom)
+    bool requested = false;    // MONITOR_P went out (or is queued behind the connection setup)
+  };
+  // Per peer node: what must be undone when it goes down.
+  struct PeerIndex {
+    std::unordered_set<RefIds, RefIdsHash> out_monitors;  // ours, on processes there
+    std::unordered_map<term::Ref, LocalKey, RefHash> in_monitors;  // theirs, on our processes
+    std::unordered_map<term::Pid, std::unordered_set<LocalKey>, PidHash> links;  // remote pid -> our ends
   };
   enum class Kind { kMessage, kLinkExit, kExitSignal };
   struct Signal {
@@ -121,22 +170,28 @@ class Node {
 
   // Adds a process without starting it (a spawn request answers before the process runs).
   term::Pid insert(std::unique_ptr<Process> p, const std::string& registered_name);
-  static uint64_t local_key(const term::Pid& pid) { return (uint64_t{pid.serial} << 32) | pid.num; }
+  static LocalKey local_key(const term::Pid& pid) { return (uint64_t{pid.serial} << 32) | pid.num; }
   Entry* find(const term::Pid& pid);
   const Entry* find(const term::Pid& pid) const;
+  Entry* find_target(const term::Term& target);
   void enqueue(Kind kind, const term::Pid& from, const term::Pid& to, term::Term data);
   void deliver(Signal& s);
   void exit_signal(Entry& e, const term::Pid& from, const term::Term& reason, bool via_link);
   void terminate(const term::Pid& pid, const term::Term& reason);
-  void add_link(const term::Pid& local, const term::Pid& other);
+  bool add_link(const term::Pid& local, const term::Pid& other);
   bool remove_link(const term::Pid& local, const term::Pid& other);
   void send_remote(const std::string& peer, term::Term control, const term::Term* payload);
-  void down(const term::Ref& ref, const OutMonitor& m, const term::Term& reason);
+  void request_monitor(const RefIds& ids, OutMonitor& m);
+  void down(const RefIds& ids, const OutMonitor& m, const term::Term& reason);
+  void add_in_monitor(Entry& e, const term::Ref& ref, InMonitor m);
+  bool remove_in_monitor(Entry& e, const term::Ref& ref, const term::Pid* watcher);
+  OutMonitor take_out_monitor(std::unordered_map<RefIds, OutMonitor, RefIdsHash>::iterator it);
+  void notify_nodes(const std::string& peer, const char* what);
 
   // Remote control messages (node_remote.cpp).
   bool remote_monitor(const std::string& peer, const term::Pid& watcher, const term::Term& target, const term::Ref& ref);
   bool remote_demonitor(const term::Pid& watcher, const term::Term& target, const term::Ref& ref);
-  void remote_monitor_exit(const term::Term& from, const term::Pid& to, const term::Ref& ref, const term::Term& reason);
+  void remote_monitor_exit(const term::Pid& to, const term::Ref& ref, const term::Term& reason);
   void remote_link(const std::string& peer, const term::Pid& from, const term::Pid& to);
   bool remote_spawn(const std::string& peer, const std::vector<term::Term>& c, const term::Term& args);
 
@@ -147,11 +202,15 @@ class Node {
   uint32_t next_num_ = 1;
   uint32_t next_serial_ = 0;
   uint64_t next_ref_ = 1;
-  std::unordered_map<uint64_t, Entry> procs_;
+  bool hidden_ = false;
+  std::unordered_map<LocalKey, Entry> procs_;
   std::unordered_map<std::string, term::Pid> names_;
-  std::map<std::vector<uint32_t>, OutMonitor> out_monitors_;  // keyed by our ref's words
-  std::map<std::string, std::set<uint64_t>> node_watchers_;   // peer -> local pid keys
-  std::map<std::vector<uint32_t>, term::Pid> aliases_;        // our alias refs -> owner
+  std::unordered_map<RefIds, OutMonitor, RefIdsHash> out_monitors_;  // keyed by our ref's words
+  std::unordered_map<std::string, PeerIndex> by_peer_;
+  std::unordered_map<std::string, std::unordered_set<LocalKey>> node_watchers_;  // peer -> local pid keys
+  std::unordered_set<LocalKey> nodes_watchers_;  // monitor_nodes subscribers
+  std::unordered_set<std::string> visible_;
+  std::unordered_map<RefIds, term::Pid, RefIdsHash> aliases_;  // our alias refs -> owner
   SpawnHandler spawn_handler_;
   std::deque<Signal> queue_;
   std::vector<std::unique_ptr<Process>> graveyard_;

@@ -21,6 +21,10 @@ class Transport {
   [[nodiscard]] virtual uint64_t flags(const std::string& peer) const = 0;
   // Names of the nodes with an established connection.
   [[nodiscard]] virtual std::vector<std::string> peers() const = 0;
+  // Sets up a connection unless one exists or is being set up (net_kernel:connect_node/1).
+  virtual void connect(const std::string& peer) = 0;
+  // Closes the connection (erlang:disconnect_node/1); the node hears of it through peer_down.
+  virtual void disconnect(const std::string& peer) = 0;
 };
 
 class Timers {
@@ -28,6 +32,8 @@ class Timers {
   virtual ~Timers() = default;
   virtual uint64_t start(uint64_t ms, std::function<void()> fire) = 0;
   virtual void cancel(uint64_t id) = 0;
+  // Milliseconds of a monotonic clock.
+  [[nodiscard]] virtual uint64_t now_ms() = 0;
 };
 
 }  // namespace chat::node

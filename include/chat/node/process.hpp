@@ -6,6 +6,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <unordered_set>
 #include <vector>
 
 #include "chat/term/term.hpp"
@@ -37,18 +38,20 @@ class Process {
 
  protected:
   Node& node() { return *node_; }
+  [[nodiscard]] const Node& node() const { return *node_; }
   void send(const term::Pid& to, term::Term msg);
   void send_named(const std::string& name, const std::string& node_name, term::Term msg);
   void link(const term::Pid& other);
   void unlink(const term::Pid& other);
-  term::Ref monitor(const term::Pid& other);
+  // A pid, or {Name, Node}.
+  term::Ref monitor(const term::Term& target);
   void demonitor(const term::Ref& ref);
   // Delivers {nodedown, Node} to this process when the connection to node_name goes (or fails).
   void monitor_node(const std::string& node_name);
   void demonitor_node(const std::string& node_name);
   // Ends this process with `reason`; links and monitors are told.
   void exit(term::Term reason);
-  // Runs `fire` after ms unless this process has ended.
+  // Runs `fire` after ms unless this process has ended or cancelled it.
   uint64_t after(uint64_t ms, std::function<void()> fire);
   void cancel_timer(uint64_t id);
 
@@ -59,7 +62,7 @@ class Process {
   friend class Node;
   Node* node_ = nullptr;
   term::Pid self_;
-  std::vector<uint64_t> timers_;
+  std::unordered_set<uint64_t> timers_;  // pending, cancelled when the process ends
 };
 
 }  // namespace chat::node

@@ -8,7 +8,8 @@
 #     creation 0x0f022001);
 #   - PORT_PLEASE2 answers with the port of a recording proxy in front of each node, so
 #     every byte of every distribution connection, both ways, goes through us.
-# The session is a real one: Node.ping, Chat.send_message, messages to {Chat, node}, rpc
+# The session is a real one: Node.ping, global's connect protocol, names and locks, pg's
+# discover/sync/join/leave, Chat.send_message, messages to {Chat, node}, rpc
 # (rpc:call, erpc, rpc:cast, block_call), links, monitors, exits, node monitors, and a
 # chat-node client (ping/send) connecting to this VM, which gives the initiator's view of a
 # handshake. Real EPMD replies come from a private real epmd.
@@ -263,6 +264,23 @@ fuzz = String.to_atom(Capture.node_name())
 
 # --- the session ------------------------------------------------------------------------------
 :pong = Node.ping(fuzz)
+
+# global and pg: the connect protocol (init_connect, lock_set, exchange, resolved…) ran on
+# nodeup; then names, locks and groups both ways.
+:ok = :global.sync()
+:yes = :global.register_name(:capture_name, self())
+true = :global.set_lock({:capture_lock, self()}, [node(), fuzz])
+true = :global.del_lock({:capture_lock, self()}, [node(), fuzz])
+:ok = :global.trans({:capture_trans, self()}, fn -> :ok end, [node(), fuzz])
+:ok = :pg.join(:capture_group, self())
+:ok = :pg.leave(:capture_group, self())
+:ok = :pg.join(:capture_group, self())
+_ = :rpc.call(fuzz, :pg, :get_members, [Chat])
+_ = :rpc.call(fuzz, :global, :whereis_name, [:capture_name])
+_ = :rpc.call(fuzz, :global, :registered_names, [])
+_ = :rpc.call(fuzz, Chat, :broadcast, ["broadcast from capture"])
+_ = :global.unregister_name(:capture_name)
+
 nil = Chat.send_message(fuzz, "hello from amanda")
 wait_line.("hello from amanda", 10_000)
 nil = Chat.send_message(fuzz, "ünïcödé ✓ and a longer line " <> String.duplicate("x", 300))

@@ -277,11 +277,12 @@ defmodule ChatIT do
   (`variant: :seed`, the default) or the lesson variant from
   test/lesson_chat (`variant: :lesson`), and waits until the app is up.
 
-  `runtime: :otp27` starts it with the other Erlang/Elixir of the mixed-OTP
-  tests instead of this VM's own: the executable in IT_OTP27_ELIXIR (a
-  wrapper that runs `elixir` of the OTP 27 root) and the apps compiled for
-  it in IT_OTP27_PEER_EBIN / IT_OTP27_LESSON_EBIN. By default the node runs
-  the `elixir` of $ELIXIR (or PATH), like this VM.
+  `runtime: :otp27` (or `:otp29`, ...) starts it with another Erlang/Elixir
+  of the mixed-OTP tests instead of this VM's own: the executable in
+  IT_OTP27_ELIXIR (a wrapper that runs `elixir` of the OTP 27 root) and the
+  apps compiled for it in IT_OTP27_PEER_EBIN / IT_OTP27_LESSON_EBIN. By
+  default the node runs the `elixir` of $ELIXIR (or PATH), like this VM.
+  `erl: "FLAGS"` passes FLAGS to its erl (`elixir --erl`).
   """
   def start_elixir(name, opts \\ []) do
     cookie = Keyword.get(opts, :cookie, cookie())
@@ -291,11 +292,13 @@ defmodule ChatIT do
       case Keyword.get(opts, :runtime, :default) do
         :default ->
           exe = System.get_env("ELIXIR", "elixir")
-          {System.find_executable(exe) || raise("elixir not found: #{exe}"),
-           "ELIXIR_PEER_EBIN", "LESSON_EBIN"}
 
-        :otp27 ->
-          {env!("IT_OTP27_ELIXIR"), "IT_OTP27_PEER_EBIN", "IT_OTP27_LESSON_EBIN"}
+          {System.find_executable(exe) || raise("elixir not found: #{exe}"), "ELIXIR_PEER_EBIN",
+           "LESSON_EBIN"}
+
+        runtime when is_atom(runtime) ->
+          prefix = "IT_" <> String.upcase(Atom.to_string(runtime))
+          {env!(prefix <> "_ELIXIR"), prefix <> "_PEER_EBIN", prefix <> "_LESSON_EBIN"}
       end
 
     {ebin, app} =
@@ -316,7 +319,11 @@ defmodule ChatIT do
     end
     """
 
-    args = ["--name", Atom.to_string(name), "--cookie", cookie, "-pa", ebin, "-e", code]
+    erl = if flags = opts[:erl], do: ["--erl", flags], else: []
+
+    args =
+      ["--name", Atom.to_string(name), "--cookie", cookie] ++ erl ++ ["-pa", ebin, "-e", code]
+
     start_os_node(name, variant, cookie, elixir, args, "IT-READY", opts)
   end
 
@@ -497,6 +504,43 @@ defmodule ChatIT do
       Enum.each(swapped, fn {pid, old} -> Process.group_leader(pid, old) end)
       StringIO.close(buffer)
     end
+  end
+
+  # -- cluster shape (global, pg) ------------------------------------------------------
+
+  @doc ":rpc.call/5 with a deadline; works on C++ and Elixir nodes alike."
+  def rpc(node, m, f, a, timeout \\ 10_000), do: :rpc.call(node, m, f, a, timeout)
+
+  @doc "Makes `a` connect to `b` (Node.connect/1 run on `a`), as a user would from a's shell."
+  def connect(a, b) do
+    assert rpc(a, Node, :connect, [b]) == true, "#{a} could not connect to #{b}"
+  end
+
+  @doc "The visible nodes `node` is connected to, sorted."
+  def nodes_of(node) do
+    case rpc(node, :erlang, :nodes, []) do
+      list when is_list(list) -> Enum.sort(list)
+      other -> other
+    end
+  end
+
+  @doc "Waits until every node in `names` is connected to every other one (visible)."
+  def wait_mesh(names, timeout \\ 15_000) do
+    wait_until(
+      fn ->
+        Enum.all?(names, fn n ->
+          others = Enum.sort(names -- [n])
+          Enum.all?(others, &(&1 in List.wrap(nodes_of(n))))
+        end)
+      end,
+      timeout,
+      "a full mesh of #{inspect(names)}"
+    )
+  end
+
+  @doc "`:global.sync()` run on `node`, within `timeout` ms (it used to hang forever)."
+  def global_sync(node, timeout \\ 10_000) do
+    within(timeout, ":global.sync() on #{node}", fn -> rpc(node, :global, :sync, [], timeout) end)
   end
 
   # -- EPMD and waiting ---------------------------------------------------------------

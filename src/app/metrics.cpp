@@ -1,0 +1,113 @@
+#include "chat/app/metrics.hpp"
+
+#include <array>
+#include <map>
+
+#include "chat/app/app.hpp"
+#include "chat/app/prometheus.hpp"
+#include "chat/dist/constants.hpp"
+
+namespace chat::app {
+
+namespace pm = prometheus;
+
+// BEAM nodes always offer the atom cache header and fragments; a chat-node offers exactly
+// its own flag set (without DFLAG_PUBLISHED when hidden); anything else is some other
+// implementation.
+const char* peer_kind(uint64_t offered_flags) {
+  constexpr uint64_t kBeamOnly = dist::flag::kDistHdrAtomCache | dist::flag::kFragments;
+  if ((offered_flags & kBeamOnly) != 0) return "beam";
+  return (offered_flags | dist::flag::kPublished) == dist::flag::kOurs ? "cpp" : "other";
+}
+
+std::string metrics_text(App& app) {
+  pm::Writer w;
+  const auto counter = [&w](const char* name, const char* help, uint64_t v) {
+    w.family(name, pm::Type::kCounter, help);
+    w.sample(v);
+  };
+  const auto gauge = [&w](const char* name, const char* help, uint64_t v) {
+    w.family(name, pm::Type::kGauge, help);
+    w.sample(v);
+  };
+
+  w.family("chat_node_info", pm::Type::kGauge, "This node: its name, and that it is a chat-node (always 1).");
+  w.sample(uint64_t{1}, {{"node", app.node().name()}, {"kind", "cpp"}});
+  w.family("chat_uptime_seconds", pm::Type::kGauge, "Seconds since the node started.");
+  w.sample(static_cast<double>(app.uptime_ms()) / 1000.0);
+
+  // What /status.json shows.
+  const auto& chat = app.chat();
+  const auto node = app.node().counters();
+  counter("chat_messages_printed_total", "Chat messages this node printed on its stdout.", chat.out.lines());
+  counter("chat_inbox_messages_total", "Messages sent to the registered Chat process.", chat.stats.inbox_messages);
+  counter("chat_dist_messages_in_total", "Messages delivered to local processes from peers.", node.messages_in);
+  counter("chat_dist_messages_out_total", "Messages sent to peers.", node.messages_out);
+  counter("chat_dist_malformed_total", "Control messages from peers this node could not make sense of.",
+          node.malformed);
+  counter("chat_tasks_started_total", "Tasks started under Chat.TaskSupervisor.", chat.stats.tasks_started);
+  counter("chat_tasks_failed_total", "Tasks that ended with an error.", chat.stats.tasks_failed);
+  gauge("chat_processes", "Processes alive on this node.", node.processes);
+  gauge("chat_links", "Links held by local processes.", node.links);
+  gauge("chat_monitors", "Monitors alive, in both directions.", node.monitors);
+  counter("chat_http_requests_total", "Requests served on the web port ($PORT).", app.http_requests());
+
+  // Connections now, by the kind of peer and who connected.
+  const auto& net = app.network();
+  std::map<std::pair<std::string, std::string>, uint64_t> up;
+  for (const char* kind : {"beam", "cpp", "other"}) {
+    for (const char* dir : {"incoming", "outgoing"}) up[{kind, dir}] = 0;
+  }
+  size_t up_total = 0;
+  for (const auto& p : net.peer_status()) {
+    ++up[{peer_kind(p.flags), p.incoming ? "incoming" : "outgoing"}];
+    ++up_total;
+  }
+  w.family("chat_dist_connections", pm::Type::kGauge, "Distribution connections that are up, by peer kind and direction.");
+  for (const auto& [key, n] : up) w.sample(n, {{"kind", key.first}, {"direction", key.second}});
+  gauge("chat_dist_connections_pending", "Connections being set up (DNS, EPMD, connect, handshake).",
+        net.connections() > up_total ? net.connections() - up_total : 0);
+
+  const auto& c = net.counters();
+  counter("chat_dist_accepted_total", "Connections the distribution listener accepted.", c.accepted);
+  counter("chat_dist_initiated_total", "Connections this node started.", c.initiated);
+  w.family("chat_dist_handshakes_total", pm::Type::kCounter,
+           "Handshakes that ended, by result: ok, or why they failed.");
+  for (size_t i = 0; i < net::kHandshakeResults; ++i) {
+    w.sample(c.handshakes[i], {{"result", net::label(static_cast<net::HandshakeResult>(i))}});
+  }
+  w.family("chat_dist_connect_failures_total", pm::Type::kCounter,
+           "Outgoing connections that failed before their handshake, by cause.");
+  for (size_t i = 0; i < net::kConnectFailures; ++i) {
+    w.sample(c.connect_failures[i], {{"cause", net::label(static_cast<net::ConnectFailure>(i))}});
+  }
+  counter("chat_dist_disconnects_total", "Connections that were up and closed.", c.disconnects);
+  counter("chat_dist_in_bytes_total", "Bytes read from peers (handshakes, frames and ticks).", c.bytes_in);
+  counter("chat_dist_out_bytes_total", "Bytes queued for peers (handshakes, frames and ticks).", c.bytes_out);
+  gauge("chat_dist_queued_bytes", "Bytes queued for peers and not yet written to their sockets.", net.queued_bytes());
+
+  const auto* d = app.discovery();
+  counter("chat_discovery_rounds_total", "Completed DNS discovery rounds.", d ? d->rounds() : 0);
+  w.family("chat_discovery_errors_total", pm::Type::kCounter,
+           "DNS names that did not resolve, and EPMDs that did not answer, in discovery rounds.");
+  w.sample(d ? d->dns_errors() : 0, {{"stage", "dns"}});
+  w.sample(d ? d->epmd_errors() : 0, {{"stage", "epmd"}});
+  gauge("chat_discovery_listed_nodes", "Nodes the last discovery round listed.", d ? d->listed().size() : 0);
+  return w.take();
+}
+
+http::Server::Handler metrics_handler(App& app) {
+  return [&app](const http::Request& req, http::Exchange& ex) {
+    if (req.method != "GET" && req.method != "HEAD") {
+      ex.respond(http::Response{405, "text/plain; charset=utf-8", "method not allowed\n"});
+    } else if (req.path == "/metrics") {
+      ex.respond(http::Response{200, pm::kContentType, metrics_text(app)});
+    } else if (req.path == "/health") {
+      ex.respond(http::Response{200, "text/plain; charset=utf-8", "ok\n"});
+    } else {
+      ex.respond(http::Response{404, "text/plain; charset=utf-8", "not found\n"});
+    }
+  };
+}
+
+}  // namespace chat::app

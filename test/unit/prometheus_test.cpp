@@ -1,0 +1,66 @@
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <limits>
+#include <string>
+
+#include "chat/app/prometheus.hpp"
+
+namespace pm = chat::app::prometheus;
+
+TEST_SUITE("prometheus") {
+  TEST_CASE("a family is its HELP and TYPE lines, then its samples") {
+    pm::Writer w;
+    w.family("chat_tasks_started_total", pm::Type::kCounter, "Tasks started.");
+    w.sample(uint64_t{42});
+    w.family("chat_dist_connections", pm::Type::kGauge, "Connections up.");
+    w.sample(uint64_t{2}, {{"kind", "beam"}, {"direction", "incoming"}});
+    w.sample(uint64_t{0}, {{"kind", "cpp"}, {"direction", "outgoing"}});
+    CHECK(w.take() ==
+          "# HELP chat_tasks_started_total Tasks started.\n"
+          "# TYPE chat_tasks_started_total counter\n"
+          "chat_tasks_started_total 42\n"
+          "# HELP chat_dist_connections Connections up.\n"
+          "# TYPE chat_dist_connections gauge\n"
+          "chat_dist_connections{kind=\"beam\",direction=\"incoming\"} 2\n"
+          "chat_dist_connections{kind=\"cpp\",direction=\"outgoing\"} 0\n");
+    CHECK(w.take().empty());
+  }
+
+  TEST_CASE("counters keep every digit of a 64-bit value") {
+    pm::Writer w;
+    w.family("x_total", pm::Type::kCounter, "h");
+    w.sample(std::numeric_limits<uint64_t>::max());
+    CHECK(w.take().find("x_total 18446744073709551615\n") != std::string::npos);
+  }
+
+  TEST_CASE("doubles: shortest exact form, and the special values' spelling") {
+    pm::Writer w;
+    w.family("g", pm::Type::kGauge, "h");
+    w.sample(12.5);
+    w.sample(0.1);
+    w.sample(std::numeric_limits<double>::quiet_NaN());
+    w.sample(std::numeric_limits<double>::infinity());
+    w.sample(-std::numeric_limits<double>::infinity());
+    const std::string out = w.take();
+    CHECK(out.find("g 12.5\ng 0.1\ng NaN\ng +Inf\ng -Inf\n") != std::string::npos);
+  }
+
+  TEST_CASE("label values from peers are escaped; nothing they hold ends the line or the value") {
+    CHECK(pm::escape_label_value("moebi@10.0.0.5") == "moebi@10.0.0.5");
+    CHECK(pm::escape_label_value("a\"b") == "a\\\"b");
+    CHECK(pm::escape_label_value("a\\b") == "a\\\\b");
+    CHECK(pm::escape_label_value("a\nb") == "a\\nb");
+    CHECK(pm::escape_label_value("\"}\n x 1") == "\\\"}\\n x 1");
+    pm::Writer w;
+    w.family("chat_node_info", pm::Type::kGauge, "h");
+    w.sample(uint64_t{1}, {{"node", "evil\"} 9\nchat_fake 1"}});
+    const std::string out = w.take();
+    CHECK(out.find("chat_node_info{node=\"evil\\\"} 9\\nchat_fake 1\"} 1\n") != std::string::npos);
+    CHECK(out.find("\nchat_fake") == std::string::npos);
+  }
+
+  TEST_CASE("HELP text escapes backslash and line feed only") {
+    CHECK(pm::escape_help("a \"quoted\" \\ word\nnext") == "a \"quoted\" \\\\ word\\nnext");
+  }
+}
