@@ -1,3 +1,4 @@
+#include "chat/term/show.hpp"
 #include "chat/app/app.hpp"
 #include "chat/app/web_group.hpp"
 
@@ -26,7 +27,7 @@ class ApplicationMaster final : public node::Process {
     if (d == nullptr || !(*d)[0].is_atom("DOWN")) return;
     for (const auto& [ref, name] : refs_) {
       if ((*d)[1] != term::Term{ref}) continue;
-      spdlog::error("application {} exited: {}; stopping the node", name, term::to_erlang_string((*d)[4]));
+      spdlog::error("application {} exited: {}; stopping the node", name, term::show((*d)[4]));
       app_.stop(1);
     }
   }

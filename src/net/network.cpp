@@ -138,8 +138,8 @@ void Network::on_connection(uv_stream_t* server, int status) {
   size_t pending = 0;
   for (const auto& [ptr, c] : self->all_) pending += c->up() ? 0 : 1;
   if (pending >= kMaxPendingAccepts) {
-    if (auto skipped = self->warn_budget_.take(self->runtime_.now_ms())) {
-      spdlog::warn("too many handshakes in flight; refusing {}{}", s->peer_address(), WarnBudget::note(*skipped));
+    if (auto skipped = self->warnings().take(self->runtime_.now_ms())) {
+      spdlog::warn("too many handshakes in flight; refusing {}{}", s->peer_address(), node::WarnBudget::note(*skipped));
     }
     s->close();
     return;
@@ -209,14 +209,14 @@ void Network::connection_failed(Connection& c, const std::string& why) {
   const bool owned = by_peer_.contains(c.peer()) && by_peer_[c.peer()] == &c;
   remove(c);
   if (c.role() == Connection::Role::kInitiator) {
-    if (auto skipped = warn_budget_.take(runtime_.now_ms())) {
-      spdlog::warn("cannot connect to {}: {}{}", c.peer(), why, WarnBudget::note(*skipped));
+    if (auto skipped = warnings().take(runtime_.now_ms())) {
+      spdlog::warn("cannot connect to {}: {}{}", c.peer(), why, node::WarnBudget::note(*skipped));
     }
     if (on_connect_failed) on_connect_failed(c.peer(), why);
   } else {
-    if (auto skipped = warn_budget_.take(runtime_.now_ms())) {
+    if (auto skipped = warnings().take(runtime_.now_ms())) {
       spdlog::warn("incoming connection{}{} refused: {}{}", c.peer().empty() ? "" : " from ", c.peer(), why,
-                   WarnBudget::note(*skipped));
+                   node::WarnBudget::note(*skipped));
     }
   }
   // Whoever was waiting on that peer (links, monitors, node monitors) learns it is down.
@@ -266,9 +266,9 @@ void Network::refuse_later(const std::string& peer, const std::string& why) {
   refused_timer_ = runtime_.start(0, [this] {
     refused_timer_ = 0;
     auto now = std::exchange(refused_, {});
-    if (auto skipped = warn_budget_.take(runtime_.now_ms())) {
+    if (auto skipped = warnings().take(runtime_.now_ms())) {
       spdlog::warn("{} connection attempt(s) refused at once, to {}{}: {}{}", now.size(), now.front().first,
-                   now.size() > 1 ? " and others" : "", now.front().second, WarnBudget::note(*skipped));
+                   now.size() > 1 ? " and others" : "", now.front().second, node::WarnBudget::note(*skipped));
     }
     for (const auto& [p, why] : now) {
       if (on_connect_failed) on_connect_failed(p, why);

@@ -162,7 +162,7 @@ bool Node::control(const std::string& peer, const Term& control, std::optional<T
       return n >= 5;  // we never send SPAWN_REQUEST: nobody waits for the reply
     default:
       // Operations we never negotiated (spawn, alias): a well-behaved peer does not send them.
-      spdlog::warn("peer {} sent unsupported control message {}", peer, term::show(control));
+      peer_warn("peer {} sent unsupported control message {}", peer, term::show(control));
       ++counters_.malformed;
       return true;
   }

@@ -38,36 +38,6 @@ class InputGate {
   virtual void when_open(std::function<void()> resume) = 0;
 };
 
-// Warnings a peer can cause at will (failed attempts to names it picks, refused connections):
-// at most kPerSecond of them a second reach the log, which would otherwise be the next thing to
-// fill up (stderr is a pipe too, on Heroku the same log router as stdout). The next one that
-// does says how many were left out.
-class WarnBudget {
- public:
-  static constexpr uint32_t kPerSecond = 20;
-  // nullopt: leave this one out; else how many were left out before it.
-  std::optional<uint64_t> take(uint64_t now_ms) {
-    if (now_ms - window_ms_ >= 1000) {
-      window_ms_ = now_ms;
-      used_ = 0;
-    }
-    if (used_ >= kPerSecond) {
-      ++skipped_;
-      return std::nullopt;
-    }
-    ++used_;
-    return std::exchange(skipped_, 0);
-  }
-  static std::string note(uint64_t skipped) {
-    return skipped == 0 ? std::string{} : " (" + std::to_string(skipped) + " similar warnings left out before this one)";
-  }
-
- private:
-  uint64_t window_ms_ = 0;
-  uint32_t used_ = 0;
-  uint64_t skipped_ = 0;
-};
-
 struct PeerStatus {
   std::string name;
   uint64_t flags = 0;        // as the peer offered them
@@ -185,7 +155,8 @@ class Network final : public node::Transport {
   std::unordered_map<Connection*, std::unique_ptr<Connection>> all_;
   std::vector<std::unique_ptr<Connection>> closed_;  // freed before the next poll
   InputGate* gate_ = nullptr;
-  WarnBudget warn_budget_;
+  node::WarnBudget own_warnings_;  // until a node is attached
+  node::WarnBudget& warnings() { return node_ != nullptr ? node_->peer_warnings() : own_warnings_; }
   // Attempts refused at once, reported from the loop (never inside the send that asked).
   std::vector<std::pair<std::string, std::string>> refused_;
   uint64_t refused_timer_ = 0;
