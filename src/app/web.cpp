@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <iterator>
 #include <map>
 #include <optional>
 #include <string>
@@ -32,7 +33,8 @@ std::string limits_json(App& app) {
                   ",\"full\":" + (out.full() ? "true" : "false") + ",\"times_full\":" + std::to_string(out.times_full()) +
                   ",\"dropped_lines\":" + std::to_string(out.dropped_lines()) + "}" +
                   ",\"paused_peers\":" + std::to_string(app.network().paused_peers()) +
-                  ",\"connecting_bytes\":" + std::to_string(app.network().connecting_bytes());
+                  ",\"connecting_bytes\":" + std::to_string(app.network().connecting_bytes()) +
+                  ",\"peer_warnings_left_out\":" + std::to_string(app.node().peer_warnings().left_out());
   if (const auto* h = app.http()) {
     const auto st = h->stats();
     s += ",\"http\":{\"open\":" + std::to_string(st.open) + ",\"streams\":" + std::to_string(st.streams) +
@@ -328,7 +330,13 @@ void Feed::publish(const std::string& type, const std::string& peer, const std::
 void Feed::add(std::shared_ptr<http::EventStream> s) {
   if (!s) return;
   s->send("retry: 2000\n\n");
-  for (const auto& e : history_) s->send(e);
+  size_t bytes = 0;
+  auto first = history_.end();
+  while (first != history_.begin() && bytes + std::prev(first)->size() <= kHistoryBytes) {
+    --first;
+    bytes += first->size();
+  }
+  for (auto e = first; e != history_.end(); ++e) s->send(*e);
   streams_.push_back(std::move(s));
 }
 

@@ -384,9 +384,11 @@ step("without the token the page, the API and the event stream are refused; /hea
       nodes: await status("/nodes"),
       events: await status("/events"),
       post: await status("/messages", { method: "POST", headers: { "Content-Type": "application/json" }, data: "{}" }),
+      broadcast: await status("/broadcast", { method: "POST", headers: { "Content-Type": "application/json" }, data: '{"text":"x"}' }),
+      metrics: await status("/metrics"),
       wrong: await status("/nodes", { headers: { Authorization: "Bearer not-the-token" } }),
     },
-    { health: 200, nodes: 401, events: 401, post: 401, wrong: 401 },
+    { health: 200, nodes: 401, events: 401, post: 401, broadcast: 401, metrics: 401, wrong: 401 },
   );
   const ok = await api.get(new URL("/nodes", WEB_URL).href, { headers: { Authorization: `Bearer ${WEB_TOKEN}` } });
   assert.equal(ok.status(), 200, "a script with the token as a Bearer token is served");

@@ -29,6 +29,10 @@ class Feed {
  public:
   static constexpr size_t kHistory = 100;
   static constexpr size_t kMaxText = 4096;  // longer texts are cut in the feed (not in the log)
+  // What a new stream gets of that history at most: the newest events that fit. The HTTP
+  // server drops a stream with more than 64 KB waiting for its client (http::Limits), and
+  // 100 long messages would be past that before the page could read any.
+  static constexpr size_t kHistoryBytes = 32 * 1024;
   void publish(const std::string& type, const std::string& peer, const std::string& text);
   void add(std::shared_ptr<http::EventStream> s);
 
