@@ -1,3 +1,4 @@
+# it: hidden
 # The web dyno is public (no cookie needed to reach it): issue 17's HTTP rows. Each attack runs
 # from an attacker node of its own (bench/hostile/attacks.exs, shared with scripts/bench) while
 # this VM calls the node every ~50 ms (GenServer.call :count and GET /health): the calls are

@@ -1,3 +1,4 @@
+# it: hidden
 # Issue 17's rows about what a peer can make the node hold or wait on: a stdout nobody reads, a
 # frame built to blow up when decoded, frames queued for a connection stuck in its handshake,
 # and calls naming made-up nodes. Each attack runs from an attacker node of its own
