@@ -1,7 +1,11 @@
+#include "chat/term/show.hpp"
 #include "chat/app/app.hpp"
 #include "chat/app/web_group.hpp"
 
+#include <sys/resource.h>
 #include <spdlog/spdlog.h>
+
+#include <algorithm>
 
 #include "chat/app/metrics.hpp"
 #include "chat/app/tls_setup.hpp"
@@ -24,7 +28,7 @@ class ApplicationMaster final : public node::Process {
     if (d == nullptr || !(*d)[0].is_atom("DOWN")) return;
     for (const auto& [ref, name] : refs_) {
       if ((*d)[1] != term::Term{ref}) continue;
-      spdlog::error("application {} exited: {}; stopping the node", name, term::to_erlang_string((*d)[4]));
+      spdlog::error("application {} exited: {}; stopping the node", name, term::show((*d)[4]));
       app_.stop(1);
     }
   }
@@ -35,9 +39,48 @@ class ApplicationMaster final : public node::Process {
   std::vector<std::pair<term::Ref, std::string>> refs_;
 };
 
+// Descriptors are what a flood of connections exhausts first, and the distribution listener,
+// peers and EPMD need theirs. Take the most the system allows (the hard limit), and give HTTP
+// a share of it (a quarter) so that a full web server never starves the node.
+size_t raise_fd_limit() {
+  rlimit rl{};
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return 1024;
+  if (rl.rlim_cur < rl.rlim_max) {
+    rlimit want = rl;
+    want.rlim_cur = rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &want) == 0) rl = want;
+  }
+  return rl.rlim_cur == RLIM_INFINITY ? size_t{1} << 20U : static_cast<size_t>(rl.rlim_cur);
+}
+
 }  // namespace
 
-App::App(const Options& options) : options_(options), ctx_{out_, {}, &kernel_, {}} {
+void RecentErrors::put(const std::string& peer, std::string why, uint64_t now_ms) {
+  if (auto it = by_peer_.find(peer); it != by_peer_.end()) {
+    by_age_.erase(it->second.seq);
+    by_peer_.erase(it);
+  }
+  // The oldest go first: expired ones, and the oldest of all past the cap.
+  while (!by_age_.empty()) {
+    auto oldest = by_age_.begin();
+    auto& e = by_peer_.at(oldest->second);
+    if (by_peer_.size() < kMaxEntries && now_ms - e.at_ms < kTtlMs) break;
+    by_peer_.erase(oldest->second);
+    by_age_.erase(oldest);
+  }
+  const uint64_t seq = ++seq_;
+  by_peer_.emplace(peer, Entry{std::move(why), now_ms, seq});
+  by_age_.emplace(seq, peer);
+}
+
+std::string RecentErrors::get(const std::string& peer, uint64_t now_ms) const {
+  auto it = by_peer_.find(peer);
+  if (it == by_peer_.end() || now_ms - it->second.at_ms >= kTtlMs) return {};
+  return it->second.why;
+}
+
+App::App(const Options& options)
+    : options_(options), out_(stdout, options.stdout_buffer_mb << 20U), ctx_{out_, {}, &kernel_, {}} {
   net::NetworkConfig cfg;
   cfg.name = options_.node_name;
   cfg.cookie = options_.cookie;
@@ -50,13 +93,18 @@ App::App(const Options& options) : options_(options), ctx_{out_, {}, &kernel_, {
   cfg.max_frame = options_.max_frame_mb << 20U;
   cfg.max_queue = options_.max_queue_mb << 20U;
   cfg.tls = dist_tls(options_);
+  cfg.max_connect_attempts = options_.max_connect_attempts;
   network_ = std::make_unique<net::Network>(runtime_, cfg);
   node_ = std::make_unique<node::Node>(options_.node_name, *network_, runtime_);
   node_->set_hidden(options_.hidden);
   network_->attach(*node_);
   network_->on_connect_failed = [this](const std::string& peer, const std::string& why) {
-    connect_errors_[peer] = why;
+    connect_errors_.put(peer, why, runtime_.now_ms());
   };
+  // Backpressure from stdout: the connections whose frames print pause while it is behind,
+  // and a peer named by the node (Output::hold) too.
+  network_->set_gate(&gate_);
+  out_.set_holder([this](const std::string& peer) { network_->hold(peer); });
   runtime_.before_poll([this] {
     node_->drain();
     out_.flush();
@@ -66,24 +114,42 @@ App::App(const Options& options) : options_(options), ctx_{out_, {}, &kernel_, {
 App::~App() = default;
 
 std::string App::connect_error(const std::string& peer) const {
-  auto it = connect_errors_.find(peer);
-  return it == connect_errors_.end() ? std::string{} : it->second;
+  return connect_errors_.get(peer, runtime_.now_ms());
 }
 
 int App::run(Client on_ready) {
   started_ms_ = runtime_.now_ms();
+  const size_t fds = raise_fd_limit();
   // Heroku kills a web dyno that has not bound $PORT within 60 s: bind before anything
   // that waits on the network (EPMD, peers, DNS).
   if (options_.http_port) {
-    http_ = std::make_unique<http::Server>(runtime_.loop(), web_handler(*this));
+    http::Limits limits;
+    limits.max_connections = std::max<size_t>(std::min(options_.http_max_connections, fds / 4), 8);
+    limits.max_per_client = std::min(options_.http_max_per_client, limits.max_connections);
+    limits.max_streams = std::max<size_t>(limits.max_connections / 2, 1);
+    limits.trust_forwarded_for = options_.http_behind_proxy;
+    http_ = std::make_unique<http::Server>(runtime_.loop(), web_handler(*this), limits);
     http_->listen(*options_.http_port);
-    spdlog::info("http: listening on port {}", *options_.http_port);
+    spdlog::info("http: listening on port {} ({} connections at most, {} per client, {} event streams{})",
+                 *options_.http_port, limits.max_connections, limits.max_per_client, limits.max_streams,
+                 options_.web_token.empty() ? "" : "; access token required");
   }
   if (options_.metrics_port) {
-    metrics_http_ = std::make_unique<http::Server>(runtime_.loop(), metrics_handler(*this));
+    // A scraper's port, never the router's: a few connections, from a few clients.
+    http::Limits mlimits;
+    mlimits.max_connections = std::max<size_t>(std::min<size_t>(64, fds / 16), 4);
+    mlimits.max_per_client = std::min<size_t>(8, mlimits.max_connections);
+    mlimits.max_streams = 1;
+    metrics_http_ = std::make_unique<http::Server>(runtime_.loop(), metrics_handler(*this), mlimits);
     metrics_http_->listen(*options_.metrics_port);
     spdlog::info("metrics: GET /metrics on port {}", *options_.metrics_port);
   }
+  // The stdout writer says "room again" from its own thread; the loop hears it here.
+  output_room_ = new uv_async_t;
+  output_room_->data = this;
+  uv_async_init(runtime_.loop(), output_room_, [](uv_async_t* h) { static_cast<App*>(h->data)->out_.run_waiters(); });
+  uv_unref(reinterpret_cast<uv_handle_t*>(output_room_));
+  out_.set_wake([room = output_room_] { uv_async_send(room); });
   for (auto* sig : {&sigterm_, &sigint_}) {
     uv_signal_init(runtime_.loop(), sig);
     sig->data = this;
@@ -147,13 +213,19 @@ void App::halt() {
   if (discovery_) discovery_->stop();
   if (http_) http_->close();
   if (metrics_http_) metrics_http_->close();
+  if (output_room_ != nullptr) {
+    out_.set_wake(nullptr);  // from here on flush() notices room by itself
+    net::close_and_delete(output_room_, output_room_);
+    output_room_ = nullptr;
+  }
   network_->stop();
   for (auto* sig : {&sigterm_, &sigint_}) {
     if (!uv_is_closing(reinterpret_cast<uv_handle_t*>(sig))) uv_close(reinterpret_cast<uv_handle_t*>(sig), nullptr);
   }
   runtime_.shutdown();
   // A peer that stops reading must not keep us from exiting: after a grace period every
-  // handle still open is closed without waiting for it.
+  // handle still open is closed without waiting for it. (A stopped stdout is Output's to give
+  // up on; the two together keep a SIGTERM under a second.)
   watchdog_ = new uv_timer_t;
   uv_timer_init(runtime_.loop(), watchdog_);
   uv_timer_start(
@@ -166,7 +238,7 @@ void App::halt() {
             },
             t);
       },
-      2000, 0);
+      500, 0);
   uv_unref(reinterpret_cast<uv_handle_t*>(watchdog_));
 }
 

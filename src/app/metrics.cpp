@@ -86,6 +86,28 @@ std::string metrics_text(App& app) {
   counter("chat_dist_out_bytes_total", "Bytes queued for peers (handshakes, frames and ticks).", c.bytes_out);
   gauge("chat_dist_queued_bytes", "Bytes queued for peers and not yet written to their sockets.", net.queued_bytes());
 
+  // Where the node stands against its limits (README, Robustness; /status.json's "limits").
+  const auto& out = app.out();
+  gauge("chat_stdout_queued_bytes", "Chat lines waiting for stdout, in bytes (--stdout-buffer-mb).", out.queued_bytes());
+  gauge("chat_stdout_full", "1 while stdout is behind and the peers that print are paused.", out.full() ? 1 : 0);
+  counter("chat_stdout_full_total", "Times stdout fell behind past --stdout-buffer-mb.", out.times_full());
+  counter("chat_stdout_dropped_lines_total", "Chat lines dropped past 4x --stdout-buffer-mb.", out.dropped_lines());
+  gauge("chat_dist_paused_peers", "Connections whose reading is paused until stdout catches up.", net.paused_peers());
+  gauge("chat_dist_connecting_queued_bytes", "Bytes queued for connections still being set up (--max-queue-mb).",
+        net.connecting_bytes());
+  counter("chat_peer_warnings_left_out_total", "Log lines a peer could cause at will, left out past 20 a second.",
+          app.node().peer_warnings().left_out());
+  if (const auto* h = app.http()) {
+    const auto st = h->stats();
+    gauge("chat_http_open_connections", "Open connections on the web port (--http-max-connections).", st.open);
+    gauge("chat_http_event_streams", "Open /events streams on the web port.", st.streams);
+    counter("chat_http_refused_total", "Web connections refused at the connection limits.", st.refused);
+    counter("chat_http_evicted_total", "Web connections closed to make room while still sending their request.",
+            st.evicted);
+    counter("chat_http_slow_dropped_total", "Event streams and answers dropped because their client did not read.",
+            st.slow_dropped);
+  }
+
   const auto* d = app.discovery();
   counter("chat_discovery_rounds_total", "Completed DNS discovery rounds.", d ? d->rounds() : 0);
   w.family("chat_discovery_errors_total", pm::Type::kCounter,

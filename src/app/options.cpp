@@ -131,7 +131,17 @@ Options parse_options(int argc, char** argv) {
       "serve GET /metrics (Prometheus) on this port too (default: $CHAT_METRICS_PORT when set)")(
       "max-frame-mb", po::value<size_t>(&o.max_frame_mb)->default_value(128), "largest distribution frame accepted")(
       "max-queue-mb", po::value<size_t>(&o.max_queue_mb)->default_value(256),
-      "bytes queued for one peer before it is disconnected as a slow consumer")(
+      "bytes queued for one peer (also while its connection is being set up) before it is disconnected")(
+      "max-connect-attempts", po::value<size_t>(&o.max_connect_attempts)->default_value(64),
+      "outgoing connections being set up at once; more fail at once")(
+      "stdout-buffer-mb", po::value<size_t>(&o.stdout_buffer_mb)->default_value(16),
+      "chat lines waiting for stdout before the peers that print are paused (4x that: lines are dropped)")(
+      "http-max-connections", po::value<size_t>(&o.http_max_connections)->default_value(1000),
+      "open HTTP connections (at most a quarter of the file descriptor limit)")(
+      "http-max-per-client", po::value<size_t>(&o.http_max_per_client)->default_value(32),
+      "event streams and answers waited for, per client address")(
+      "http-behind-proxy", po::bool_switch(&o.http_behind_proxy),
+      "count clients by the last X-Forwarded-For entry (the default on Heroku, where $DYNO is set)")(
       "discover", po::value<std::vector<std::string>>()->composing(),
       "DNS name whose A records list peer hosts, or NAME@DNSNAME (repeatable; default: $CHAT_DISCOVERY, "
       "else derived from Heroku's HEROKU_DNS_* variables)")(
@@ -264,6 +274,11 @@ Options parse_options(int argc, char** argv) {
     }
   }
   if (o.net_ticktime < 4) throw std::invalid_argument("--net-ticktime must be at least 4 seconds");
+  if (o.stdout_buffer_mb == 0 || o.stdout_buffer_mb > 4096) throw std::invalid_argument("--stdout-buffer-mb must be 1..4096");
+  if (o.max_connect_attempts == 0) throw std::invalid_argument("--max-connect-attempts must be at least 1");
+  if (o.http_max_connections == 0 || o.http_max_per_client == 0) {
+    throw std::invalid_argument("--http-max-connections and --http-max-per-client must be at least 1");
+  }
   // One-off commands connect hidden, as erl_call does, so they never join the cluster's mesh.
   if (vm.count("hidden") && vm.count("visible")) throw std::invalid_argument("give --hidden or --visible, not both");
   o.hidden = o.command == Command::kRun ? vm.count("hidden") > 0 : vm.count("visible") == 0;
@@ -289,6 +304,9 @@ Options parse_options(int argc, char** argv) {
         throw std::invalid_argument(std::string("PORT is not a port number: ") + p);
       }
     }
+    if (const char* t = std::getenv("CHAT_WEB_TOKEN"); t != nullptr) o.web_token = t;
+    // Heroku's router adds the client's address to X-Forwarded-For of every request it forwards.
+    if (const char* dyno = std::getenv("DYNO"); dyno != nullptr && *dyno != '\0') o.http_behind_proxy = true;
     if (vm.count("metrics-port")) {
       o.metrics_port = vm["metrics-port"].as<uint16_t>();
     } else if (const char* p = std::getenv("CHAT_METRICS_PORT"); p != nullptr && *p != '\0') {

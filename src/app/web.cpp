@@ -1,5 +1,18 @@
 // The web dyno's HTTP routes. Everything shown comes from the node's own state; names that
 // came from the network are escaped (JSON strings, HTML text).
+// The dyno is public: with CHAT_WEB_TOKEN set, every route but /health (the platform's check)
+// wants the token, as HTTP Basic (any user name, the token as password: what a browser asks
+// for, and then sends with every request of the page, its event stream included) or as a
+// Bearer token (scripts). A POST from another site's page is refused (Origin), and a message
+// goes only to a node of the cluster: connected, or listed by discovery.
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+
+#include <algorithm>
+#include <cctype>
+#include <iterator>
+#include <map>
+#include <optional>
 #include <string>
 
 #include "chat/app/app.hpp"
@@ -9,13 +22,27 @@
 #include "chat/chat/task_call.hpp"
 #include "web_page.hpp"
 
-#include <cctype>
-#include <map>
-#include <optional>
-
 namespace chat::app {
 
 namespace {
+
+// Where the node stands against its limits (README, Robustness).
+std::string limits_json(App& app) {
+  const auto& out = app.out();
+  std::string s = "{\"stdout\":{\"queued_bytes\":" + std::to_string(out.queued_bytes()) +
+                  ",\"full\":" + (out.full() ? "true" : "false") + ",\"times_full\":" + std::to_string(out.times_full()) +
+                  ",\"dropped_lines\":" + std::to_string(out.dropped_lines()) + "}" +
+                  ",\"paused_peers\":" + std::to_string(app.network().paused_peers()) +
+                  ",\"connecting_bytes\":" + std::to_string(app.network().connecting_bytes()) +
+                  ",\"peer_warnings_left_out\":" + std::to_string(app.node().peer_warnings().left_out());
+  if (const auto* h = app.http()) {
+    const auto st = h->stats();
+    s += ",\"http\":{\"open\":" + std::to_string(st.open) + ",\"streams\":" + std::to_string(st.streams) +
+         ",\"refused\":" + std::to_string(st.refused) + ",\"evicted\":" + std::to_string(st.evicted) +
+         ",\"slow_dropped\":" + std::to_string(st.slow_dropped) + "}";
+  }
+  return s + "}";
+}
 
 std::string status_json(App& app) {
   const auto& c = app.chat();
@@ -57,7 +84,7 @@ std::string status_json(App& app) {
          ",\"failed\":" + std::to_string(c.stats.tasks_failed) + "}" +
          ",\"processes\":" + std::to_string(counters.processes) + ",\"links\":" + std::to_string(counters.links) +
          ",\"monitors\":" + std::to_string(counters.monitors) +
-         ",\"http_requests\":" + std::to_string(app.http_requests()) + "}\n";
+         ",\"http_requests\":" + std::to_string(app.http_requests()) + ",\"limits\":" + limits_json(app) + "}\n";
 }
 
 // GET /nodes: this node and its connected peers.
@@ -156,6 +183,9 @@ std::optional<std::map<std::string, std::string>> parse_flat_json(const std::str
   }
 }
 
+// What a web user is shown of a term another node returned: that node picks its size.
+constexpr size_t kMaxShownChars = 16U << 10U;
+
 // Chat.send_message(to, text) on behalf of a web user; the HTTP answer waits for the result.
 class WebSend final : public node::Process {
  public:
@@ -169,13 +199,13 @@ class WebSend final : public node::Process {
         node(), self(), to_, "receive_message", std::vector<term::Term>{term::binary(text_), term::atom(node().name())},
         [this](service::TaskCall::Outcome o) {
           if (o.ok) {
-            const std::string result = term::to_elixir_string(o.value);
+            const std::string result = term::to_elixir_string(o.value, kMaxShownChars);
             app_.feed().publish("result", to_, result);
             answer_(http::Response{200, "application/json", "{\"ok\":true,\"result\":" + http::json_string(result) + "}\n"});
           } else {
             std::string why = app_.connect_error(to_);
             const bool unreachable = !why.empty() || o.value.is_atom("noconnection");
-            if (why.empty()) why = unreachable ? "connection lost" : term::to_elixir_string(o.value);
+            if (why.empty()) why = unreachable ? "connection lost" : term::to_elixir_string(o.value, kMaxShownChars);
             app_.feed().publish("error", to_, why);
             answer_(http::Response{unreachable ? 502 : 500, "application/json",
                                    "{\"ok\":false,\"error\":" + http::json_string(why) + "}\n"});
@@ -196,6 +226,70 @@ class WebSend final : public node::Process {
   std::unique_ptr<service::TaskCall> call_;
 };
 
+std::string header(const http::Request& req, const std::string& name) {
+  auto it = req.headers.find(name);
+  return it == req.headers.end() ? std::string{} : it->second;
+}
+
+bool same_secret(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
+}
+
+// "Basic base64(user:password)" -> password, or nullopt.
+std::optional<std::string> basic_password(std::string_view credentials) {
+  if (credentials.empty() || credentials.size() > 1024 || credentials.size() % 4 != 0) return std::nullopt;
+  std::string out(credentials.size() / 4 * 3, '\0');
+  const int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                                reinterpret_cast<const unsigned char*>(credentials.data()),
+                                static_cast<int>(credentials.size()));
+  if (n < 0) return std::nullopt;
+  // EVP_DecodeBlock counts the bytes the padding stands for.
+  size_t len = static_cast<size_t>(n);
+  for (size_t k = credentials.size(); k > 0 && credentials[k - 1] == '=' && len > 0; --k) --len;
+  out.resize(len);
+  const auto colon = out.find(':');
+  if (colon == std::string::npos) return std::nullopt;
+  return out.substr(colon + 1);
+}
+
+bool authorized(const http::Request& req, const std::string& token) {
+  if (token.empty()) return true;
+  const std::string auth = header(req, "authorization");
+  const auto space = auth.find(' ');
+  if (space == std::string::npos) return false;
+  std::string scheme = auth.substr(0, space);
+  std::transform(scheme.begin(), scheme.end(), scheme.begin(), [](unsigned char c) { return std::tolower(c); });
+  std::string_view value = std::string_view(auth).substr(space + 1);
+  while (!value.empty() && value.front() == ' ') value.remove_prefix(1);
+  if (scheme == "bearer") return same_secret(value, token);
+  if (scheme == "basic") {
+    const auto password = basic_password(value);
+    return password && same_secret(*password, token);
+  }
+  return false;
+}
+
+// A browser names the page a request comes from; another site's page may not post here
+// (with Basic auth the browser would otherwise lend it the user's credentials).
+bool same_origin(const http::Request& req) {
+  const std::string origin = header(req, "origin");
+  if (origin.empty()) return true;  // not a browser, or a same-origin GET
+  const auto scheme_end = origin.find("://");
+  const std::string host = scheme_end == std::string::npos ? origin : origin.substr(scheme_end + 3);
+  return host == header(req, "host");
+}
+
+// A node of this cluster: itself, connected, or listed by discovery. Anything else would make
+// the public web dyno connect to a host of the poster's choosing.
+bool in_cluster(App& app, const std::string& name) {
+  if (name == app.node().name()) return true;
+  for (const auto& p : app.network().peers()) {
+    if (p == name) return true;
+  }
+  const auto* d = app.discovery();
+  return d != nullptr && d->listed().contains(name);
+}
+
 void post_message(App& app, const http::Request& req, http::Exchange& ex) {
   auto fields = parse_flat_json(req.body);
   if (!fields || !fields->contains("to") || !fields->contains("text")) {
@@ -208,7 +302,14 @@ void post_message(App& app, const http::Request& req, http::Exchange& ex) {
     ex.respond(http::Response{422, "application/json", "{\"ok\":false,\"error\":\"invalid node name or message\"}\n"});
     return;
   }
-  app.node().spawn(std::make_unique<WebSend>(app, to, text, ex.defer()));
+  if (!in_cluster(app, to)) {
+    ex.respond(http::Response{403, "application/json",
+                              "{\"ok\":false,\"error\":\"not a node of this cluster (neither connected nor discovered)\"}\n"});
+    return;
+  }
+  auto answer = ex.defer();
+  if (!answer) return;  // this client already waits on too many answers
+  app.node().spawn(std::make_unique<WebSend>(app, to, text, std::move(answer)));
   app.node().drain();
 }
 
@@ -229,7 +330,13 @@ void Feed::publish(const std::string& type, const std::string& peer, const std::
 void Feed::add(std::shared_ptr<http::EventStream> s) {
   if (!s) return;
   s->send("retry: 2000\n\n");
-  for (const auto& e : history_) s->send(e);
+  size_t bytes = 0;
+  auto first = history_.end();
+  while (first != history_.begin() && bytes + std::prev(first)->size() <= kHistoryBytes) {
+    --first;
+    bytes += first->size();
+  }
+  for (auto e = first; e != history_.end(); ++e) s->send(*e);
   streams_.push_back(std::move(s));
 }
 
@@ -242,7 +349,18 @@ http::Server::Handler web_handler(App& app) {
     };
     if (req.path == "/health") {
       if (only(get)) ex.respond(http::Response{200, "text/plain; charset=utf-8", "ok\n"});
-    } else if (req.path == "/status.json") {
+      return;
+    }
+    if (!authorized(req, app.options().web_token)) {
+      ex.respond(http::Response{401, "text/plain; charset=utf-8", "this chat-node wants its access token\n",
+                                {{"WWW-Authenticate", "Basic realm=\"chat-node\", charset=\"UTF-8\""}}});
+      return;
+    }
+    if (req.method == "POST" && !same_origin(req)) {
+      ex.respond(http::Response{403, "text/plain; charset=utf-8", "cross-site request refused\n"});
+      return;
+    }
+    if (req.path == "/status.json") {
       if (only(get)) ex.respond(http::Response{200, "application/json", status_json(app)});
     } else if (req.path == "/metrics") {
       if (only(get)) ex.respond(http::Response{200, prometheus::kContentType, metrics_text(app)});

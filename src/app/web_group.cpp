@@ -77,7 +77,9 @@ class WebBroadcast final : public node::Process {
 }  // namespace
 
 void post_broadcast(App& app, const std::string& text, http::Exchange& ex) {
-  app.node().spawn(std::make_unique<WebBroadcast>(app, text, ex.defer()));
+  auto answer = ex.defer();
+  if (!answer) return;  // this client already waits on too many answers (it has been told 503)
+  app.node().spawn(std::make_unique<WebBroadcast>(app, text, std::move(answer)));
   app.node().drain();
 }
 

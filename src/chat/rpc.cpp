@@ -3,6 +3,7 @@
 // BEAM is done here for the functions of our table.
 #include <spdlog/spdlog.h>
 
+#include "chat/term/show.hpp"
 #include "chat/kernel/gen.hpp"
 #include "chat/chat/services.hpp"
 
@@ -84,7 +85,7 @@ void SpawnedCall::started() {
     }
     run_function(*this, mfa->module, mfa->function, mfa->args, [this](const Outcome& o) {
       if (o.kind == Outcome::Kind::kError) {
-        spdlog::warn("rpc cast crashed: {}", term::to_erlang_string(o.value));
+        node().peer_warn("rpc cast crashed: {}", term::show(o.value));
         // execute_cast raises error({exception, {Reason, Stack}}).
         const Term reason = tuple({atom("exception"), tuple({o.value, o.stack})});
         exit(tuple({reason, o.stack}));

@@ -1,3 +1,4 @@
+#include "chat/term/show.hpp"
 #include "chat/chat/services.hpp"
 
 #include <spdlog/spdlog.h>
@@ -110,7 +111,7 @@ void TaskSupervisor::receive(Term msg) {
                           tuple({atom("supervisors"), Term{int64_t{0}}}), tuple({atom("workers"), Term{n}})}));
     return;
   }
-  spdlog::debug("Chat.TaskSupervisor: unsupported call {}", term::to_erlang_string(req));
+  spdlog::debug("Chat.TaskSupervisor: unsupported call {}", term::show(req));
 }
 
 std::vector<Pid> TaskSupervisor::children_pids() const {
@@ -232,8 +233,8 @@ void ChatTask::finish(const Outcome& o, const std::string& module, const std::st
                       const std::vector<Term>& args) {
   if (!o.ok()) {
     ++ctx_.stats.tasks_failed;
-    spdlog::warn("task {} running {}.{}/{} crashed: {}", term::to_erlang_string(self()), module, fun, args.size(),
-                 term::to_erlang_string(o.value));
+    node().peer_warn("task {} running {}.{}/{} crashed: {}", term::show(self()), module, fun, args.size(),
+                     term::show(o.value));
     // Task.Supervised re-raises: an error becomes the exit reason {Reason, Stacktrace}; an
     // exit (Task.await's, when a call-back failed) keeps its reason.
     exit(o.kind == Outcome::Kind::kError ? tuple({o.value, o.stack}) : o.value);
@@ -280,7 +281,7 @@ void Inbox::receive(Term msg) {
   // No handle_call clause matches: the GenServer crashes with function_clause (the caller's
   // monitor carries it to the caller) and its supervisor starts it again.
   const Term from = tuple({call->from, call->tag});
-  spdlog::warn("Chat.Inbox: no handle_call clause for {}", term::to_erlang_string(call->request));
+  node().peer_warn("Chat.Inbox: no handle_call clause for {}", term::show(call->request));
   exit(tuple({atom("function_clause"),
               term::list({tuple({atom("Elixir.Chat.Inbox"), atom("handle_call"),
                                  term::list({call->request, from, Term{count_}}), term::nil()})})}));

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "chat/dist/constants.hpp"
+#include "chat/term/validate.hpp"
 
 namespace chat::dist {
 
@@ -115,20 +116,31 @@ std::shared_ptr<const void> FrameReader::lend() {
 }
 
 std::optional<Message> parse_message(std::string_view frame, const term::Limits& limits,
-                                     const std::shared_ptr<const void>& owner) {
+                                     const std::shared_ptr<const void>& owner, bool* over_budget) {
+  if (over_budget != nullptr) *over_budget = false;
   if (frame.size() < 2 || static_cast<uint8_t>(frame[0]) != kPassThrough ||
       static_cast<uint8_t>(frame[1]) != kVersionMagic) {
     return std::nullopt;
   }
+  size_t budget = decode_budget(frame.size());
+  // A term refused although it is well-formed was refused for its size (the second walk
+  // happens only for refused frames).
+  const auto refused = [&](size_t at) -> std::optional<Message> {
+    if (over_budget != nullptr) *over_budget = term::encoded_size(frame, at, limits.max_depth).has_value();
+    return std::nullopt;
+  };
   size_t offset = 2;
-  auto control = term::decode_at(frame, &offset, limits, owner);
-  if (!control || control->get<term::Tuple>() == nullptr) return std::nullopt;
+  auto control = term::decode_at(frame, &offset, limits, owner, &budget);
+  if (!control) return refused(2);
+  if (control->get<term::Tuple>() == nullptr) return std::nullopt;
   Message m{std::move(*control), std::nullopt};
   if (offset == frame.size()) return m;
   if (static_cast<uint8_t>(frame[offset]) != kVersionMagic) return std::nullopt;
   ++offset;
-  auto payload = term::decode_at(frame, &offset, limits, owner);
-  if (!payload || offset != frame.size()) return std::nullopt;
+  const size_t payload_at = offset;
+  auto payload = term::decode_at(frame, &offset, limits, owner, &budget);
+  if (!payload) return refused(payload_at);
+  if (offset != frame.size()) return std::nullopt;
   m.payload = std::move(*payload);
   return m;
 }

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <tuple>
 
+#include "chat/term/show.hpp"
 #include "chat/dist/random.hpp"
 #include "chat/kernel/global.hpp"
 #include "chat/node/node.hpp"
@@ -234,7 +235,7 @@ Co<> GlobalLocker::main() {
 }
 
 Co<> GlobalLocker::the_locker_message(Term msg) {
-  if (spdlog::should_log(spdlog::level::trace)) spdlog::trace("global locker: {}", term::to_erlang_string(msg));
+  spdlog::trace("global locker: {}", term::show(msg));
   const auto* t = msg.get<term::Tuple>();
   const auto* tag = t != nullptr && !t->items.empty() ? t->items[0].get<term::Atom>() : nullptr;
   const size_t n = t != nullptr ? t->items.size() : 0;
@@ -256,7 +257,7 @@ Co<> GlobalLocker::the_locker_message(Term msg) {
       if (const auto* f = c[3].tuple(2); f != nullptr) {
         if (const auto* id = (*f)[1].get<int64_t>()) shared_->funs.erase(*id);
       }
-      spdlog::debug("global locker: cancel with a fun outside a lock: {}", term::to_erlang_string(msg));
+      spdlog::debug("global locker: cancel with a fun outside a lock: {}", term::show(msg));
       co_return;
     }
     // With the tag undefined we might be acting on an old nodedown for a new nodeup: no.
@@ -308,8 +309,7 @@ Co<> GlobalLocker::the_locker_message(Term msg) {
     if (const auto* a = t->items[1].get<term::Atom>()) remove_known(a->name);
     co_return;
   }
-  spdlog::warn("The global_name_server locker process received an unexpected message: {}",
-               term::to_erlang_string(msg));
+  node().peer_warn("The global_name_server locker process received an unexpected message: {}", term::show(msg));
 }
 
 Co<> GlobalLocker::select_node() {
@@ -522,13 +522,13 @@ Co<> GlobalResolver::main() {
       } else if (outcome == Term{pid2}) {
         res.insert(res.begin(), tuple({atom("insert"), tuple({name, pid2, method2})}));
       } else if (const auto* bad = outcome.tuple(2); bad != nullptr && (*bad)[0].is_atom("badrpc")) {
-        spdlog::info("global: badrpc {} received when conflicting name {} was found", term::to_erlang_string(outcome),
-                     term::to_erlang_string(name));
+        node().peer_log(spdlog::level::info, "global: badrpc {} received when conflicting name {} was found",
+                        term::show(outcome), term::show(name));
         ops.insert(ops.begin(), tuple({atom("insert"), tuple({name, *pid, method})}));
       } else {
         if (!outcome.is_atom("none")) {
-          spdlog::info("global: Resolve method for conflicting name {} returned {}", term::to_erlang_string(name),
-                       term::to_erlang_string(outcome));
+          node().peer_log(spdlog::level::info, "global: Resolve method for conflicting name {} returned {}",
+                          term::show(name), term::show(outcome));
         }
         const Term del = tuple({atom("delete"), name});
         ops.insert(ops.begin(), del);
@@ -570,7 +570,7 @@ void GlobalSyncOther::receive(Term msg) {
   if ((*t)[0].is_atom("nodeup")) {
     exit(atom("normal"));
   } else if ((*t)[0].is_atom("nodedown")) {
-    spdlog::warn("'global' at {} failed to connect to {}", node().name(), node_);
+    node().peer_warn("'global' at {} failed to connect to {}", node().name(), node_);
     send_named(kGlobalName, node().name(), tuple({atom("extra_nodedown"), atom(node_)}));
     exit(atom("normal"));
   }

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 
+#include "chat/term/show.hpp"
 #include "chat/kernel/global.hpp"
 
 namespace chat::kernel {
@@ -57,7 +58,7 @@ Term resolve_here(node::Node& node, const Pid& self, const Term& method, const T
   const Pid& max = first_min ? pid2 : pid;
   const std::string m = global_method(method);
   if (m == "random_exit_name") {
-    spdlog::info("global: Name conflict terminating {}", term::to_erlang_string(tuple({name, max})));
+    node.peer_log(spdlog::level::info, "global: Name conflict terminating {}", term::show(tuple({name, max})));
     node.exit_signal(self, max, atom("kill"));
     return min;
   }

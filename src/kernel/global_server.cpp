@@ -5,6 +5,7 @@
 
 #include <algorithm>
 
+#include "chat/term/show.hpp"
 #include "chat/dist/random.hpp"
 #include "chat/kernel/global.hpp"
 
@@ -86,7 +87,7 @@ void GlobalServer::cast_to(const std::string& n, Term msg) {
 }
 
 void GlobalServer::receive(Term msg) {
-  if (spdlog::should_log(spdlog::level::trace)) spdlog::trace("global_name_server: {}", term::to_erlang_string(msg));
+  spdlog::trace("global_name_server: {}", term::show(msg));
   if (auto call = parse_gen_call(msg)) {
     handle_call(*call);
   } else if (const auto* cast = parse_gen_cast(msg)) {
@@ -140,7 +141,7 @@ void GlobalServer::handle_call(const GenCall& call) {
   } else if (req.is_atom("get_names_ext")) {
     reply(names_ext_list());
   } else {
-    spdlog::warn("global_name_server: unexpected call {}", term::to_erlang_string(req));
+    node().peer_warn("global_name_server: unexpected call {}", term::show(req));
   }
 }
 
@@ -150,7 +151,7 @@ void GlobalServer::handle_cast(const Term& msg) {
   const auto* t = msg.get<term::Tuple>();
   const auto* tag = t != nullptr && !t->items.empty() ? atom_name(t->items[0]) : nullptr;
   if (tag == nullptr) {
-    spdlog::warn("global_name_server: unexpected cast {}", term::to_erlang_string(msg));
+    node().peer_warn("global_name_server: unexpected cast {}", term::show(msg));
     return;
   }
   const auto& c = t->items;
@@ -168,7 +169,7 @@ void GlobalServer::handle_cast(const Term& msg) {
     const std::string& from = *atom_name(c[2]);
     const auto* v = c[1].get<term::Tuple>();
     if (v == nullptr || v->items.size() < 2 || !int_of(v->items[0])) {
-      spdlog::info("global: illegal protocol version {} from {}", term::to_erlang_string(c[1]), from);
+      node().peer_log(spdlog::level::info, "global: illegal protocol version {} from {}", term::show(c[1]), from);
       return;
     }
     const int64_t his_vsn = *int_of(v->items[0]);
@@ -222,7 +223,7 @@ void GlobalServer::handle_cast(const Term& msg) {
   } else if (*tag == "async_del_name" || *tag == "async_del_lock") {
     // From nodes older than R14A; the DOWN messages do the work.
   } else {
-    spdlog::warn("global_name_server: unexpected cast {}", term::to_erlang_string(msg));
+    node().peer_warn("global_name_server: unexpected cast {}", term::show(msg));
   }
 }
 
@@ -232,7 +233,7 @@ void GlobalServer::handle_info(const Term& msg) {
   const auto* t = msg.get<term::Tuple>();
   const auto* tag = t != nullptr && !t->items.empty() ? atom_name(t->items[0]) : nullptr;
   if (tag == nullptr) {
-    spdlog::warn("global_name_server: unexpected message {}", term::to_erlang_string(msg));
+    node().peer_warn("global_name_server: unexpected message {}", term::show(msg));
     return;
   }
   const auto& c = t->items;
@@ -252,8 +253,8 @@ void GlobalServer::handle_info(const Term& msg) {
     if (!potentially_known(nd)) return;
     node().disconnect(nd);
     handle_nodedown(nd, Down::kRemoveConnection);
-    spdlog::warn("'global' at node {} disconnected node {} in order to prevent overlapping partitions", node().name(),
-                 nd);
+    node().peer_warn("'global' at node {} disconnected node {} in order to prevent overlapping partitions",
+                     node().name(), nd);
   } else if (*tag == "cancel_connect" && n == 3 && node_arg != nullptr) {
     // The other side cancelled an ongoing connect.
     const std::string nd = *node_arg;
@@ -290,7 +291,7 @@ void GlobalServer::handle_info(const Term& msg) {
       node().reply(self(), *(*from)[0].get<Pid>(), (*from)[1], pid ? Term{*pid} : atom("undefined"));
     }
   } else {
-    spdlog::warn("global_name_server: unexpected message {}", term::to_erlang_string(msg));
+    node().peer_warn("global_name_server: unexpected message {}", term::show(msg));
   }
 }
 
@@ -320,9 +321,10 @@ void GlobalServer::init_connect(int64_t vsn, const std::string& nd, const Term& 
     // A second connection attempt while one is going on: cancel both and start over.
     if (his_vsn < kGlobalVerifyVsn) {
       node().disconnect(nd);
-      spdlog::error("'global' at node {} got an out of sync connection attempt from old version {} node {}. "
-                    "Disconnecting from it.",
-                    node().name(), his_vsn, nd);
+      node().peer_log(spdlog::level::err,
+                      "'global' at node {} got an out of sync connection attempt from old version {} node {}. "
+                      "Disconnecting from it.",
+                      node().name(), his_vsn, nd);
       return;
     }
     send_cancel_connect_message(nd, his_tag);
@@ -341,7 +343,7 @@ void GlobalServer::init_connect(int64_t vsn, const std::string& nd, const Term& 
   const auto* im = init_msg.tuple(4);
   const Pid* his_locker = im != nullptr && (*im)[0].is_atom("locker") ? (*im)[3].get<Pid>() : nullptr;
   if (his_locker == nullptr) {
-    spdlog::warn("global: malformed init_connect from {}: {}", nd, term::to_erlang_string(init_msg));
+    node().peer_warn("global: malformed init_connect from {}: {}", nd, term::show(init_msg));
     return;
   }
   const Term mine = r->second.tag;
@@ -585,7 +587,7 @@ void GlobalServer::lost_connection(const Term& msg) {
   } else {
     volatile_send(rm, tuple({atom("remove_connection"), atom(node().name())}));
   }
-  spdlog::warn("'global' at node {} {} node {} in order to prevent overlapping partitions", node().name(), what, rm);
+  node().peer_warn("'global' at node {} {} node {} in order to prevent overlapping partitions", node().name(), what, rm);
   handle_nodedown(rm, Down::kRemoveConnection);
 }
 

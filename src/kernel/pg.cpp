@@ -1,3 +1,4 @@
+#include "chat/term/show.hpp"
 #include "chat/kernel/pg.hpp"
 
 #include <spdlog/spdlog.h>
@@ -53,7 +54,7 @@ void PgScope::receive(Term msg) {
   const auto* t = m.get<term::Tuple>();
   const auto* tag = t != nullptr && !t->items.empty() ? t->items[0].get<term::Atom>() : nullptr;
   if (tag == nullptr) {
-    spdlog::debug("pg: unexpected message {}", term::to_erlang_string(msg));
+    spdlog::debug("pg: unexpected message {}", term::show(msg));
     return;
   }
   const auto& c = t->items;
@@ -130,7 +131,7 @@ void PgScope::receive(Term msg) {
       remote_.erase(r);
     }
   } else {
-    spdlog::debug("pg: unexpected message {}", term::to_erlang_string(msg));
+    spdlog::debug("pg: unexpected message {}", term::show(msg));
   }
 }
 

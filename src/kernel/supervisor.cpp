@@ -1,3 +1,4 @@
+#include "chat/term/show.hpp"
 #include "chat/kernel/supervisor.hpp"
 
 #include <spdlog/spdlog.h>
@@ -33,7 +34,8 @@ void Supervisor::receive(Term msg) {
     if (!(*e)[2].is_atom("normal")) exit((*e)[2]);
     return;
   }
-  const std::string reason = term::to_erlang_string((*e)[2]);
+  // The reason may be a peer's (exit/2 with a term of its choosing): shown cut short.
+  const std::string reason = term::to_erlang_string((*e)[2], term::kShowChars);
   const uint64_t now = node().now_ms();
   restarts_ms_.push_back(now);
   while (!restarts_ms_.empty() && now - restarts_ms_.front() > period_ms_) restarts_ms_.pop_front();

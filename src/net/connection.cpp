@@ -119,6 +119,7 @@ Connection::Connection(Network& net, Stream* accepted)
 
 Connection::~Connection() {
   *token_ = nullptr;
+  net_.connecting_bytes(0, queued_.size());
   if (setup_timer_) net_.runtime().cancel(setup_timer_);
   if (stream_) stream_->close();
 }
@@ -186,6 +187,16 @@ void Connection::ask_epmd(const sockaddr_storage& host) {
         }
         c->stream_->connect(reinterpret_cast<const sockaddr*>(&target));
       });
+}
+
+std::string Connection::take_queued() {
+  net_.connecting_bytes(0, queued_.size());
+  return std::exchange(queued_, {});
+}
+
+void Connection::add_queued(const std::string& frames) {
+  queued_ += frames;
+  net_.connecting_bytes(frames.size(), 0);
 }
 
 void Connection::start_handshake() {
@@ -311,7 +322,7 @@ void Connection::handshake_data(std::string_view bytes) {
   }
   net_.connection_up(*this);
   if (state_ != State::kUp) return;
-  if (!queued_.empty()) write(std::exchange(queued_, {}));
+  if (!queued_.empty()) write(take_queued());
   if (!leftover.empty()) {
     reader_.feed(leftover);
     frames();
@@ -320,6 +331,8 @@ void Connection::handshake_data(std::string_view bytes) {
 
 void Connection::frames() {
   auto& node = net_.node();
+  auto* gate = net_.gate();
+  const uint64_t fed = gate != nullptr ? gate->fed() : 0;
   std::string_view frame;
   for (;;) {
     const auto status = reader_.next(&frame);
@@ -346,7 +359,14 @@ void Connection::frames() {
     }
     // A frame that can hold a shared binary lends its buffer to the binaries decoded from it.
     const auto owner = frame.size() >= term::Binary::kSharedMin ? reader_.lend() : nullptr;
-    auto msg = dist::parse_message(frame, {}, owner);
+    bool over_budget = false;
+    auto msg = dist::parse_message(frame, {}, owner, &over_budget);
+    if (over_budget) {
+      spdlog::warn("peer {}: a {} byte frame would decode to more than {} bytes; closing", peer_, frame.size(),
+                   dist::decode_budget(frame.size()));
+      close("frame over its decoding budget");
+      return;
+    }
     if (!msg || !node.control(peer_, msg->control, std::move(msg->payload))) {
       spdlog::warn("peer {}: malformed distribution message; closing", peer_);
       close("malformed message");
@@ -355,12 +375,48 @@ void Connection::frames() {
     if (state_ != State::kUp) return;
   }
   node.drain();
+  // What this read brought may have filled the output faster than it drains: read no more
+  // from this peer until it has room. Peers whose input printed nothing go on.
+  if (gate != nullptr && gate->shut() && gate->fed() != fed) pause();
+}
+
+void Connection::pause() {
+  if (paused_ || state_ != State::kUp || stream_ == nullptr) return;
+  paused_ = true;
+  stream_->stop_reading();
+  spdlog::debug("peer {}: reading paused until the output has room", peer_);
+  std::weak_ptr<Connection*> owner = token_;
+  net_.gate()->when_open([owner] {
+    auto o = owner.lock();
+    if (!o || !*o) return;
+    Connection* c = *o;
+    c->paused_ = false;
+    if (c->state_ != State::kUp || c->stream_ == nullptr) return;
+    // The pause was ours: the peer was not silent meanwhile.
+    c->last_read_ms_ = c->net_.runtime().now_ms();
+    c->stream_->start_reading();
+  });
 }
 
 void Connection::queue(const term::Term& control, const term::Term* payload) {
   if (state_ == State::kClosed) return;
   if (state_ != State::kUp) {
+    if (overflowed_) return;  // closing already
+    const size_t before = queued_.size();
     dist::append_frame(queued_, control, payload);
+    net_.connecting_bytes(queued_.size() - before, 0);
+    // What waits for handshakes counts against --max-queue-mb, all such connections together
+    // (a peer can make the node connect to many names). Closed from the loop, not inside the
+    // send that queued it; the node then hears the peer is down, as for a slow consumer.
+    if (net_.connecting_bytes() > net_.config().max_queue) {
+      overflowed_ = true;
+      spdlog::warn("{} bytes queued for connections being set up ({} for {}); giving this one up",
+                   net_.connecting_bytes(), queued_.size(), peer_);
+      std::weak_ptr<Connection*> owner = token_;
+      net_.runtime().start(0, [owner] {
+        if (auto o = owner.lock(); o && *o) (*o)->close("outgoing queue over its limit while connecting");
+      });
+    }
     return;
   }
   if (stream_ == nullptr) return;
@@ -374,6 +430,8 @@ void Connection::queue(const term::Term& control, const term::Term* payload) {
 void Connection::tick(uint64_t now_ms) {
   if (state_ != State::kUp) return;
   const uint64_t ticktime_ms = uint64_t{net_.config().net_ticktime_s} * 1000;
+  // A peer we stopped reading is not silent: its ticks wait in the socket. Ours still go out.
+  if (paused_) last_read_ms_ = now_ms;
   if (now_ms - last_read_ms_ > ticktime_ms) {
     close("no tick or message from the peer for " + std::to_string(net_.config().net_ticktime_s) + " s");
     return;

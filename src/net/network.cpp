@@ -13,6 +13,8 @@ namespace chat::net {
 namespace {
 // Handshakes in flight from unknown peers beyond this are refused at accept().
 constexpr size_t kMaxPendingAccepts = 256;
+// Free heap memory kept between ticks, beyond which it is given back.
+constexpr size_t kTrimSlack = 2U << 20U;
 }  // namespace
 
 Network::Network(Runtime& runtime, NetworkConfig config) : runtime_(runtime), config_(std::move(config)) {
@@ -115,6 +117,8 @@ void Network::stop() {
   for (auto* c : open) c->close("node stopping", false);
   if (ticker_) runtime_.cancel(ticker_);
   ticker_ = 0;
+  if (refused_timer_) runtime_.cancel(refused_timer_);
+  refused_timer_ = 0;
   if (trim_timer_) runtime_.cancel(trim_timer_);
   trim_timer_ = 0;
   if (listener_) {
@@ -143,7 +147,9 @@ void Network::on_connection(uv_stream_t* server, int status) {
   size_t pending = 0;
   for (const auto& [ptr, c] : self->all_) pending += c->up() ? 0 : 1;
   if (pending >= kMaxPendingAccepts) {
-    spdlog::warn("too many handshakes in flight; refusing {}", s->peer_address());
+    if (auto skipped = self->warnings().take(self->runtime_.now_ms())) {
+      spdlog::warn("too many handshakes in flight; refusing {}{}", s->peer_address(), node::WarnBudget::note(*skipped));
+    }
     s->close();
     return;
   }
@@ -207,21 +213,32 @@ void Network::remove(Connection& c) {
 void Network::forget(Connection& c) { remove(c); }
 
 void Network::large_frame_seen() {
-  if (trim_timer_ != 0 || stopping_) return;
-  trim_timer_ = runtime_.start(1000, [this] {
-    trim_timer_ = 0;
-    malloc_trim(0);
-  });
+  if (stopping_) return;
+  // What large messages leave behind is freed a little later (a printed one at once, a call's
+  // arguments when the call ends): look once a second for the next half minute.
+  trim_until_ms_ = runtime_.now_ms() + 30'000;
+  if (trim_timer_ == 0) trim_timer_ = runtime_.start(1000, [this] { trim(); });
+}
+
+void Network::trim() {
+  trim_timer_ = 0;
+  if (mallinfo2().fordblks > kTrimSlack) malloc_trim(0);
+  if (!stopping_ && runtime_.now_ms() < trim_until_ms_) trim_timer_ = runtime_.start(1000, [this] { trim(); });
 }
 
 void Network::connection_failed(Connection& c, const std::string& why) {
   const bool owned = by_peer_.contains(c.peer()) && by_peer_[c.peer()] == &c;
   remove(c);
   if (c.role() == Connection::Role::kInitiator) {
-    spdlog::warn("cannot connect to {}: {}", c.peer(), why);
+    if (auto skipped = warnings().take(runtime_.now_ms())) {
+      spdlog::warn("cannot connect to {}: {}{}", c.peer(), why, node::WarnBudget::note(*skipped));
+    }
     if (on_connect_failed) on_connect_failed(c.peer(), why);
   } else {
-    spdlog::warn("incoming connection{}{} refused: {}", c.peer().empty() ? "" : " from ", c.peer(), why);
+    if (auto skipped = warnings().take(runtime_.now_ms())) {
+      spdlog::warn("incoming connection{}{} refused: {}{}", c.peer().empty() ? "" : " from ", c.peer(), why,
+                   node::WarnBudget::note(*skipped));
+    }
   }
   // Whoever was waiting on that peer (links, monitors, node monitors) learns it is down.
   if (owned && !stopping_) {
@@ -239,9 +256,57 @@ void Network::connection_closed(Connection& c, const std::string& why) {
   node_->drain();
 }
 
+std::string Network::attempt_refused(const std::string& peer) const {
+  size_t attempts = 0;
+  size_t resolving = 0;
+  for (const auto& [ptr, c] : all_) {
+    if (c->role() != Connection::Role::kInitiator || c->up()) continue;
+    ++attempts;
+    resolving += c->state() == Connection::State::kResolving ? 1 : 0;
+  }
+  if (attempts >= config_.max_connect_attempts) {
+    return std::to_string(attempts) + " connections already being set up (--max-connect-attempts)";
+  }
+  const std::string host = peer.substr(peer.find('@') + 1);
+  sockaddr_in6 probe{};
+  const bool numeric = uv_ip4_addr(host.c_str(), 0, reinterpret_cast<sockaddr_in*>(&probe)) == 0 ||
+                       uv_ip6_addr(host.c_str(), 0, &probe) == 0;
+  if (!numeric && resolving >= config_.max_resolving) {
+    return std::to_string(resolving) + " host name lookups already in flight";
+  }
+  return {};
+}
+
+void Network::refuse_later(const std::string& peer, const std::string& why) {
+  for (const auto& [p, w] : refused_) {
+    if (p == peer) return;
+  }
+  ++refused_count_;
+  refused_.emplace_back(peer, why);
+  if (refused_timer_ != 0) return;
+  refused_timer_ = runtime_.start(0, [this] {
+    refused_timer_ = 0;
+    auto now = std::exchange(refused_, {});
+    if (auto skipped = warnings().take(runtime_.now_ms())) {
+      spdlog::warn("{} connection attempt(s) refused at once, to {}{}: {}{}", now.size(), now.front().first,
+                   now.size() > 1 ? " and others" : "", now.front().second, node::WarnBudget::note(*skipped));
+    }
+    for (const auto& [p, why] : now) {
+      if (on_connect_failed) on_connect_failed(p, why);
+      // Whoever was waiting on that peer learns it is down, as after a failed attempt.
+      if (!stopping_ && !by_peer_.contains(p)) node_->peer_down(p);
+    }
+    if (!stopping_) node_->drain();
+  });
+}
+
 Connection* Network::connection_to(const std::string& peer) {
   auto it = by_peer_.find(peer);
   if (it != by_peer_.end()) return it->second;
+  if (const std::string why = attempt_refused(peer); !why.empty()) {
+    refuse_later(peer, why);
+    return nullptr;
+  }
   ++counters_.initiated;
   auto owned = std::make_unique<Connection>(*this, peer);
   Connection* c = owned.get();
@@ -252,12 +317,23 @@ Connection* Network::connection_to(const std::string& peer) {
 
 void Network::send(const std::string& peer, const term::Term& control, const term::Term* payload) {
   if (stopping_ || peer == config_.name) return;
-  connection_to(peer)->queue(control, payload);
+  if (Connection* c = connection_to(peer)) c->queue(control, payload);
 }
 
 void Network::connect(const std::string& peer) {
   if (stopping_ || peer == config_.name) return;
   connection_to(peer);
+}
+
+void Network::hold(const std::string& peer) {
+  auto it = by_peer_.find(peer);
+  if (it != by_peer_.end() && gate_ != nullptr && gate_->shut()) it->second->pause();
+}
+
+size_t Network::paused_peers() const {
+  size_t n = 0;
+  for (const auto& [ptr, c] : all_) n += c->paused() ? 1 : 0;
+  return n;
 }
 
 void Network::disconnect(const std::string& peer) {
@@ -296,6 +372,10 @@ std::vector<std::string> Network::peers() const {
 void Network::tick() {
   // One timer for all connections, at a quarter of net_ticktime like the BEAM's ticker.
   const uint64_t now = runtime_.now_ms();
+  // What a burst freed (a peer's calls holding large arguments, a flood the node printed)
+  // goes back to the system: glibc keeps freed heap below its trim threshold for reuse,
+  // which an idle node does not need.
+  if (mallinfo2().fordblks > kTrimSlack) malloc_trim(0);
   std::vector<Connection*> snapshot;
   for (auto& [ptr, c] : all_) snapshot.push_back(ptr);
   for (auto* c : snapshot) {

@@ -89,6 +89,10 @@ void Stream::start_reading() {
       });
 }
 
+void Stream::stop_reading() {
+  if (!closing_) uv_read_stop(reinterpret_cast<uv_stream_t*>(&tcp_));
+}
+
 void Stream::connect(const struct sockaddr* addr) {
   connect_req_.data = this;
   const int rc = uv_tcp_connect(&connect_req_, &tcp_, addr, [](uv_connect_t* req, int status) {
@@ -190,7 +194,11 @@ void Stream::on_written(uv_write_t* req, int status) {
   if (self->has_unsent()) {
     self->flush();
   } else if (self->close_when_flushed_) {
-    self->close();
+    if (self->events_ != nullptr) {
+      self->fail("");  // reported from the close callback
+    } else {
+      self->close();
+    }
   }
 }
 
@@ -303,12 +311,17 @@ void Stream::close() {
   uv_close(reinterpret_cast<uv_handle_t*>(&tcp_), &Stream::on_close);
 }
 
-void Stream::close_after_flush() {
+void Stream::close_after_flush(bool report) {
+  if (!report) events_ = nullptr;
   if (tls_ && !closing_) {
     // Plaintext queued before the TLS handshake ended can never go out; else it goes first,
     // then close_notify, as an ssl socket closes.
     if (!tls_->established()) {
-      close();
+      if (report) {
+        fail("");
+      } else {
+        close();
+      }
       return;
     }
     // Encrypted before the shutdown: a session that has sent close_notify writes nothing more,
@@ -319,10 +332,13 @@ void Stream::close_after_flush() {
   }
   if (writing_ || pending_bytes() != 0) {
     close_when_flushed_ = true;
-    events_ = nullptr;
     return;
   }
-  close();
+  if (report) {
+    fail("");
+  } else {
+    close();
+  }
 }
 
 std::string Stream::peer_address() {

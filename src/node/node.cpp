@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "chat/dist/constants.hpp"
+#include "chat/term/show.hpp"
 
 namespace chat::node {
 
@@ -473,9 +474,7 @@ void Node::terminate(const Pid& pid, const Term& reason) {
     if (w->second.empty()) node_watchers_.erase(w);
   }
   nodes_watchers_.erase(key);
-  if (spdlog::should_log(spdlog::level::debug)) {
-    spdlog::debug("process {} exited: {}", term::to_erlang_string(pid), term::to_erlang_string(reason));
-  }
+  spdlog::debug("process {} exited: {}", term::show(pid), term::show(reason));
   // Freed after the current signal: this may be running inside the process's own receive().
   graveyard_.push_back(std::move(e.process));
 }

@@ -6,6 +6,7 @@
 #include <algorithm>
 
 #include "chat/dist/constants.hpp"
+#include "chat/term/show.hpp"
 #include "chat/node/node.hpp"
 
 namespace chat::node {
@@ -60,8 +61,7 @@ bool Node::control(const std::string& peer, const Term& control, std::optional<T
       if (auto pid = whereis(name->name)) {
         enqueue(Kind::kMessage, *from, *pid, std::move(*payload));
       } else {
-        spdlog::debug("message from {} to unregistered name {} dropped: {}", peer, name->name,
-                      term::to_erlang_string(*payload));
+        spdlog::debug("message from {} to unregistered name {} dropped: {}", peer, name->name, term::show(*payload));
       }
       return true;
     }
@@ -162,7 +162,7 @@ bool Node::control(const std::string& peer, const Term& control, std::optional<T
       return n >= 5;  // we never send SPAWN_REQUEST: nobody waits for the reply
     default:
       // Operations we never negotiated (spawn, alias): a well-behaved peer does not send them.
-      spdlog::warn("peer {} sent unsupported control message {}", peer, term::to_erlang_string(control));
+      peer_warn("peer {} sent unsupported control message {}", peer, term::show(control));
       ++counters_.malformed;
       return true;
   }

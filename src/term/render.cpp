@@ -53,62 +53,120 @@ std::string bytes_list(std::string_view s) {
   return out + ">>";
 }
 
+// Appends to one string, and stops once `max` characters are out: a log line or a web answer
+// about a peer's term costs at most that, whatever the term's size.
 struct Renderer {
   bool elixir;
+  size_t max;
+  std::string out;
+  bool cut = false;  // something was left out
 
-  std::string operator()(int64_t v) const { return std::to_string(v); }
-  std::string operator()(double v) const {
+  [[nodiscard]] bool full() const { return out.size() >= max; }
+  void put(std::string_view s) {
+    if (s.size() > max - out.size()) cut = true;
+    out.append(s.substr(0, max - out.size()));
+  }
+  void term(const Term& t) {
+    if (full()) {
+      cut = true;
+      return;
+    }
+    std::visit(*this, t.value);
+  }
+
+  void operator()(int64_t v) { put(std::to_string(v)); }
+  void operator()(double v) {
     char buf[64];
     std::snprintf(buf, sizeof buf, "%.17g", v);
-    return buf;
+    put(buf);
   }
-  std::string operator()(const Atom& a) const {
-    if (!elixir) return plain_atom(a.name, false) ? a.name : "'" + a.name + "'";
-    if (a.name == "nil" || a.name == "true" || a.name == "false") return a.name;
-    if (a.name.rfind("Elixir.", 0) == 0) return a.name.substr(7);
-    return plain_atom(a.name, true) ? ":" + a.name : ":" + quoted(a.name);
+  void operator()(const Atom& a) {
+    if (!elixir) {
+      put(plain_atom(a.name, false) ? a.name : "'" + a.name + "'");
+    } else if (a.name == "nil" || a.name == "true" || a.name == "false") {
+      put(a.name);
+    } else if (a.name.rfind("Elixir.", 0) == 0) {
+      put(std::string_view(a.name).substr(7));
+    } else {
+      put(plain_atom(a.name, true) ? ":" + a.name : ":" + quoted(a.name));
+    }
   }
-  std::string operator()(const Binary& b) const {
-    if (printable(b.bytes())) return elixir ? quoted(b.bytes()) : "<<" + quoted(b.bytes()) + ">>";
-    return bytes_list(b.bytes());
+  void operator()(const Binary& b) {
+    // No more of a large binary than could be shown.
+    const std::string_view bytes = b.bytes().substr(0, max - out.size());
+    if (printable(bytes)) {
+      put(elixir ? quoted(bytes) : "<<" + quoted(bytes) + ">>");
+    } else {
+      put(bytes_list(bytes));
+    }
   }
-  std::string operator()(const Pid& p) const {
-    return "#PID<" + p.node + "." + std::to_string(p.num) + "." + std::to_string(p.serial) + ">";
+  void operator()(const Pid& p) {
+    put("#PID<" + p.node + "." + std::to_string(p.num) + "." + std::to_string(p.serial) + ">");
   }
-  std::string operator()(const Ref& r) const {
-    std::string out = "#Reference<" + r.node;
-    for (auto id : r.ids) out += "." + std::to_string(id);
-    return out + ">";
+  void operator()(const Ref& r) {
+    put("#Reference<" + r.node);
+    for (auto id : r.ids) put("." + std::to_string(id));
+    put(">");
   }
-  std::string operator()(const Tuple& t) const { return "{" + items(t.items) + "}"; }
-  std::string operator()(const List& l) const {
-    std::string out = "[" + items(l.items);
-    if (!l.tail.empty()) out += " | " + std::visit(*this, l.tail.front().value);
-    return out + "]";
+  void operator()(const Tuple& t) {
+    put("{");
+    items(t.items);
+    put("}");
   }
-  std::string operator()(const Map& m) const {
-    std::string out = elixir ? "%{" : "#{";
+  void operator()(const List& l) {
+    put("[");
+    items(l.items);
+    if (!l.tail.empty()) {
+      put(" | ");
+      term(l.tail.front());
+    }
+    put("]");
+  }
+  void operator()(const Map& m) {
+    put(elixir ? "%{" : "#{");
     for (size_t k = 0; k < m.entries.size(); ++k) {
-      if (k) out += ", ";
-      out += std::visit(*this, m.entries[k].first.value) + " => " + std::visit(*this, m.entries[k].second.value);
+      if (full()) {
+        cut = true;
+        break;
+      }
+      if (k) put(", ");
+      term(m.entries[k].first);
+      put(" => ");
+      term(m.entries[k].second);
     }
-    return out + "}";
+    put("}");
   }
-  std::string operator()(const Raw& r) const { return "#Term<" + std::to_string(r.encoded.size()) + " bytes>"; }
+  void operator()(const Raw& r) { put("#Term<" + std::to_string(r.encoded.size()) + " bytes>"); }
 
-  std::string items(const std::vector<Term>& v) const {
-    std::string out;
+  void items(const std::vector<Term>& v) {
     for (size_t k = 0; k < v.size(); ++k) {
-      if (k) out += ", ";
-      out += std::visit(*this, v[k].value);
+      if (full()) {
+        cut = true;
+        break;
+      }
+      if (k) put(", ");
+      term(v[k]);
     }
-    return out;
+  }
+
+  std::string done() {
+    if (cut) out += "...";
+    return std::move(out);
   }
 };
 
 }  // namespace
 
-std::string to_erlang_string(const Term& t) { return std::visit(Renderer{false}, t.value); }
-std::string to_elixir_string(const Term& t) { return std::visit(Renderer{true}, t.value); }
+std::string to_erlang_string(const Term& t, size_t max_chars) {
+  Renderer r{false, max_chars, {}, false};
+  r.term(t);
+  return r.done();
+}
+
+std::string to_elixir_string(const Term& t, size_t max_chars) {
+  Renderer r{true, max_chars, {}, false};
+  r.term(t);
+  return r.done();
+}
 
 }  // namespace chat::term

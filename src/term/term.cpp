@@ -351,9 +351,9 @@ struct Encoder {
 }  // namespace
 
 std::optional<Term> decode_at(std::string_view data, size_t* offset, const Limits& limits,
-                              const std::shared_ptr<const void>& owner) {
+                              const std::shared_ptr<const void>& owner, size_t* budget) {
   if (data.size() > static_cast<size_t>(INT32_MAX)) return std::nullopt;  // ei indexes with int
-  auto size = encoded_size(data, *offset, limits.max_depth);
+  auto size = encoded_size(data, *offset, limits.max_depth, budget);
   if (!size) return std::nullopt;
   Decoder d(data, owner);
   int i = static_cast<int>(*offset);

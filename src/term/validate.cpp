@@ -2,6 +2,8 @@
 
 #include <cstdint>
 
+#include "chat/term/term.hpp"
+
 namespace chat::term {
 namespace {
 
@@ -42,9 +44,14 @@ constexpr size_t kMaxRefWords = 5;
 
 class Walker {
  public:
-  Walker(std::string_view data, size_t max_depth) : data_(data), max_depth_(max_depth) {}
+  Walker(std::string_view data, size_t max_depth, size_t* budget)
+      : data_(data), max_depth_(max_depth), budget_(budget) {}
 
-  bool term(size_t& i, size_t depth) {
+  // One term, in the slot of a container (or the root): its slot is charged, then its walk.
+  bool term(size_t& i, size_t depth) { return charge(sizeof(Term)) && walk(i, depth); }
+
+ private:
+  bool walk(size_t& i, size_t depth) {
     if (depth > max_depth_ || !has(i, 1)) return false;
     const auto tag = byte(i++);
     switch (tag) {
@@ -53,27 +60,28 @@ class Walker {
       case kFloat: return false;  // the pre-NEW_FLOATS text form: never sent once it is negotiated
       case kNewFloat: return skip(i, 8);
       case kAtom: {
+        // Latin-1: up to two UTF-8 bytes per character once decoded.
         uint32_t n = 0;
-        return u16(i, n) && n <= 255 && skip(i, n);
+        return u16(i, n) && n <= 255 && text(2 * size_t{n}) && skip(i, n);
       }
       case kSmallAtom: {
         uint32_t n = 0;
-        return u8(i, n) && skip(i, n);
+        return u8(i, n) && text(2 * size_t{n}) && skip(i, n);
       }
       case kAtomUtf8: {
         uint32_t n = 0;
-        return u16(i, n) && n <= kMaxAtomBytes && utf8(i, n);
+        return u16(i, n) && n <= kMaxAtomBytes && text(n) && utf8(i, n);
       }
       case kSmallAtomUtf8: {
         uint32_t n = 0;
-        return u8(i, n) && utf8(i, n);
+        return u8(i, n) && text(n) && utf8(i, n);
       }
       case kReference: return atom(i) && skip(i, 5);
       case kNewReference:
       case kNewerReference: {
         uint32_t words = 0;
         if (!u16(i, words) || words == 0 || words > kMaxRefWords || !atom(i)) return false;
-        return skip(i, (tag == kNewReference ? 1 : 4) + 4 * size_t{words});
+        return charge(4 * size_t{words}) && skip(i, (tag == kNewReference ? 1 : 4) + 4 * size_t{words});
       }
       case kPort: return atom(i) && skip(i, 5);
       case kNewPort: return atom(i) && skip(i, 8);
@@ -94,8 +102,9 @@ class Walker {
       }
       case kNil: return true;
       case kString: {
+        // A list of small integers: one Term per byte.
         uint32_t n = 0;
-        return u16(i, n) && skip(i, n);
+        return u16(i, n) && charge(size_t{n} * sizeof(Term)) && skip(i, n);
       }
       case kList: {
         uint32_t n = 0;
@@ -104,26 +113,26 @@ class Walker {
       }
       case kBinary: {
         uint32_t n = 0;
-        return u32(i, n) && skip(i, n);
+        return u32(i, n) && (n >= Binary::kSharedMin || text(n)) && skip(i, n);
       }
       case kBitBinary: {
         uint32_t n = 0;
-        return u32(i, n) && skip(i, 1) && skip(i, n);
+        return u32(i, n) && text(size_t{n} + 6) && skip(i, 1) && skip(i, n);
       }
       case kSmallBig: {
         uint32_t n = 0;
-        return u8(i, n) && skip(i, 1) && skip(i, n);
+        return u8(i, n) && text(size_t{n} + 3) && skip(i, 1) && skip(i, n);
       }
       case kLargeBig: {
         uint32_t n = 0;
-        return u32(i, n) && skip(i, 1) && skip(i, n);
+        return u32(i, n) && text(size_t{n} + 6) && skip(i, 1) && skip(i, n);
       }
       case kExport: return elements(i, 3, depth);
       case kNewFun: {
         // Size counts itself; the inner fields are walked too, so Size must agree.
         const size_t start = i;
         uint32_t size = 0;
-        if (!u32(i, size) || size < 4 + 1 + 16 + 4 + 4 || !has(start, size)) return false;
+        if (!u32(i, size) || size < 4 + 1 + 16 + 4 + 4 || !has(start, size) || !text(size + 1)) return false;
         uint32_t num_free = 0;
         i += 1 + 16 + 4;
         if (!u32(i, num_free)) return false;
@@ -135,10 +144,19 @@ class Walker {
     }
   }
 
- private:
   [[nodiscard]] size_t remaining(size_t i) const { return i <= data_.size() ? data_.size() - i : 0; }
   [[nodiscard]] bool has(size_t i, size_t n) const { return n <= remaining(i); }
   [[nodiscard]] uint8_t byte(size_t i) const { return static_cast<uint8_t>(data_[i]); }
+
+  // Memory the decoded term will take; false once over the budget.
+  bool charge(size_t n) {
+    if (budget_ == nullptr) return true;
+    if (n > *budget_) return false;
+    *budget_ -= n;
+    return true;
+  }
+  // Bytes a std::string keeps on the heap for n characters.
+  bool text(size_t n) { return n <= kShortString || charge(n + 1); }
 
   bool skip(size_t& i, size_t n) {
     if (!has(i, n)) return false;
@@ -171,7 +189,7 @@ class Walker {
     const auto tag = byte(i);
     if (tag != kAtom && tag != kAtomUtf8 && tag != kSmallAtom && tag != kSmallAtomUtf8) return false;
     const size_t start = i;
-    if (!term(i, 0)) return false;
+    if (!walk(i, 0)) return false;
     const size_t header = (tag == kAtom || tag == kAtomUtf8) ? 3 : 2;
     return data_.substr(start + header, i - start - header).find('\0') == std::string_view::npos;
   }
@@ -223,12 +241,13 @@ class Walker {
 
   std::string_view data_;
   size_t max_depth_;
+  size_t* budget_;
 };
 
 }  // namespace
 
-std::optional<size_t> encoded_size(std::string_view data, size_t offset, size_t max_depth) {
-  Walker w(data, max_depth);
+std::optional<size_t> encoded_size(std::string_view data, size_t offset, size_t max_depth, size_t* budget) {
+  Walker w(data, max_depth, budget);
   size_t i = offset;
   if (!w.term(i, 0)) return std::nullopt;
   return i - offset;

@@ -145,8 +145,10 @@ moebi_pid=$!
     >"$run_dir/alex.stdout" 2>"$run_dir/alex.stderr" </dev/null &
 alex_pid=$!
 # The web node finds its peers the way a web dyno does: by asking EPMD on the
-# peers' host (here the private one) for the nodes registered there.
-"${quiet_env[@]}" "$CHAT_NODE" --name web@127.0.0.1 --cookie "$cookie" --port "$http_port" \
+# peers' host (here the private one) for the nodes registered there. Its page
+# wants an access token, as a public web dyno's should (CHAT_WEB_TOKEN).
+web_token=wt$(chat_random_hex 12)
+CHAT_WEB_TOKEN=$web_token "${quiet_env[@]}" "$CHAT_NODE" --name web@127.0.0.1 --cookie "$cookie" --port "$http_port" \
     --discover 127.0.0.1 --discovery-interval 1 \
     >"$run_dir/web.stdout" 2>"$run_dir/web.stderr" </dev/null &
 web_pid=$!
@@ -176,7 +178,7 @@ echo "== browser: web, moebi and alex are up"
 
 mkdir -p "$BROWSER_ARTIFACTS" "$run_dir/tmp"
 rm -f "$BROWSER_ARTIFACTS"/web-chat*.png # no stale screenshot from an earlier run
-export WEB_URL=http://127.0.0.1:$http_port/ WEB_NODE=web@127.0.0.1 MOEBI_NODE=moebi@127.0.0.1 \
+export WEB_TOKEN=$web_token WEB_URL=http://127.0.0.1:$http_port/ WEB_NODE=web@127.0.0.1 MOEBI_NODE=moebi@127.0.0.1 \
     ALEX_NODE=alex@127.0.0.1 ALEX_STDOUT=$run_dir/alex.stdout CHROMIUM BROWSER_ARTIFACTS
 
 # In the background, so that a TERM/INT sent to this script is handled at once.

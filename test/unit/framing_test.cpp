@@ -236,3 +236,75 @@ TEST_SUITE("framing") {
     CHECK(dist::parse_message(test::unhex("7083" "680161" "02")).has_value());
   }
 }
+
+namespace {
+
+// <<112, 131, {2, '', Pid}, 131, Payload>> with the payload's encoding (no version byte) given.
+std::string send_frame(const std::string& payload_ext) {
+  const Term control = term::tuple({Term{int64_t{2}}, atom(""), term::Pid{"a@b", 1, 0, 7}});
+  return std::string(1, '\x70') + term::encode(control) + std::string(1, '\x83') + payload_ext;
+}
+
+// LIST_EXT of n elements, each `element` (encoded), then [].
+std::string list_of(size_t n, const std::string& element) {
+  std::string out = "l";
+  for (int shift = 24; shift >= 0; shift -= 8) out.push_back(static_cast<char>((n >> shift) & 0xff));
+  for (size_t k = 0; k < n; ++k) out += element;
+  return out + "j";
+}
+
+}  // namespace
+
+TEST_SUITE("framing") {
+  TEST_CASE("a frame built to blow up when decoded fails like an oversized one, before any allocation") {
+    // One byte per [] on the wire, a whole Term (72 bytes) once decoded: 1M of them would take
+    // 72 MB for a 1 MB frame, past its budget (32 MB + 4 x 1 MB).
+    const std::string bomb = send_frame(list_of(1U << 20U, "j"));
+    bool over = false;
+    CHECK_FALSE(dist::parse_message(bomb, {}, nullptr, &over).has_value());
+    CHECK(over);
+    // The same shape, small enough, decodes.
+    const std::string fine = send_frame(list_of(100'000, "j"));
+    auto msg = dist::parse_message(fine, {}, nullptr, &over);
+    REQUIRE(msg.has_value());
+    CHECK_FALSE(over);
+    CHECK(msg->payload->get<term::List>()->items.size() == 100'000);
+    // Malformed is not over budget.
+    CHECK_FALSE(dist::parse_message(send_frame("l\x7f\xff\xff\xffj"), {}, nullptr, &over).has_value());
+    CHECK_FALSE(over);
+  }
+
+  TEST_CASE("large binaries and ordinary messages are far inside the decoding budget") {
+    const Term big = term::binary(std::string(40U << 20U, 'b'));  // more than the floor, in bytes
+    std::string out;
+    const Term control = term::tuple({Term{int64_t{2}}, atom(""), term::Pid{"a@b", 1, 0, 7}});
+    dist::append_frame(out, control, &big);
+    bool over = true;
+    auto msg = dist::parse_message(std::string_view(out).substr(4), {}, nullptr, &over);
+    REQUIRE(msg.has_value());
+    CHECK_FALSE(over);
+    CHECK(msg->payload->get<term::Binary>()->bytes().size() == (40U << 20U));
+    // A charlist of 65535 characters (STRING_EXT, what an Erlang string is sent as).
+    std::string chars = "k\xff\xff" + std::string(65535, 'c');
+    CHECK(dist::parse_message(send_frame(chars)).has_value());
+  }
+
+  TEST_CASE("the budget counts every element, text on the heap and strings, and nothing for large binaries") {
+    size_t budget = 1000;
+    const std::string three = term::encode(term::list({Term{int64_t{1}}, Term{int64_t{2}}, Term{int64_t{3}}}));
+    size_t at = 1;
+    REQUIRE(term::decode_at(three, &at, {}, nullptr, &budget).has_value());
+    CHECK(budget == 1000 - 5 * sizeof(Term));  // the list, three items and the [] tail
+    const std::string long_atom = term::encode(atom(std::string(100, 'a')));
+    budget = sizeof(Term) + 100;
+    at = 1;
+    CHECK_FALSE(term::decode_at(long_atom, &at, {}, nullptr, &budget).has_value());
+    budget = sizeof(Term) + 101;
+    at = 1;
+    CHECK(term::decode_at(long_atom, &at, {}, nullptr, &budget).has_value());
+    const std::string large = term::encode(term::binary(std::string(term::Binary::kSharedMin, 'x')));
+    budget = sizeof(Term);
+    at = 1;
+    CHECK(term::decode_at(large, &at, {}, nullptr, &budget).has_value());
+  }
+}

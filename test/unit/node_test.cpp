@@ -188,4 +188,23 @@ TEST_SUITE("node") {
     CHECK(a.creation == 5);
     CHECK(a.node == "me@host");
   }
+
+  TEST_CASE("warnings a peer can cause: 20 a second, then the next one written counts the rest") {
+    chat::node::WarnBudget b;
+    uint64_t written = 0;
+    for (int i = 0; i < 50; ++i) {
+      if (auto skipped = b.take(1000)) {
+        CHECK(*skipped == 0);
+        ++written;
+      }
+    }
+    CHECK(written == chat::node::WarnBudget::kPerSecond);
+    CHECK(b.left_out() == 30);
+    CHECK_FALSE(b.take(1999).has_value());  // the same second
+    const auto next = b.take(2000);
+    REQUIRE(next.has_value());
+    CHECK(*next == 31);
+    CHECK(chat::node::WarnBudget::note(31).find("31 similar warnings left out") != std::string::npos);
+    CHECK(b.left_out() == 31);
+  }
 }

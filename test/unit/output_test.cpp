@@ -1,8 +1,11 @@
 #include <doctest/doctest.h>
 
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <csignal>
+#include <chrono>
 #include <string>
 #include <thread>
 
@@ -87,5 +90,88 @@ TEST_SUITE("output") {
       out.line("only line");
     }
     CHECK(contents(sink.file) == "only line\n");
+  }
+}
+
+TEST_SUITE("output") {
+  TEST_CASE("a stdout nobody reads: the output fills, never blocks, drops past the hard limit and gives up at exit") {
+    std::signal(SIGPIPE, SIG_IGN);  // as the node does: the abandoned writer gets EPIPE below
+    int fds[2];
+    REQUIRE(::pipe(fds) == 0);  // nobody reads fds[0]
+    std::FILE* w = ::fdopen(fds[1], "w");
+    REQUIRE(w != nullptr);
+    const std::string kilo(1000, 'k');
+    {
+      Output out(w, 64U << 10U);  // soft 64 KB, hard 256 KB; the pipe takes 64 KB
+      CHECK_FALSE(out.full());
+      bool resumed = false;
+      for (int i = 0; i < 1000; ++i) {
+        out.line(kilo);
+        if (i % 10 == 0) out.flush();
+        if (out.full() && !resumed) out.when_room([&] { resumed = true; });
+      }
+      out.flush();
+      CHECK(out.full());
+      CHECK_FALSE(resumed);
+      CHECK(out.times_full() == 1);
+      CHECK(out.dropped_lines() > 0);
+      CHECK(out.queued_bytes() <= out.hard_limit());
+      CHECK(out.lines() == 1000);
+    }  // the destructor gives up on the stuck pipe instead of waiting for it
+    // What did reach the pipe is whole lines, in order.
+    std::string got(1U << 20U, '\0');
+    const ssize_t n = ::read(fds[0], got.data(), got.size());
+    REQUIRE(n > 0);
+    got.resize(static_cast<size_t>(n));
+    CHECK(got.substr(0, 1001) == kilo + "\n");
+    // The writer left behind may still be in a writev: its descriptor is turned into /dev/null
+    // rather than closed, so that its number is not reused under it by the next test.
+    const int null = ::open("/dev/null", O_WRONLY);
+    REQUIRE(null >= 0);
+    ::dup2(null, fds[1]);
+    ::close(null);
+    ::close(fds[0]);
+  }
+
+  TEST_CASE("past the soft limit the waiters run once the reader catches up, and every line arrives") {
+    int fds[2];
+    REQUIRE(::pipe(fds) == 0);
+    std::FILE* w = ::fdopen(fds[1], "w");
+    REQUIRE(w != nullptr);
+    std::string got;
+    std::atomic<bool> start_reading{false};
+    std::thread reader([&] {
+      char buf[65536];
+      ssize_t n = 0;
+      while (!start_reading) std::this_thread::yield();
+      while ((n = ::read(fds[0], buf, sizeof buf)) > 0) got.append(buf, static_cast<size_t>(n));
+    });
+    std::string expected;
+    std::atomic<int> woken{0};
+    {
+      Output out(w, 64U << 10U);
+      out.set_wake([&] { ++woken; });  // from the writer thread
+      int i = 0;
+      while (!out.full()) {
+        const std::string line = "line " + std::to_string(i++) + std::string(200, '.');
+        out.line(line);
+        expected += line + "\n";
+        out.flush();
+      }
+      bool resumed = false;
+      out.when_room([&] { resumed = true; });
+      start_reading = true;
+      for (int k = 0; k < 2000 && out.full(); ++k) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      CHECK_FALSE(out.full());
+      CHECK(woken >= 1);
+      CHECK_FALSE(resumed);  // the loop runs the waiters when woken
+      out.run_waiters();
+      CHECK(resumed);
+      CHECK(out.dropped_lines() == 0);
+    }
+    std::fclose(w);
+    reader.join();
+    ::close(fds[0]);
+    CHECK(got == expected);
   }
 }

@@ -2,6 +2,7 @@
 // (UTF-8 atoms, as the distribution sends them once UTF8_ATOMS is negotiated).
 #include <doctest/doctest.h>
 
+#include "chat/term/show.hpp"
 #include "chat/term/term.hpp"
 #include "chat/term/validate.hpp"
 #include "hex.hpp"
@@ -155,5 +156,26 @@ TEST_SUITE("term") {
     CHECK(to_elixir_string(binary("chicken?")) == "\"chicken?\"");
     CHECK(to_elixir_string(tuple({atom("undef"), list({})})) == "{:undef, []}");
     CHECK(to_erlang_string(tuple({atom("EXIT"), Term{int64_t{1}}})) == "{'EXIT', 1}");
+  }
+}
+
+TEST_SUITE("term") {
+  TEST_CASE("a rendering stops at its limit, whatever the term's size") {
+    std::vector<Term> many(200'000, Term{int64_t{7}});
+    const std::string shown = to_erlang_string(tuple({atom("big"), list(std::move(many))}), 100);
+    CHECK(shown.size() == 103);
+    CHECK(shown.rfind("{big, [7, 7, ", 0) == 0);
+    CHECK(shown.substr(100) == "...");
+    CHECK(to_elixir_string(binary(std::string(1U << 20U, 'x')), 10) == "\"xxxxxxxxx...");
+    CHECK(to_erlang_string(atom("ok"), 2) == "ok");
+    CHECK(to_erlang_string(atom("okay"), 2) == "ok...");
+    CHECK(to_erlang_string(tuple({atom("ok")}), 3) == "{ok...");
+  }
+
+  TEST_CASE("term::show renders in a log line as to_erlang_string does, and only when formatted") {
+    const Term t = tuple({atom("EXIT"), Term{int64_t{1}}});
+    CHECK(fmt::format("{}", chat::term::show(t)) == to_erlang_string(t));
+    const std::string long_one = fmt::format("{}", chat::term::show(binary(std::string(100'000, 'y'))));
+    CHECK(long_one.size() == chat::term::kShowChars + 3);
   }
 }

@@ -29,6 +29,10 @@ class Feed {
  public:
   static constexpr size_t kHistory = 100;
   static constexpr size_t kMaxText = 4096;  // longer texts are cut in the feed (not in the log)
+  // What a new stream gets of that history at most: the newest events that fit. The HTTP
+  // server drops a stream with more than 64 KB waiting for its client (http::Limits), and
+  // 100 long messages would be past that before the page could read any.
+  static constexpr size_t kHistoryBytes = 32 * 1024;
   void publish(const std::string& type, const std::string& peer, const std::string& text);
   void add(std::shared_ptr<http::EventStream> s);
 
@@ -36,6 +40,40 @@ class Feed {
   std::vector<std::shared_ptr<http::EventStream>> streams_;
   std::deque<std::string> history_;
   uint64_t seq_ = 0;
+};
+
+// Why connections to peers failed, for the callers that ask right after (the CLI, the web
+// form). Peers name nodes at will, so the table forgets: an entry lives kTtlMs, and past
+// kMaxEntries the oldest goes.
+class RecentErrors {
+ public:
+  static constexpr size_t kMaxEntries = 1024;
+  static constexpr uint64_t kTtlMs = 60'000;
+  void put(const std::string& peer, std::string why, uint64_t now_ms);
+  [[nodiscard]] std::string get(const std::string& peer, uint64_t now_ms) const;
+  [[nodiscard]] size_t size() const { return by_peer_.size(); }
+
+ private:
+  struct Entry {
+    std::string why;
+    uint64_t at_ms;
+    uint64_t seq;
+  };
+  std::map<std::string, Entry> by_peer_;
+  std::map<uint64_t, std::string> by_age_;  // seq -> peer
+  uint64_t seq_ = 0;
+};
+
+// The Output as the network sees it: a gate that is shut while stdout is behind.
+class OutputGate final : public net::InputGate {
+ public:
+  explicit OutputGate(service::Output& out) : out_(out) {}
+  [[nodiscard]] bool shut() const override { return out_.full(); }
+  [[nodiscard]] uint64_t fed() const override { return out_.lines(); }
+  void when_open(std::function<void()> resume) override { out_.when_room(std::move(resume)); }
+
+ private:
+  service::Output& out_;
 };
 
 class App {
@@ -59,6 +97,7 @@ class App {
   uint64_t uptime_ms() { return runtime_.now_ms() - started_ms_; }
   const discovery::Discovery* discovery() const { return discovery_.get(); }
   uint64_t http_requests() const { return http_ ? http_->requests() : 0; }
+  const http::Server* http() const { return http_.get(); }
   Feed& feed() { return feed_; }
   service::Output& out() { return out_; }
   const Options& options() const { return options_; }
@@ -75,7 +114,9 @@ class App {
   std::unique_ptr<node::Node> node_;
   kernel::Kernel kernel_;
   service::ChatContext ctx_;
-  std::map<std::string, std::string> connect_errors_;
+  OutputGate gate_{out_};
+  uv_async_t* output_room_ = nullptr;  // the stdout writer wakes the loop through it
+  RecentErrors connect_errors_;
   std::unique_ptr<http::Server> http_;
   std::unique_ptr<http::Server> metrics_http_;  // --metrics-port
   std::unique_ptr<discovery::Discovery> discovery_;

@@ -29,6 +29,12 @@ struct Options {
   std::optional<uint16_t> metrics_port;       // --metrics-port, else $CHAT_METRICS_PORT: /metrics
   std::vector<std::string> discover;          // --discover, else $CHAT_DISCOVERY, else Heroku's
   uint32_t discovery_interval_s = 5;
+  std::string web_token;                      // $CHAT_WEB_TOKEN: the page and the API want it
+  size_t http_max_connections = 1000;         // open HTTP connections (also kept under a share of the fd limit)
+  size_t http_max_per_client = 32;            // event streams and pending answers per client address
+  bool http_behind_proxy = false;             // --http-behind-proxy, or $DYNO set (Heroku's router)
+  size_t stdout_buffer_mb = 16;               // chat lines waiting for stdout before printing peers pause
+  size_t max_connect_attempts = 64;           // outgoing connections being set up at once
   uint64_t blast_count = 100'000;             // blast: messages to send
   size_t blast_size = 64;                     // blast: bytes per message
   uint64_t blast_window = 0;                  // blast: messages between syncs (0: by size)

@@ -57,10 +57,22 @@ struct Message {
   std::optional<term::Term> payload;
 };
 
-// Decodes <<112, 131, Control, [131, Payload]>>. nullopt for anything else. When `owner` keeps
-// the frame alive, large binaries stay in it (term::decode_at).
+// What the terms of one frame may take in memory once decoded: kDecodeFloor plus kDecodeRatio
+// times the frame's bytes. Ordinary messages are far below it (a binary of any size shares
+// the frame's buffer; a tuple of a few small terms takes a few hundred bytes); a frame built
+// to blow up (16 MB holding a list of 16M [], which would take 1.1 GB: a Term is 72 bytes)
+// fails as an oversized frame does, after a walk that allocates nothing. A 128 MB frame (the
+// default --max-frame-mb) may cost 544 MB at most.
+inline constexpr size_t kDecodeFloor = 32U << 20U;
+inline constexpr size_t kDecodeRatio = 4;
+[[nodiscard]] constexpr size_t decode_budget(size_t frame_bytes) { return kDecodeFloor + kDecodeRatio * frame_bytes; }
+
+// Decodes <<112, 131, Control, [131, Payload]>>, within decode_budget(frame size) for both
+// terms together. nullopt for anything else; then *over_budget (when given) says whether
+// the budget was the reason. When `owner` keeps the frame alive, large binaries stay in it
+// (term::decode_at).
 std::optional<Message> parse_message(std::string_view frame, const term::Limits& limits = {},
-                                     const std::shared_ptr<const void>& owner = nullptr);
+                                     const std::shared_ptr<const void>& owner = nullptr, bool* over_budget = nullptr);
 
 // Appends a complete frame (length header included) for control + optional payload.
 void append_frame(term::Sink& out, const term::Term& control, const term::Term* payload);

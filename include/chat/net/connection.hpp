@@ -30,11 +30,14 @@ class Connection final : Stream::Events {
 
   void queue(const term::Term& control, const term::Term* payload);
   // Hands frames queued before the handshake to another connection (simultaneous connect).
-  std::string take_queued() { return std::exchange(queued_, {}); }
-  void add_queued(const std::string& frames) { queued_ += frames; }
+  std::string take_queued();
+  void add_queued(const std::string& frames);
   // Ends the connection; `notify` reports it to Network (which tells the node).
   void close(const std::string& why, bool notify = true);
   void tick(uint64_t now_ms);
+  // Stops reading until the network's gate opens (backpressure; see InputGate).
+  void pause();
+  [[nodiscard]] bool paused() const { return paused_; }
 
   [[nodiscard]] Role role() const { return role_; }
   [[nodiscard]] State state() const { return state_; }
@@ -75,6 +78,8 @@ class Connection final : Stream::Events {
   // read one by one in place (read_area).
   uint8_t after_large_ = 0;
   bool first_bytes_ = true;  // of the handshake, to recognise a TLS peer on a plain port
+  bool paused_ = false;
+  bool overflowed_ = false;  // queued_ passed the limit: closing
   uint64_t flags_ = 0;
   uint64_t offered_flags_ = 0;
   uint64_t setup_timer_ = 0;

@@ -7,8 +7,10 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "chat/node/node.hpp"
@@ -22,6 +24,20 @@ namespace chat::net {
 
 class Connection;
 class EpmdRegistration;
+
+// Where what peers send ends up faster than it can leave (stdout, for the Chat inbox). A
+// connection whose read fed it (fed() moved) while it is shut stops reading from its peer
+// (TCP backpressure on that peer alone: ticks, HTTP and peers that do not print go on) and
+// reads again when the gate calls back. A paused peer is never dropped for silence.
+class InputGate {
+ public:
+  virtual ~InputGate() = default;
+  [[nodiscard]] virtual bool shut() const = 0;
+  // A count that moves whenever something goes through the gate (lines printed).
+  [[nodiscard]] virtual uint64_t fed() const = 0;
+  // Calls `resume` once, on the loop thread, when the gate is open (at once if it is).
+  virtual void when_open(std::function<void()> resume) = 0;
+};
 
 struct PeerStatus {
   std::string name;
@@ -39,6 +55,11 @@ struct NetworkConfig {
   uint32_t setup_timeout_ms = 7000;  // net_setuptime's default
   size_t max_frame = 128U << 20U;  // enough for a 64 MB binary and its control message
   size_t max_queue = 256U << 20U;  // bytes queued for one peer before it is disconnected
+  // Outgoing connections being set up at once (resolving, asking EPMD, connecting, in the
+  // handshake), and host name lookups among them (they share libuv's four-thread pool with
+  // discovery). A peer may name any node it likes: past these, an attempt fails at once.
+  size_t max_connect_attempts = 64;
+  size_t max_resolving = 8;
   uint64_t flags = 0;
   bool start_epmd = true;  // run `epmd -daemon` when none answers at start, as erl does
   // Set: the distribution runs over TLS (-proto_dist inet_tls), every connection both ways.
@@ -73,6 +94,14 @@ class Network final : public node::Transport {
   void disconnect(const std::string& peer) override;
   [[nodiscard]] bool connecting_or_up(const std::string& peer) const { return by_peer_.contains(peer); }
 
+  // Backpressure: connections consult `gate` after each read they hand to the node.
+  void set_gate(InputGate* gate) { gate_ = gate; }
+  [[nodiscard]] InputGate* gate() const { return gate_; }
+  // Stops reading from `peer` until the gate opens (for input the node handles later than
+  // the read that brought it). Nothing happens while the gate is open.
+  void hold(const std::string& peer);
+  [[nodiscard]] size_t paused_peers() const;
+
   // Called by connections.
   Runtime& runtime() { return runtime_; }
   const NetworkConfig& config() const { return config_; }
@@ -84,8 +113,12 @@ class Network final : public node::Transport {
   void connection_closed(Connection& c, const std::string& why);
   // Drops a connection that never carried anything the node knows about.
   void forget(Connection& c);
-  // After large messages, free heap memory goes back to the system a second later (once per
-  // second at most, so a stream of large messages keeps reusing its buffers meanwhile).
+  // Bytes queued for connections still being set up, all together: added, removed.
+  void connecting_bytes(size_t added, size_t removed) { connecting_bytes_ = connecting_bytes_ + added - removed; }
+  [[nodiscard]] size_t connecting_bytes() const { return connecting_bytes_; }
+  // After large messages, free heap memory goes back to the system: checked once a second for
+  // 30 s (so a stream of large messages keeps reusing its buffers meanwhile), and at every
+  // tick whatever the traffic.
   void large_frame_seen();
   uint16_t listen_port() const { return listen_port_; }
   const sockaddr_storage& epmd_address() const { return epmd_addr_; }
@@ -103,11 +136,16 @@ class Network final : public node::Transport {
   void start_epmd_daemon();
   void remove(Connection& c);
   Connection* connection_to(const std::string& peer);
+  // Why a new outgoing connection may not start now, or "".
+  std::string attempt_refused(const std::string& peer) const;
+  void refuse_later(const std::string& peer, const std::string& why);
   void tick();
 
   Runtime& runtime_;
   NetworkConfig config_;
   node::Node* node_ = nullptr;
+  // Before the connections: they report to it as they go.
+  size_t connecting_bytes_ = 0;
   uv_tcp_t* listener_ = nullptr;
   uint16_t listen_port_ = 0;
   sockaddr_storage epmd_addr_{};
@@ -123,8 +161,17 @@ class Network final : public node::Transport {
   std::unordered_map<std::string, Connection*> replacing_;
   std::unordered_map<Connection*, std::unique_ptr<Connection>> all_;
   std::vector<std::unique_ptr<Connection>> closed_;  // freed before the next poll
+  InputGate* gate_ = nullptr;
+  node::WarnBudget own_warnings_;  // until a node is attached
+  node::WarnBudget& warnings() { return node_ != nullptr ? node_->peer_warnings() : own_warnings_; }
+  // Attempts refused at once, reported from the loop (never inside the send that asked).
+  std::vector<std::pair<std::string, std::string>> refused_;
+  uint64_t refused_timer_ = 0;
+  uint64_t refused_count_ = 0;
   uint64_t ticker_ = 0;
   uint64_t trim_timer_ = 0;
+  uint64_t trim_until_ms_ = 0;
+  void trim();
   bool stopping_ = false;
   NetCounters counters_;
 };

@@ -24,6 +24,7 @@ class Runtime final : public node::Timers {
 
   uv_loop_t* loop() { return &loop_; }
   uint64_t now_ms() override { return uv_now(&loop_); }
+  uint64_t now_ms() const { return uv_now(&loop_); }
 
   uint64_t start(uint64_t ms, std::function<void()> fire) override;
   void cancel(uint64_t id) override;

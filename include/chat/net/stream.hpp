@@ -68,8 +68,11 @@ class Stream {
   // Runs the stream over TLS; call before start_reading() or connect().
   void use_tls(std::unique_ptr<tls::Session> session) { tls_ = std::move(session); }
   [[nodiscard]] const tls::Session* tls() const { return tls_.get(); }
-  // Starts reading an accepted stream.
+  // Starts reading an accepted stream; again after stop_reading().
   void start_reading();
+  // Reads nothing more until start_reading(): the peer's bytes wait in the kernel, then in
+  // the peer (TCP backpressure).
+  void stop_reading();
   void connect(const struct sockaddr* addr);
   void write(std::string_view bytes);
   // Lets `fill` encode into the queue in place (a term::Sink that keeps shared binaries by
@@ -84,8 +87,10 @@ class Stream {
   [[nodiscard]] size_t queued_bytes() const { return pending_bytes() + inflight_bytes_; }
   // Stops all callbacks and frees the stream once libuv lets go of it.
   void close();
-  // Closes after what is queued has been written (e.g. a refusal the peer should read).
-  void close_after_flush();
+  // Closes after what is queued has been written (e.g. a refusal the peer should read). With
+  // `report`, the events still hear on_closed (with an empty `why` once all was written), so
+  // that the user can count the stream until it is really gone; otherwise they hear nothing.
+  void close_after_flush(bool report = false);
   std::string peer_address();
 
  private:

@@ -20,6 +20,7 @@
 
 #include "chat/node/ports.hpp"
 #include "chat/node/process.hpp"
+#include "chat/node/warn_budget.hpp"
 #include "chat/term/term.hpp"
 
 namespace chat::node {
@@ -105,6 +106,17 @@ class Node {
   void exit_signal(const term::Pid& from, const term::Pid& to, term::Term reason);
   uint64_t start_timer(const term::Pid& owner, uint64_t ms, std::function<void()> fire);
   [[nodiscard]] uint64_t now_ms() { return timers_.now_ms(); }
+  // The one budget of log lines that peers can cause at will (node/warn_budget.hpp).
+  WarnBudget& peer_warnings() { return peer_warnings_; }
+  // spdlog::warn (or another level) within that budget.
+  template <typename... Args>
+  void peer_warn(spdlog::format_string_t<Args...> fmt, Args&&... args) {
+    peer_warnings_.log(now_ms(), spdlog::level::warn, fmt, std::forward<Args>(args)...);
+  }
+  template <typename... Args>
+  void peer_log(spdlog::level::level_enum level, spdlog::format_string_t<Args...> fmt, Args&&... args) {
+    peer_warnings_.log(now_ms(), level, fmt, std::forward<Args>(args)...);
+  }
   void cancel_timer(const term::Pid& owner, uint64_t id);
 
   // net_kernel:connect_node/1 (asynchronous: nodeup tells when) and erlang:disconnect_node/1.
@@ -216,6 +228,7 @@ class Node {
   std::vector<std::unique_ptr<Process>> graveyard_;
   bool draining_ = false;
   Counters counters_;
+  WarnBudget peer_warnings_;
 };
 
 }  // namespace chat::node

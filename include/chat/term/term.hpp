@@ -118,9 +118,11 @@ struct Limits {
 };
 
 // Decodes one term at `data[*offset]` (no version byte) and advances offset. When `owner`
-// keeps `data` alive, large binaries are views into it rather than copies.
+// keeps `data` alive, large binaries are views into it rather than copies. With `budget`, the
+// memory the decoded term takes (validate.hpp) is taken from *budget, and a term that would
+// take more is refused (nullopt, *budget then unspecified) before anything is allocated.
 std::optional<Term> decode_at(std::string_view data, size_t* offset, const Limits& limits = {},
-                              const std::shared_ptr<const void>& owner = nullptr);
+                              const std::shared_ptr<const void>& owner = nullptr, size_t* budget = nullptr);
 // Decodes `131, Term` occupying all of `data`.
 std::optional<Term> decode(std::string_view data, const Limits& limits = {});
 
@@ -132,8 +134,9 @@ std::string encode(const Term& t);
 void encode_with_version(const Term& t, Sink& out);
 void encode_with_version(const Term& t, std::string& out);
 
-// Erlang-syntax rendering for logs (ei_print_term) and Elixir-style rendering for users.
-std::string to_erlang_string(const Term& t);
-std::string to_elixir_string(const Term& t);
+// Erlang-syntax rendering for logs and Elixir-style rendering for users; past max_chars the
+// rendering stops and ends with "...".
+std::string to_erlang_string(const Term& t, size_t max_chars = SIZE_MAX);
+std::string to_elixir_string(const Term& t, size_t max_chars = SIZE_MAX);
 
 }  // namespace chat::term

@@ -12,6 +12,15 @@ namespace chat::term {
 // Size in bytes of the term starting at data[offset] (no version byte), or nullopt if it is
 // malformed, truncated, nested deeper than max_depth or uses a tag this node does not accept
 // (atom cache references: the node never negotiates an atom cache).
-std::optional<size_t> encoded_size(std::string_view data, size_t offset, size_t max_depth);
+// With `budget`, also what decoding it would take in memory (decoded_cost below) is taken
+// from *budget, and a term that would take more is refused before anything is allocated:
+// one byte of a list of [] decodes to a whole Term, so bytes alone do not bound memory.
+std::optional<size_t> encoded_size(std::string_view data, size_t offset, size_t max_depth, size_t* budget = nullptr);
+
+// The memory decode_at() gives a term, as the walk counts it: its slot in its container
+// (sizeof(Term), for every element of every tuple, list and map) plus what it keeps on the
+// heap (names past the short-string buffer, small binaries, unmodelled terms' bytes). Large
+// binaries are not counted: they share the frame's buffer, which is bounded by its size.
+constexpr size_t kShortString = 15;  // what std::string holds without a heap block (libstdc++)
 
 }  // namespace chat::term

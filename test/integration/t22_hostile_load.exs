@@ -1,0 +1,136 @@
+# it: hidden
+# Issue 17's rows about what a peer can make the node hold or wait on: a stdout nobody reads, a
+# frame built to blow up when decoded, frames queued for a connection stuck in its handshake,
+# and calls naming made-up nodes. Each attack runs from an attacker node of its own
+# (bench/hostile/attacks.exs, shared with scripts/bench) while this VM calls the node every
+# ~50 ms (GenServer.call :count): the calls are served throughout, and memory stays bounded
+# and comes back near where it was. Timings are only printed; the figures are scripts/bench's.
+defmodule ChatIT.T22HostileLoadTest do
+  use ExUnit.Case, async: false
+  import ChatIT
+  alias ChatIT.OsProc
+
+  setup_all do
+    mods = Code.compile_file(Path.expand("../../bench/hostile/attacks.exs", __DIR__))
+    :persistent_term.put(:hostile_modules, mods)
+    :ok
+  end
+
+  defp attacker do
+    a = Hostile.Attacker.start(cookie())
+    on_exit(fn -> Hostile.Attacker.stop(a) end)
+    a
+  end
+
+  # Runs `attack` on an attacker node while probing `node`, then lets the attacker go (unless
+  # keep: true) and memory settle. Checks the probe was served throughout; returns
+  # {attack result, probe stats, RSS base/peak/after in kB, attacker}.
+  defp measured(node, attack, opts \\ []) do
+    base = Hostile.Rss.kb(node.os_pid)
+    rss = Hostile.Rss.start(node.os_pid)
+    probe = Hostile.Probe.start(node.name)
+    a = attacker()
+    result = attack.(a)
+    if Keyword.get(opts, :then), do: opts[:then].(a)
+    Hostile.Attacker.stop(a)
+    after_kb = Hostile.Rss.settled(node.os_pid, min_ms: 7_000, quiet_ms: 1_500, max_ms: 20_000)
+    stats = Hostile.Probe.stop(probe)
+    peak = Hostile.Rss.stop(rss)
+    IO.puts("  probe: #{stats.served} served, #{stats.failed} failed, slowest #{stats.max_ms} ms; " <>
+              "RSS #{base} -> #{peak} -> #{after_kb} kB; #{inspect(result)}")
+    assert stats.failed == 0, "the node stopped answering: #{inspect(stats.errors)}\n" <> describe(node)
+    assert stats.served >= 5
+    {result, stats, %{base: base, peak: peak, after: after_kb}}
+  end
+
+  defp log_of(node), do: File.read!(OsProc.stderr_path(node.proc))
+
+  defp answers?(name) do
+    is_integer(GenServer.call({Chat, name}, :count, 1_000))
+  catch
+    :exit, _ -> false
+  end
+  defp mb(n), do: n * 1024
+
+  test "a stdout nobody reads: the printing peer is paused, never dropped; others are served; SIGTERM exits at once" do
+    dir = System.fetch_env!("IT_TMPDIR")
+    fifo = Path.join(dir, "stuck-#{System.unique_integer([:positive])}")
+    {_, 0} = System.cmd("mkfifo", [fifo])
+    # A reader that holds the pipe open and never reads it.
+    {:ok, reader} = OsProc.start("stuck-reader", "/bin/sh", ["-c", "exec sleep 1000000 < \"$0\"", fifo])
+    on_exit(fn -> OsProc.stop(reader, 1_000) end)
+    name = unique("stuck")
+
+    args = ["-c", ~S(exec "$0" "$@" > "$FIFO"), chat_node_exe(), "--name", Atom.to_string(name), "--cookie",
+            cookie(), "--net-ticktime", "4", "--stdout-buffer-mb", "1"]
+
+    {:ok, proc} = OsProc.start("stuck", "/bin/sh", args, [{"FIFO", fifo}])
+    node = %ChatIT.Peer{name: name, kind: :cpp, proc: proc, os_pid: OsProc.os_pid(proc), label: "stuck"}
+    on_exit(fn -> stop(node) end)
+    # Its "Node name:" line goes to the pipe: wait for it to answer instead.
+    wait_until(fn -> answers?(name) end, 20_000, "#{name} to answer")
+
+    {result, _stats, rss} =
+      measured(node, fn a -> Hostile.Attacker.run(a, :flood_chat, [name, 40_000, 1_000, 3_000], 60_000) end,
+        then: fn {_peer, attacker_node} ->
+          # Three net_ticktimes with its reading paused: the attacker is still connected.
+          Process.sleep(12_000)
+          assert name in :erpc.call(attacker_node, Node, :list, [])
+        end
+      )
+
+    # The sender was held back (its BEAM suspends it once the socket buffer is full).
+    assert result.sent_all == false, inspect(result)
+    # 1 MB of soft limit and 4 MB of hard limit, whatever was sent.
+    assert rss.peak < rss.base + mb(24), "RSS #{rss.base} -> #{rss.peak} kB"
+    log = log_of(node)
+    assert log =~ "pausing the peers that print"
+    refute log =~ "no tick or message from the peer"
+
+    t0 = System.monotonic_time(:millisecond)
+    OsProc.signal(proc, "TERM")
+    assert {:ok, _} = OsProc.await_exit(proc, 10_000)
+    IO.puts("  exited #{System.monotonic_time(:millisecond) - t0} ms after SIGTERM")
+    assert File.read!(OsProc.stderr_path(proc)) =~ ~r/stdout is not being read: \d+ line\(s\) \(\d+ bytes\) not printed/
+  end
+
+  test "a frame holding a list of 8M [] is refused like an oversized frame, without the gigabyte" do
+    kate = start_cpp(unique("kate"))
+
+    {result, _stats, rss} =
+      measured(kate, fn a -> Hostile.Attacker.run(a, :nil_bomb, [kate.name, 8_000_000], 60_000) end)
+
+    assert result.connection == :dropped, inspect(result)
+    # The 8 MB frame itself, not 576 MB of decoded terms.
+    assert rss.peak < rss.base + mb(64), "RSS #{rss.base} -> #{rss.peak} kB"
+    assert rss.after < rss.base + mb(8), "RSS #{rss.base} -> #{rss.after} kB after"
+    assert log_of(kate) =~ "would decode to more than"
+  end
+
+  test "frames queued for a connection stuck in its handshake count against --max-queue-mb" do
+    kate = start_cpp(unique("kate"), args: ["--max-queue-mb", "8"])
+
+    # 12 calls, each printing 4 MB through a group leader on a node that never completes a
+    # handshake: kate queues each io_request for that connection.
+    {_result, _stats, rss} =
+      measured(kate, fn a -> Hostile.Attacker.run(a, :spawn_io_hold, [kate.name, 12, 4_194_304, :hole], 60_000) end)
+
+    assert log_of(kate) =~ "queued for connections being set up"
+    # The calls hold their 4 MB arguments until their io_request times out (5 s); what waits
+    # for the handshake is 8 MB at most (and one frame past it), not another 48. A sanitized
+    # build keeps freed blocks a while (ASan's quarantine).
+    slack = if String.contains?(chat_node_exe(), "asan"), do: 64, else: 40
+    assert rss.peak < rss.base + mb(48 + 8 + slack), "RSS #{rss.base} -> #{rss.peak} kB"
+    assert rss.after < rss.base + mb(8), "RSS #{rss.base} -> #{rss.after} kB after"
+  end
+
+  test "3,000 calls naming made-up nodes: they fail fast, the node is served and keeps nothing" do
+    kate = start_cpp(unique("kate"), args: ["--net-ticktime", "4"])
+
+    {result, _stats, rss} =
+      measured(kate, fn a -> Hostile.Attacker.run(a, :made_up_calls, [kate.name, 3_000], 120_000) end)
+
+    assert result.answered == 3_000, inspect(result)
+    assert rss.after < rss.base + mb(8), "RSS #{rss.base} -> #{rss.after} kB after"
+  end
+end
