@@ -87,7 +87,10 @@ defmodule Hostile.Probe do
     parent = self()
     every = Keyword.get(opts, :every, 50)
     http = Keyword.get(opts, :http_port)
-    spawn(fn -> loop(target, http, every, parent, %{served: 0, failed: 0, max_ms: 0, errors: []}) end)
+
+    spawn(fn ->
+      loop(target, http, every, parent, %{served: 0, failed: 0, max_ms: 0, errors: []})
+    end)
   end
 
   def stop(probe) do
@@ -106,7 +109,17 @@ defmodule Hostile.Probe do
     after
       every ->
         acc = call(acc, fn -> GenServer.call({Chat, target}, :count, 10_000) end, &is_integer/1)
-        acc = if http, do: call(acc, fn -> Hostile.Http.get(http, "/health", 10_000) end, &match?({200, _}, &1)), else: acc
+
+        acc =
+          if http,
+            do:
+              call(
+                acc,
+                fn -> Hostile.Http.get(http, "/health", 10_000) end,
+                &match?({200, _}, &1)
+              ),
+            else: acc
+
         loop(target, http, every, parent, acc)
     end
   end
@@ -135,10 +148,12 @@ end
 defmodule Hostile.Http do
   @moduledoc "Just enough HTTP/1.1 over :gen_tcp (no Hex, no :httpc set-up)."
 
-  def get(port, path, timeout, headers \\ []), do: request(port, "GET", path, "", timeout, headers)
+  def get(port, path, timeout, headers \\ []),
+    do: request(port, "GET", path, "", timeout, headers)
 
   def post(port, path, body, timeout, headers \\ []),
-    do: request(port, "POST", path, body, timeout, [{"Content-Type", "application/json"} | headers])
+    do:
+      request(port, "POST", path, body, timeout, [{"Content-Type", "application/json"} | headers])
 
   def request(port, method, path, body, timeout, headers) do
     case :gen_tcp.connect({127, 0, 0, 1}, port, [:binary, active: false], timeout) do
@@ -264,15 +279,25 @@ defmodule Hostile.Attacks do
 
   # Pids of a chat-node's services are small numbers with serial 0: ask each which it is.
   defp guess(target, name) do
-    task = Task.Supervisor.async({Chat.TaskSupervisor, target}, Chat, :receive_message, ["whereis", node()])
+    task =
+      Task.Supervisor.async({Chat.TaskSupervisor, target}, Chat, :receive_message, [
+        "whereis",
+        node()
+      ])
+
     _ = Task.yield(task, 5_000)
+
     <<131, 88, 119, l, _::binary-size(l), _num::32, _ser::32, creation::32>> =
       :erlang.term_to_binary(task.pid, minor_version: 2)
 
     n = Atom.to_string(target)
 
     Enum.find_value(1..32, fn num ->
-      pid = :erlang.binary_to_term(<<131, 88, 119, byte_size(n), n::binary, num::32, 0::32, creation::32>>)
+      pid =
+        :erlang.binary_to_term(
+          <<131, 88, 119, byte_size(n), n::binary, num::32, 0::32, creation::32>>
+        )
+
       request = if name == Chat, do: :count, else: :which_children
 
       try do
@@ -335,7 +360,13 @@ defmodule Hostile.Attacks do
         t0 = now()
         result = retry_send(target, t0 + 10_000)
         after_pid = whereis(target, Chat.TaskSupervisor)
-        %{before: inspect(sup), after: inspect(after_pid), send_message: result, recovered_ms: now() - t0}
+
+        %{
+          before: inspect(sup),
+          after: inspect(after_pid),
+          send_message: result,
+          recovered_ms: now() - t0
+        }
     end
   end
 
@@ -365,7 +396,10 @@ defmodule Hostile.Attacks do
       |> Task.async_stream(
         fn _ ->
           safe(fn ->
-            Task.Supervisor.async({Chat.TaskSupervisor, target}, Chat, :receive_message, ["burst", node()])
+            Task.Supervisor.async({Chat.TaskSupervisor, target}, Chat, :receive_message, [
+              "burst",
+              node()
+            ])
             |> Task.await(60_000)
           end)
         end,
@@ -378,7 +412,12 @@ defmodule Hostile.Attacks do
         _ -> :failed
       end)
 
-    %{tasks: n, completed: Map.get(results, :ok, 0), failed: Map.get(results, :failed, 0), ms: now() - t0}
+    %{
+      tasks: n,
+      completed: Map.get(results, :ok, 0),
+      failed: Map.get(results, :failed, 0),
+      ms: now() - t0
+    }
   end
 
   @doc "n monitors on {Chat, target} held by one process until the attacker node leaves."
@@ -484,6 +523,7 @@ defmodule Hostile.Attacks do
       req = <<120, port::16, 77, 0, 6::16, 6::16, byte_size(name)::16, name::binary, 0::16>>
       :ok = :gen_tcp.send(epmd, <<byte_size(req)::16, req::binary>>)
       {:ok, reply} = :gen_tcp.recv(epmd, 0, 5_000)
+
       creation =
         case reply do
           <<118, 0, c::32>> -> c
@@ -491,7 +531,12 @@ defmodule Hostile.Attacks do
         end
 
       node = "#{name}@127.0.0.1"
-      pid = :erlang.binary_to_term(<<131, 88, 119, byte_size(node), node::binary, 1::32, 0::32, creation::32>>)
+
+      pid =
+        :erlang.binary_to_term(
+          <<131, 88, 119, byte_size(node), node::binary, 1::32, 0::32, creation::32>>
+        )
+
       send(parent, {:hole, pid})
       accept_forever(listen, [epmd])
     end)
@@ -519,7 +564,9 @@ defmodule Hostile.Attacks do
       1..n
       |> Task.async_stream(
         fn i ->
-          safe(fn -> :erpc.call(target, Chat, :send_message, [:"madeup#{tag}x#{i}@127.0.0.1", "x"], 60_000) end)
+          safe(fn ->
+            :erpc.call(target, Chat, :send_message, [:"madeup#{tag}x#{i}@127.0.0.1", "x"], 60_000)
+          end)
         end,
         max_concurrency: min(n, 5_000),
         timeout: 120_000,
@@ -562,15 +609,33 @@ defmodule Hostile.Attacks do
     statuses =
       1..posts
       |> Task.async_stream(
-        fn _ -> elem(Hostile.Http.post(port, "/messages", ~s({"to": "#{to}", "text": "#{text}"}), 30_000, headers), 0) end,
+        fn _ ->
+          elem(
+            Hostile.Http.post(
+              port,
+              "/messages",
+              ~s({"to": "#{to}", "text": "#{text}"}),
+              30_000,
+              headers
+            ),
+            0
+          )
+        end,
         max_concurrency: 10,
         timeout: 60_000,
         on_timeout: :kill_task
       )
       |> Enum.frequencies_by(fn {_, s} -> s end)
 
-    dropped = Enum.count(stalled, &closed_by_server?/1)
-    %{streams: streams, posts: posts, statuses: statuses, streams_dropped: dropped, ms: now() - t0}
+    dropped = Enum.count(stalled, &closed_by_server?(&1, 2_000))
+
+    %{
+      streams: streams,
+      posts: posts,
+      statuses: statuses,
+      streams_dropped: dropped,
+      ms: now() - t0
+    }
   end
 
   @doc "n connections that ask for /events and never read; they stay until the attacker leaves."
@@ -582,7 +647,7 @@ defmodule Hostile.Attacks do
     socks = open_stalled(port, n, 0, [])
     Process.sleep(1_000)
     {failed, open} = Enum.split_with(socks, &match?({:error, _}, &1))
-    refused = length(failed) + (n - length(socks)) + Enum.count(open, &closed_by_server?/1)
+    refused = length(failed) + (n - length(socks)) + Enum.count(open, &closed_by_server?(&1, 0))
     # The sockets belong to this (erpc) process: hand them to one that outlives it.
     holder = spawn(fn -> receive do: (:never -> :ok) end)
     Enum.each(open, &:gen_tcp.controlling_process(&1, holder))
@@ -603,15 +668,19 @@ defmodule Hostile.Attacks do
 
   @doc "POST /messages to a node of the poster's choosing, outside the cluster."
   def open_relay(port, to, headers \\ []) do
-    {status, body} = Hostile.Http.post(port, "/messages", ~s({"to": "#{to}", "text": "relay"}), 30_000, headers)
+    {status, body} =
+      Hostile.Http.post(port, "/messages", ~s({"to": "#{to}", "text": "relay"}), 30_000, headers)
+
     %{status: status, body: String.trim(body)}
   end
 
-  defp closed_by_server?({:error, _}), do: true
+  defp closed_by_server?({:error, _}, _wait), do: true
 
-  defp closed_by_server?(sock) do
-    case :gen_tcp.recv(sock, 0, 0) do
-      {:ok, _} -> closed_by_server?(sock)
+  # Reads what is left until the close, or until `wait` ms pass with nothing: the server's
+  # close of the last stream it drops may still be behind the bytes queued before it.
+  defp closed_by_server?(sock, wait) do
+    case :gen_tcp.recv(sock, 0, wait) do
+      {:ok, _} -> closed_by_server?(sock, wait)
       {:error, :timeout} -> false
       {:error, _} -> true
     end
