@@ -90,7 +90,7 @@ std::string metrics_text(App& app) {
   const auto& out = app.out();
   gauge("chat_stdout_queued_bytes", "Chat lines waiting for stdout, in bytes (--stdout-buffer-mb).", out.queued_bytes());
   gauge("chat_stdout_full", "1 while stdout is behind and the peers that print are paused.", out.full() ? 1 : 0);
-  counter("chat_stdout_full_total", "Times stdout fell behind past --stdout-buffer-mb.", out.times_full());
+  counter("chat_stdout_fell_behind_total", "Times stdout fell behind past --stdout-buffer-mb.", out.times_full());
   counter("chat_stdout_dropped_lines_total", "Chat lines dropped past 4x --stdout-buffer-mb.", out.dropped_lines());
   gauge("chat_dist_paused_peers", "Connections whose reading is paused until stdout catches up.", net.paused_peers());
   gauge("chat_dist_connecting_queued_bytes", "Bytes queued for connections still being set up (--max-queue-mb).",

@@ -269,7 +269,7 @@ step("send to everyone reaches every chat node; a page opened later shows the co
   await untilAlexPrinted(text); // and alex's, through pg
 
   // A page that opens now shows what was said before, once.
-  const context = await browser.newContext();
+  const context = await browser.newContext({ httpCredentials: CREDENTIALS });
   context.setDefaultTimeout(WAIT);
   const late = await openPage(context);
   await untilFeed(late, "out", "sent to everyone", text);

@@ -39,7 +39,8 @@ defmodule ChatIT.T20TlsRefusalsTest do
 
     identity =
       if cert_dir,
-        do: ~s({certfile, "#{tls_dir()}/#{cert_dir}/node.pem"}, {keyfile, "#{tls_dir()}/#{cert_dir}/node.key"}, ),
+        do:
+          ~s({certfile, "#{tls_dir()}/#{cert_dir}/node.pem"}, {keyfile, "#{tls_dir()}/#{cert_dir}/node.key"}, ),
         else: ""
 
     File.write!(path, """
@@ -56,7 +57,11 @@ defmodule ChatIT.T20TlsRefusalsTest do
   defp beam_ping(target, erl_flags) do
     code = "IO.puts(\"PING \" <> inspect(Node.ping(#{inspect(target)})))"
     exe = System.find_executable(System.get_env("ELIXIR", "elixir"))
-    args = erl_flags ++ ["--name", Atom.to_string(unique("intruder")), "--cookie", cookie(), "-e", code]
+
+    args =
+      erl_flags ++
+        ["--name", Atom.to_string(unique("intruder")), "--cookie", cookie(), "-e", code]
+
     {:ok, proc} = OsProc.start("intruder", exe, args)
     assert {:ok, 0} = OsProc.await_exit(proc, 60_000)
     line = Enum.find(OsProc.lines(proc), &String.starts_with?(&1, "PING "))
@@ -89,7 +94,10 @@ defmodule ChatIT.T20TlsRefusalsTest do
     test "a C++ client is refused by the C++ node", %{kate: kate, rogue: rogue} do
       r = cli_ping(kate.name, tls: rogue)
       assert {r.status, r.stdout} == {1, ["pang"]}, inspect(r)
-      assert r.stderr =~ "TLS"
+      # In TLS 1.3 the server judges the client's certificate after the client has finished
+      # its handshake: the client sees the server's alert, or only the close that follows it
+      # when the close wins the race. The server's log says why in both cases.
+      assert r.stderr =~ ~r/TLS|closed during the handshake/
       assert_refused(kate, ["TLS", "certificate verify failed"])
       still_serving(kate)
     end
@@ -162,7 +170,16 @@ defmodule ChatIT.T20TlsRefusalsTest do
 
   describe "start-up errors name the file" do
     defp start_fails(optfile) do
-      r = cli(["--name", Atom.to_string(unique("bad")), "--cookie", cookie(), "--ssl-dist-optfile", optfile])
+      r =
+        cli([
+          "--name",
+          Atom.to_string(unique("bad")),
+          "--cookie",
+          cookie(),
+          "--ssl-dist-optfile",
+          optfile
+        ])
+
       assert r.status in [1, 64], inspect(r)
       refute Enum.any?(r.stdout, &String.starts_with?(&1, "Node name:"))
       r.stderr
@@ -178,13 +195,20 @@ defmodule ChatIT.T20TlsRefusalsTest do
       File.write!(bad, "[{server, [{certfile, \"x\"}]\n")
       assert start_fails(bad) =~ "ssl_dist_optfile #{bad}: line 2: expected"
       File.write!(bad, "[{server, [{psk_identity, \"x\"}]}, {client, []}].\n")
-      assert start_fails(bad) =~ "ssl_dist_optfile #{bad}: {server, [...]}: psk_identity: not supported"
+
+      assert start_fails(bad) =~
+               "ssl_dist_optfile #{bad}: {server, [...]}: psk_identity: not supported"
     end
 
     test "a certificate file that does not exist" do
       bad = Path.join(tls_dir(), "missing-cert.conf")
       gone = Path.join(tls_dir(), "gone.pem")
-      File.write!(bad, String.replace(File.read!(tls_optfile()), "#{tls_dir()}/node/node.pem", gone))
+
+      File.write!(
+        bad,
+        String.replace(File.read!(tls_optfile()), "#{tls_dir()}/node/node.pem", gone)
+      )
+
       assert start_fails(bad) =~ "certfile #{gone}: No such file or directory"
     end
   end
@@ -217,15 +241,20 @@ defmodule ChatIT.T20TlsRefusalsTest do
       {:ok, _} = Application.ensure_all_started(:ssl)
 
       {:ok, tls} =
-        :ssl.connect(~c"127.0.0.1", port, [
-          :binary,
-          active: false,
-          certfile: String.to_charlist("#{tls_dir()}/node/node.pem"),
-          keyfile: String.to_charlist("#{tls_dir()}/node/node.key"),
-          cacertfile: String.to_charlist("#{tls_dir()}/node/ca.pem"),
-          verify: :verify_peer,
-          server_name_indication: ~c"127.0.0.1"
-        ], 10_000)
+        :ssl.connect(
+          ~c"127.0.0.1",
+          port,
+          [
+            :binary,
+            active: false,
+            certfile: String.to_charlist("#{tls_dir()}/node/node.pem"),
+            keyfile: String.to_charlist("#{tls_dir()}/node/node.key"),
+            cacertfile: String.to_charlist("#{tls_dir()}/node/ca.pem"),
+            verify: :verify_peer,
+            server_name_indication: ~c"127.0.0.1"
+          ],
+          10_000
+        )
 
       # Meanwhile real nodes get through, C++ and BEAM alike.
       still_serving(kate)
