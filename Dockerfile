@@ -69,9 +69,6 @@ COPY deploy/dyno deploy/healthcheck bin/
 # The Procfile is read at run time: DNS discovery queries <type>.<app> for
 # each of its process types. heroku.yml's run: section repeats it.
 COPY Procfile heroku.yml ./
-# The one place the app writes: the node certificate that alex's Procfile line issues
-# itself when the TLS config vars are set (chat-node tls-cert --out $HOME/.chat-tls/$DYNO).
-RUN install -d -o 10001 -g 10001 -m 700 /app/.chat-tls
 ENV HOME=/app LANG=C.UTF-8 MIX_ENV=prod
 # Numeric, so that Kubernetes' runAsNonRoot can verify it.
 USER 10001:10001
