@@ -47,9 +47,15 @@ defmodule ChatIT.T21HostileHttpTest do
     after_kb = Hostile.Rss.settled(node.os_pid, min_ms: 3_000, quiet_ms: 1_000, max_ms: 15_000)
     stats = Hostile.Probe.stop(probe)
     peak = Hostile.Rss.stop(rss)
-    IO.puts("  probe: #{stats.served} served, #{stats.failed} failed, slowest #{stats.max_ms} ms; " <>
-              "RSS #{base} -> #{peak} -> #{after_kb} kB; #{inspect(result)}")
-    assert stats.failed == 0, "the node stopped answering: #{inspect(stats.errors)}\n" <> describe(node)
+
+    IO.puts(
+      "  probe: #{stats.served} served, #{stats.failed} failed, slowest #{stats.max_ms} ms; " <>
+        "RSS #{base} -> #{peak} -> #{after_kb} kB; #{inspect(result)}"
+    )
+
+    assert stats.failed == 0,
+           "the node stopped answering: #{inspect(stats.errors)}\n" <> describe(node)
+
     assert stats.served >= 5
     assert OsProc.status(node.proc) == nil, "the node exited:\n" <> describe(node)
     {result, stats, %{base: base, peak: peak, after: after_kb}}
@@ -72,13 +78,23 @@ defmodule ChatIT.T21HostileHttpTest do
     {:ok, sock} = :gen_tcp.connect({127, 0, 0, 1}, port, [:binary, active: false])
     :ok = :gen_tcp.send(sock, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
     {:ok, head} = :gen_tcp.recv(sock, 0, 5_000)
-    assert head =~ ~r/\r\nWWW-Authenticate: Basic realm="chat-node"/i, "a browser is asked for the token"
+
+    assert head =~ ~r/\r\nWWW-Authenticate: Basic realm="chat-node"/i,
+           "a browser is asked for the token"
+
     :gen_tcp.close(sock)
 
     assert {200, page} = Hostile.Http.get(port, "/", 5_000, [{"Authorization", basic}])
     assert page =~ "<title>chat-node</title>"
-    assert {200, _} = Hostile.Http.get(port, "/nodes", 5_000, [{"Authorization", "Bearer " <> token}])
-    assert {401, _} = Hostile.Http.get(port, "/nodes", 5_000, [{"Authorization", "Bearer " <> token <> "x"}])
+
+    assert {200, _} =
+             Hostile.Http.get(port, "/nodes", 5_000, [{"Authorization", "Bearer " <> token}])
+
+    assert {401, _} =
+             Hostile.Http.get(port, "/nodes", 5_000, [
+               {"Authorization", "Bearer " <> token <> "x"}
+             ])
+
     wrong = "Basic " <> Base.encode64("anyone:" <> token <> "x")
     assert {401, _} = Hostile.Http.get(port, "/nodes", 5_000, [{"Authorization", wrong}])
 
@@ -99,22 +115,61 @@ defmodule ChatIT.T21HostileHttpTest do
     assert Chat.send_message(web.name, "hello web") == nil
     me = Atom.to_string(node())
 
-    assert {200, body} = Hostile.Http.post(port, "/messages", ~s({"to": "#{me}", "text": "to amanda"}), 10_000)
+    assert {200, body} =
+             Hostile.Http.post(
+               port,
+               "/messages",
+               ~s({"to": "#{me}", "text": "to amanda"}),
+               10_000
+             )
+
     assert body =~ ~s("ok":true)
-    assert {200, _} = Hostile.Http.post(port, "/messages", ~s({"to": "#{web.name}", "text": "to itself"}), 10_000)
+
+    assert {200, _} =
+             Hostile.Http.post(
+               port,
+               "/messages",
+               ~s({"to": "#{web.name}", "text": "to itself"}),
+               10_000
+             )
+
     assert_prints(web, "to itself")
 
-    for to <- ["relay@10.255.255.1", "madeup#{System.unique_integer([:positive])}@127.0.0.1", "x@example.com"] do
-      assert {403, body} = Hostile.Http.post(port, "/messages", ~s({"to": "#{to}", "text": "relay"}), 10_000)
+    for to <- [
+          "relay@10.255.255.1",
+          "madeup#{System.unique_integer([:positive])}@127.0.0.1",
+          "x@example.com"
+        ] do
+      assert {403, body} =
+               Hostile.Http.post(port, "/messages", ~s({"to": "#{to}", "text": "relay"}), 10_000)
+
       assert body =~ "not a node of this cluster"
     end
 
-    refute log_of(web) =~ "cannot connect to", "the web node tried to reach a node outside the cluster"
+    refute log_of(web) =~ "cannot connect to",
+           "the web node tried to reach a node outside the cluster"
 
     evil = [{"Origin", "https://evil.example"}]
-    assert {403, _} = Hostile.Http.post(port, "/messages", ~s({"to": "#{me}", "text": "csrf"}), 10_000, evil)
+
+    assert {403, _} =
+             Hostile.Http.post(
+               port,
+               "/messages",
+               ~s({"to": "#{me}", "text": "csrf"}),
+               10_000,
+               evil
+             )
+
     same = [{"Origin", "http://127.0.0.1:#{port}"}]
-    assert {200, _} = Hostile.Http.post(port, "/messages", ~s({"to": "#{me}", "text": "same site"}), 10_000, same)
+
+    assert {200, _} =
+             Hostile.Http.post(
+               port,
+               "/messages",
+               ~s({"to": "#{me}", "text": "same site"}),
+               10_000,
+               same
+             )
   end
 
   test "event streams that never read are dropped, and what they held is given back" do
@@ -130,12 +185,21 @@ defmodule ChatIT.T21HostileHttpTest do
     # 300 x 2 KB printed, each also sent to every stream (as "in", "out" and "result" events):
     # far more than a stream's 64 KB queue.
     assert result.streams_dropped == 20
-    assert rss.after < rss.base + 8 * 1024, "RSS #{rss.base} kB -> #{rss.after} kB after the streams went"
+    # ASan keeps what is freed in its quarantine and never trims: memory coming back is
+    # judged in the plain build.
+    if not asan?(),
+      do:
+        assert(
+          rss.after < rss.base + 8 * 1024,
+          "RSS #{rss.base} kB -> #{rss.after} kB after the streams went"
+        )
+
     assert log_of(web) =~ "http: listening on port"
   end
 
   test "idle /events connections past the caps are refused; /health and the node keep working" do
-    {web, port} = start_web(args: ["--http-max-connections", "200", "--http-max-per-client", "20"])
+    {web, port} =
+      start_web(args: ["--http-max-connections", "200", "--http-max-per-client", "20"])
 
     {result, _stats, rss} =
       measured(web, port, fn a -> Hostile.Attacker.run(a, :idle_events, [port, 400], 120_000) end)
@@ -169,4 +233,6 @@ defmodule ChatIT.T21HostileHttpTest do
         :ok
       end)
   end
+
+  defp asan?, do: String.contains?(chat_node_exe(), "asan")
 end

@@ -137,7 +137,11 @@ defmodule ChatIT.T22HostileLoadTest do
     assert result.connection == :dropped, inspect(result)
     # The 8 MB frame itself, not 576 MB of decoded terms.
     assert rss.peak < rss.base + mb(64), "RSS #{rss.base} -> #{rss.peak} kB"
-    assert rss.after < rss.base + mb(8), "RSS #{rss.base} -> #{rss.after} kB after"
+    # ASan keeps what is freed in its quarantine and never trims: memory coming back is
+    # judged in the plain build.
+    if not asan?(),
+      do: assert(rss.after < rss.base + mb(8), "RSS #{rss.base} -> #{rss.after} kB after")
+
     assert log_of(kate) =~ "would decode to more than"
   end
 
@@ -156,8 +160,15 @@ defmodule ChatIT.T22HostileLoadTest do
     # for the handshake is 8 MB at most (and one frame past it), not another 48. A sanitized
     # build keeps freed blocks a while (ASan's quarantine).
     slack = if String.contains?(chat_node_exe(), "asan"), do: 64, else: 40
-    assert rss.peak < rss.base + mb(48 + 8 + slack), "RSS #{rss.base} -> #{rss.peak} kB"
-    assert rss.after < rss.base + mb(8), "RSS #{rss.base} -> #{rss.after} kB after"
+    # Under ASan the quarantine holds every freed block as well: the peak is judged in the
+    # plain build (the queue limit itself is checked by the node's answers in both).
+    if not asan?(),
+      do: assert(rss.peak < rss.base + mb(48 + 8 + slack), "RSS #{rss.base} -> #{rss.peak} kB")
+
+    # ASan keeps what is freed in its quarantine and never trims: memory coming back is
+    # judged in the plain build.
+    if not asan?(),
+      do: assert(rss.after < rss.base + mb(8), "RSS #{rss.base} -> #{rss.after} kB after")
   end
 
   test "3,000 calls naming made-up nodes: they fail fast, the node is served and keeps nothing" do
@@ -172,6 +183,11 @@ defmodule ChatIT.T22HostileLoadTest do
     # 3,000 calls at once leave the heap about 9 MB above its base in pages that a few live
     # objects keep (malloc_trim returns the rest); it does not grow with more calls: three
     # rounds of 3,000 new names gave 12.5, 10.1 and 8.5 MB. Issue 17 keeps this open.
-    assert rss.after < rss.base + mb(12), "RSS #{rss.base} -> #{rss.after} kB after"
+    # ASan keeps what is freed in its quarantine and never trims: memory coming back is
+    # judged in the plain build.
+    if not asan?(),
+      do: assert(rss.after < rss.base + mb(12), "RSS #{rss.base} -> #{rss.after} kB after")
   end
+
+  defp asan?, do: String.contains?(chat_node_exe(), "asan")
 end
