@@ -60,17 +60,24 @@ void RecentErrors::put(const std::string& peer, std::string why, uint64_t now_ms
     by_age_.erase(it->second.seq);
     by_peer_.erase(it);
   }
-  // The oldest go first: expired ones, and the oldest of all past the cap.
-  while (!by_age_.empty()) {
-    auto oldest = by_age_.begin();
-    auto& e = by_peer_.at(oldest->second);
-    if (by_peer_.size() < kMaxEntries && now_ms - e.at_ms < kTtlMs) break;
-    by_peer_.erase(oldest->second);
-    by_age_.erase(oldest);
+  // The oldest of all goes past the cap.
+  if (by_peer_.size() >= kMaxEntries) {
+    by_peer_.erase(by_age_.begin()->second);
+    by_age_.erase(by_age_.begin());
   }
+  expire(now_ms);
   const uint64_t seq = ++seq_;
   by_peer_.emplace(peer, Entry{std::move(why), now_ms, seq});
   by_age_.emplace(seq, peer);
+}
+
+void RecentErrors::expire(uint64_t now_ms) {
+  while (!by_age_.empty()) {
+    auto oldest = by_age_.begin();
+    if (now_ms - by_peer_.at(oldest->second).at_ms < kTtlMs) break;
+    by_peer_.erase(oldest->second);
+    by_age_.erase(oldest);
+  }
 }
 
 std::string RecentErrors::get(const std::string& peer, uint64_t now_ms) const {
@@ -100,6 +107,7 @@ App::App(const Options& options)
   network_->attach(*node_);
   network_->on_connect_failed = [this](const std::string& peer, const std::string& why) {
     connect_errors_.put(peer, why, runtime_.now_ms());
+    if (connect_errors_sweep_ == 0) sweep_connect_errors();
   };
   // Backpressure from stdout: the connections whose frames print pause while it is behind,
   // and a peer named by the node (Output::hold) too.
@@ -112,6 +120,13 @@ App::App(const Options& options)
 }
 
 App::~App() = default;
+
+void App::sweep_connect_errors() {
+  connect_errors_.expire(runtime_.now_ms());
+  connect_errors_sweep_ = 0;
+  if (connect_errors_.size() > 0 && !stopping_)
+    connect_errors_sweep_ = runtime_.start(1000, [this] { sweep_connect_errors(); });
+}
 
 std::string App::connect_error(const std::string& peer) const {
   return connect_errors_.get(peer, runtime_.now_ms());

@@ -187,7 +187,7 @@ defmodule ChatIT.T21HostileHttpTest do
     assert result.streams_dropped == 20
     # ASan keeps what is freed in its quarantine and never trims: memory coming back is
     # judged in the plain build.
-    if not asan?(),
+    if not asan_build?(),
       do:
         assert(
           rss.after < rss.base + 8 * 1024,
@@ -233,6 +233,4 @@ defmodule ChatIT.T21HostileHttpTest do
         :ok
       end)
   end
-
-  defp asan?, do: String.contains?(chat_node_exe(), "asan")
 end

@@ -33,7 +33,8 @@ defmodule ChatIT.T22HostileLoadTest do
     result = attack.(a)
     if Keyword.get(opts, :then), do: opts[:then].(a)
     Hostile.Attacker.stop(a)
-    after_kb = Hostile.Rss.settled(node.os_pid, min_ms: 7_000, quiet_ms: 1_500, max_ms: 20_000)
+    min_ms = Keyword.get(opts, :settle_min_ms, 7_000)
+    after_kb = Hostile.Rss.settled(node.os_pid, min_ms: min_ms, quiet_ms: 1_500, max_ms: min_ms + 13_000)
     stats = Hostile.Probe.stop(probe)
     peak = Hostile.Rss.stop(rss)
 
@@ -139,7 +140,7 @@ defmodule ChatIT.T22HostileLoadTest do
     assert rss.peak < rss.base + mb(64), "RSS #{rss.base} -> #{rss.peak} kB"
     # ASan keeps what is freed in its quarantine and never trims: memory coming back is
     # judged in the plain build.
-    if not asan?(),
+    if not asan_build?(),
       do: assert(rss.after < rss.base + mb(8), "RSS #{rss.base} -> #{rss.after} kB after")
 
     assert log_of(kate) =~ "would decode to more than"
@@ -157,17 +158,15 @@ defmodule ChatIT.T22HostileLoadTest do
 
     assert log_of(kate) =~ "queued for connections being set up"
     # The calls hold their 4 MB arguments until their io_request times out (5 s); what waits
-    # for the handshake is 8 MB at most (and one frame past it), not another 48. A sanitized
-    # build keeps freed blocks a while (ASan's quarantine).
-    slack = if String.contains?(chat_node_exe(), "asan"), do: 64, else: 40
+    # for the handshake is 8 MB at most (and one frame past it), not another 48.
     # Under ASan the quarantine holds every freed block as well: the peak is judged in the
     # plain build (the queue limit itself is checked by the node's answers in both).
-    if not asan?(),
-      do: assert(rss.peak < rss.base + mb(48 + 8 + slack), "RSS #{rss.base} -> #{rss.peak} kB")
+    if not asan_build?(),
+      do: assert(rss.peak < rss.base + mb(48 + 8 + 40), "RSS #{rss.base} -> #{rss.peak} kB")
 
     # ASan keeps what is freed in its quarantine and never trims: memory coming back is
     # judged in the plain build.
-    if not asan?(),
+    if not asan_build?(),
       do: assert(rss.after < rss.base + mb(8), "RSS #{rss.base} -> #{rss.after} kB after")
   end
 
@@ -175,19 +174,17 @@ defmodule ChatIT.T22HostileLoadTest do
     kate = start_cpp(unique("kate"), args: ["--net-ticktime", "4"])
 
     {result, _stats, rss} =
-      measured(kate, fn a ->
-        Hostile.Attacker.run(a, :made_up_calls, [kate.name, 3_000], 120_000)
-      end)
+      measured(
+        kate,
+        fn a -> Hostile.Attacker.run(a, :made_up_calls, [kate.name, 3_000], 120_000) end,
+        # Why each connection failed is kept 10 s for the callers that ask (the web form).
+        settle_min_ms: 13_000
+      )
 
     assert result.answered == 3_000, inspect(result)
-    # 3,000 calls at once leave the heap about 9 MB above its base in pages that a few live
-    # objects keep (malloc_trim returns the rest); it does not grow with more calls: three
-    # rounds of 3,000 new names gave 12.5, 10.1 and 8.5 MB. Issue 17 keeps this open.
     # ASan keeps what is freed in its quarantine and never trims: memory coming back is
     # judged in the plain build.
-    if not asan?(),
-      do: assert(rss.after < rss.base + mb(12), "RSS #{rss.base} -> #{rss.after} kB after")
+    if not asan_build?(),
+      do: assert(rss.after < rss.base + mb(4), "RSS #{rss.base} -> #{rss.after} kB after")
   end
-
-  defp asan?, do: String.contains?(chat_node_exe(), "asan")
 end

@@ -44,13 +44,16 @@ class Feed {
 
 // Why connections to peers failed, for the callers that ask right after (the CLI, the web
 // form). Peers name nodes at will, so the table forgets: an entry lives kTtlMs, and past
-// kMaxEntries the oldest goes.
+// kMaxEntries the oldest goes. Its owner sweeps it (expire) while it is not empty, so a burst
+// of made-up names leaves nothing behind: its small entries, spread over the heap a burst
+// grew, would otherwise keep those pages from going back to the system.
 class RecentErrors {
  public:
   static constexpr size_t kMaxEntries = 1024;
-  static constexpr uint64_t kTtlMs = 60'000;
+  static constexpr uint64_t kTtlMs = 10'000;
   void put(const std::string& peer, std::string why, uint64_t now_ms);
   [[nodiscard]] std::string get(const std::string& peer, uint64_t now_ms) const;
+  void expire(uint64_t now_ms);
   [[nodiscard]] size_t size() const { return by_peer_.size(); }
 
  private:
@@ -106,6 +109,7 @@ class App {
 
  private:
   void halt();
+  void sweep_connect_errors();
 
   Options options_;
   net::Runtime runtime_;
@@ -117,6 +121,7 @@ class App {
   OutputGate gate_{out_};
   uv_async_t* output_room_ = nullptr;  // the stdout writer wakes the loop through it
   RecentErrors connect_errors_;
+  uint64_t connect_errors_sweep_ = 0;  // timer, while connect_errors_ has entries
   std::unique_ptr<http::Server> http_;
   std::unique_ptr<http::Server> metrics_http_;  // --metrics-port
   std::unique_ptr<discovery::Discovery> discovery_;
