@@ -69,9 +69,10 @@ web_port=$(free_port)
 web_metrics=$(free_port)
 moebi_metrics=$(free_port)
 
-# web discovers moebi by name (NAME@DNSNAME: localhost resolves without any DNS server).
+# web discovers moebi by name (NAME@DNSNAME: localhost resolves without any DNS server), and
+# a node nobody runs (a connect that fails with no_such_node; POST /messages may name it).
 "$CHAT_NODE" --name web@127.0.0.1 --cookie "$cookie" --port "$web_port" --metrics-port "$web_metrics" \
-    --discover moebi@localhost --discovery-interval 1 >"$tmp/web.out" 2>"$tmp/web.log" &
+    --discover moebi@localhost --discover nosuch@localhost --discovery-interval 1 >"$tmp/web.out" 2>"$tmp/web.log" &
 env -u PORT CHAT_METRICS_PORT="$moebi_metrics" "$CHAT_NODE" --name moebi@127.0.0.1 --cookie "$cookie" \
     >"$tmp/moebi.out" 2>"$tmp/moebi.log" &
 chat_wait_line "$tmp/web.out" "Node name: web@127.0.0.1" 20 || fail "web did not start"
