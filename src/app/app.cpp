@@ -87,7 +87,7 @@ std::string RecentErrors::get(const std::string& peer, uint64_t now_ms) const {
 }
 
 App::App(const Options& options)
-    : options_(options), out_(stdout, options.stdout_buffer_mb << 20U), ctx_{out_, {}, &kernel_, {}} {
+    : options_(options), out_(stdout, options.stdout_buffer_mb << 20U), ctx_{out_, {}, &kernel_, {}, {}} {
   net::NetworkConfig cfg;
   cfg.name = options_.node_name;
   cfg.cookie = options_.cookie;
@@ -105,6 +105,7 @@ App::App(const Options& options)
   node_ = std::make_unique<node::Node>(options_.node_name, *network_, runtime_);
   node_->set_hidden(options_.hidden);
   network_->attach(*node_);
+  ctx_.io_waits.limit = static_cast<uint64_t>(options_.max_io_wait_mb) << 20U;
   network_->on_connect_failed = [this](const std::string& peer, const std::string& why) {
     connect_errors_.put(peer, why, runtime_.now_ms());
     if (connect_errors_sweep_ == 0) sweep_connect_errors();

@@ -51,6 +51,9 @@ std::string metrics_text(App& app) {
   gauge("chat_links", "Links held by local processes.", node.links);
   gauge("chat_monitors", "Monitors alive, in both directions.", node.monitors);
   counter("chat_http_requests_total", "Requests served on the web port ($PORT).", app.http_requests());
+  w.family("chat_supervisor_restarts_total", pm::Type::kCounter, "Children a supervisor restarted.");
+  w.sample(chat.supervisor.restarts, {{"supervisor", "chat_sup"}});
+  w.sample(app.kernel().stats.restarts, {{"supervisor", "kernel_sup"}});
 
   // Connections now, by the kind of peer and who connected.
   const auto& net = app.network();
@@ -95,6 +98,10 @@ std::string metrics_text(App& app) {
   gauge("chat_dist_paused_peers", "Connections whose reading is paused until stdout catches up.", net.paused_peers());
   gauge("chat_dist_connecting_queued_bytes", "Bytes queued for connections still being set up (--max-queue-mb).",
         net.connecting_bytes());
+  gauge("chat_io_wait_bytes", "Lines sent to peers' group leaders whose calls wait for the io_reply (--max-io-wait-mb).",
+        app.chat().io_waits.bytes);
+  counter("chat_io_wait_went_on_total", "Calls that sent their line and went on without waiting, past --max-io-wait-mb.",
+          app.chat().io_waits.went_on);
   counter("chat_peer_warnings_left_out_total", "Log lines a peer could cause at will, left out past 20 a second.",
           app.node().peer_warnings().left_out());
   if (const auto* h = app.http()) {

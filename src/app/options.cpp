@@ -134,6 +134,8 @@ Options parse_options(int argc, char** argv) {
       "bytes queued for one peer (also while its connection is being set up) before it is disconnected")(
       "max-connect-attempts", po::value<size_t>(&o.max_connect_attempts)->default_value(64),
       "outgoing connections being set up at once; more fail at once")(
+      "max-io-wait-mb", po::value<size_t>(&o.max_io_wait_mb)->default_value(64),
+      "lines sent to peers' group leaders whose calls wait for the io_reply; past it calls go on at once")(
       "stdout-buffer-mb", po::value<size_t>(&o.stdout_buffer_mb)->default_value(16),
       "chat lines waiting for stdout before the peers that print are paused (4x that: lines are dropped)")(
       "http-max-connections", po::value<size_t>(&o.http_max_connections)->default_value(1000),
@@ -275,6 +277,7 @@ Options parse_options(int argc, char** argv) {
   }
   if (o.net_ticktime < 4) throw std::invalid_argument("--net-ticktime must be at least 4 seconds");
   if (o.stdout_buffer_mb == 0 || o.stdout_buffer_mb > 4096) throw std::invalid_argument("--stdout-buffer-mb must be 1..4096");
+  if (o.max_io_wait_mb > 4096) throw std::invalid_argument("--max-io-wait-mb must be 0..4096");
   if (o.max_connect_attempts == 0) throw std::invalid_argument("--max-connect-attempts must be at least 1");
   if (o.http_max_connections == 0 || o.http_max_per_client == 0) {
     throw std::invalid_argument("--http-max-connections and --http-max-per-client must be at least 1");

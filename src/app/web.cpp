@@ -34,7 +34,9 @@ std::string limits_json(App& app) {
                   ",\"dropped_lines\":" + std::to_string(out.dropped_lines()) + "}" +
                   ",\"paused_peers\":" + std::to_string(app.network().paused_peers()) +
                   ",\"connecting_bytes\":" + std::to_string(app.network().connecting_bytes()) +
-                  ",\"peer_warnings_left_out\":" + std::to_string(app.node().peer_warnings().left_out());
+                  ",\"peer_warnings_left_out\":" + std::to_string(app.node().peer_warnings().left_out()) +
+                  ",\"io_wait\":{\"bytes\":" + std::to_string(app.chat().io_waits.bytes) +
+                  ",\"went_on\":" + std::to_string(app.chat().io_waits.went_on) + "}";
   if (const auto* h = app.http()) {
     const auto st = h->stats();
     s += ",\"http\":{\"open\":" + std::to_string(st.open) + ",\"streams\":" + std::to_string(st.streams) +
@@ -84,6 +86,8 @@ std::string status_json(App& app) {
          ",\"failed\":" + std::to_string(c.stats.tasks_failed) + "}" +
          ",\"processes\":" + std::to_string(counters.processes) + ",\"links\":" + std::to_string(counters.links) +
          ",\"monitors\":" + std::to_string(counters.monitors) +
+         ",\"restarts\":{\"chat_sup\":" + std::to_string(c.supervisor.restarts) +
+         ",\"kernel_sup\":" + std::to_string(app.kernel().stats.restarts) + "}" +
          ",\"http_requests\":" + std::to_string(app.http_requests()) + ",\"limits\":" + limits_json(app) + "}\n";
 }
 

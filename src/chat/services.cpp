@@ -134,6 +134,7 @@ void FunctionProcess::receive(Term msg) {
     // {io_reply, ReplyAs, Reply}
     if (const auto* r = msg.tuple(3); r != nullptr && (*r)[0].is_atom("io_reply") && (*r)[1] == io_tag_) {
       cancel_timer(io_timer_);
+      io_done();
       auto next = std::exchange(after_io_, nullptr);
       next();
       return;
@@ -176,13 +177,29 @@ void FunctionProcess::puts(const std::string& line, std::function<void()> then) 
   }
   // The io protocol: {io_request, From, ReplyAs, {put_chars, unicode, Chars}}.
   io_tag_ = node().make_ref();
-  after_io_ = std::move(then);
   send(*group_leader(), tuple({atom("io_request"), self(), io_tag_,
                                tuple({atom("put_chars"), atom("unicode"), term::binary(line + "\n")})}));
+  auto& waits = ctx_.io_waits;
+  const uint64_t size = line.size() + 1;
+  if (waits.bytes + size > waits.limit) {
+    ++waits.went_on;
+    node().peer_warn("calls waiting for io_reply hold {} bytes (--max-io-wait-mb); {} goes on without waiting",
+                     waits.bytes, term::show(self()));
+    then();
+    return;
+  }
+  io_bytes_ = size;
+  waits.bytes += size;
+  after_io_ = std::move(then);
   // A group leader that never answers must not hold the call forever.
   io_timer_ = after(5000, [this] {
+    io_done();
     if (auto next = std::exchange(after_io_, nullptr)) next();
   });
+}
+
+void FunctionProcess::io_done() {
+  ctx_.io_waits.bytes -= std::exchange(io_bytes_, 0);
 }
 
 void FunctionProcess::call_remote(const std::string& target, const std::string& fun, std::vector<Term> args,

@@ -65,7 +65,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size > 2 * kMaxFrame) return -1;
   chat::service::Output out(sink());
   chat::kernel::Kernel kernel;
-  chat::service::ChatContext ctx{out, {}, &kernel, {}};
+  chat::service::ChatContext ctx{out, {}, &kernel, {}, {}};
   test::FakeTransport transport;
   test::FakeTimers timers;
   transport.connected[fuzz::kPeerName] = chat::dist::flag::kOurs;

@@ -41,7 +41,7 @@ struct RpcNode {
   // Closed after `out`, which writes what it still holds when it goes.
   test::TempFile sink;
   service::Output out{sink.file};
-  service::ChatContext ctx{out, {}, nullptr, {}};
+  service::ChatContext ctx{out, {}, nullptr, {}, {}};
   test::FakeTransport transport;
   test::FakeTimers timers;
   node::Node node;

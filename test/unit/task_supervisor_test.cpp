@@ -69,7 +69,7 @@ struct ChatNode {
   test::TempFile sink;
   service::Output out{sink.file};
   kernel::Kernel kernel;
-  service::ChatContext ctx{out, {}, &kernel, {}};
+  service::ChatContext ctx{out, {}, &kernel, {}, {}};
   test::FakeTransport transport;
   test::FakeTimers timers;
   node::Node node;

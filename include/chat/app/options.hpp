@@ -35,6 +35,7 @@ struct Options {
   bool http_behind_proxy = false;             // --http-behind-proxy, or $DYNO set (Heroku's router)
   size_t stdout_buffer_mb = 16;               // chat lines waiting for stdout before printing peers pause
   size_t max_connect_attempts = 64;           // outgoing connections being set up at once
+  size_t max_io_wait_mb = 64;                 // lines whose calls wait for a peer's io_reply
   uint64_t blast_count = 100'000;             // blast: messages to send
   size_t blast_size = 64;                     // blast: bytes per message
   uint64_t blast_window = 0;                  // blast: messages between syncs (0: by size)

@@ -33,11 +33,22 @@ struct ChatStats {
   uint64_t inbox_messages = 0;
 };
 
+// Lines whose io_request went to a peer's group leader and whose calls wait for the io_reply
+// (each call keeps its arguments meanwhile). A group leader that never answers would have
+// every call hold its arguments for the 5 s the wait lasts: past `limit` bytes, a call sends
+// its line and goes on without waiting.
+struct IoWaits {
+  uint64_t limit = uint64_t{64} << 20U;
+  uint64_t bytes = 0;
+  uint64_t went_on = 0;  // calls that did not wait, the limit being reached
+};
+
 struct ChatContext {
   Output& out;
   ChatStats stats;
   kernel::Kernel* kernel = nullptr;  // global and pg, for the functions that read them
   kernel::SupervisorStats supervisor;
+  IoWaits io_waits;
   // Seed app rule: the node whose own name starts with "moebi@" calls the sender back.
   [[nodiscard]] static bool is_moebi(const std::string& node_name) { return node_name.rfind("moebi@", 0) == 0; }
 };
@@ -68,6 +79,9 @@ class TaskSupervisor final : public node::Process {
 class FunctionProcess : public node::Process, public FunctionHost {
  public:
   explicit FunctionProcess(ChatContext& ctx) : ctx_(ctx) {}
+  ~FunctionProcess() override { io_done(); }
+  FunctionProcess(const FunctionProcess&) = delete;
+  FunctionProcess& operator=(const FunctionProcess&) = delete;
   void receive(term::Term msg) override;
 
   node::Node& host_node() override { return node(); }
@@ -88,6 +102,8 @@ class FunctionProcess : public node::Process, public FunctionHost {
   term::Term io_tag_;
   std::function<void()> after_io_;
   uint64_t io_timer_ = 0;
+  uint64_t io_bytes_ = 0;  // counted in ctx_.io_waits while waiting
+  void io_done();
   std::string connecting_;
   std::function<void(bool)> connected_;
   void connect_poll(uint64_t deadline_ms);
