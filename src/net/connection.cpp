@@ -351,7 +351,8 @@ void Connection::frames() {
       close("oversized frame");
       return;
     }
-    if (frame.size() >= kLargeFrame) net_.large_frame_seen();
+    if (frame.size() >= kLargeFrame) net_.trim_soon();
+    net_.frame_seen();
     if (frame.size() >= kInPlaceMin) {
       after_large_ = kSmallFramesAfterLarge;
     } else if (after_large_ > 0) {

@@ -212,10 +212,11 @@ void Network::remove(Connection& c) {
 
 void Network::forget(Connection& c) { remove(c); }
 
-void Network::large_frame_seen() {
+void Network::trim_soon() {
   if (stopping_) return;
-  // What large messages leave behind is freed a little later (a printed one at once, a call's
-  // arguments when the call ends): look once a second for the next half minute.
+  // What a burst leaves behind is freed a little later (a printed message at once, a call's
+  // arguments when the call ends, a peer's monitors when it goes): look once a second for
+  // the next half minute.
   trim_until_ms_ = runtime_.now_ms() + 30'000;
   if (trim_timer_ == 0) trim_timer_ = runtime_.start(1000, [this] { trim(); });
 }
@@ -254,6 +255,7 @@ void Network::connection_closed(Connection& c, const std::string& why) {
   if (stopping_) return;
   node_->peer_down(c.peer());
   node_->drain();
+  trim_soon();
 }
 
 std::string Network::attempt_refused(const std::string& peer) const {

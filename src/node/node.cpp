@@ -18,6 +18,14 @@ using term::tuple;
 
 namespace {
 
+// Unordered containers keep their bucket arrays at their largest: a table a peer grew to a
+// million entries and emptied would keep 8 MB for good. Shrink it once at most an eighth of
+// its buckets are used (amortized: each shrink follows as many erasures).
+template <typename C>
+void shrink_if_sparse(C& c) {
+  if (c.bucket_count() > 1024 && c.size() < c.bucket_count() / 8) c.rehash(0);
+}
+
 Term op(Op o) { return Term{static_cast<int64_t>(o)}; }
 
 size_t mix(size_t h, uint64_t v) { return h ^ (v * 0x9e3779b97f4a7c15ULL + (h << 6U) + (h >> 2U)); }
@@ -203,6 +211,7 @@ bool Node::add_link(const Pid& local, const Pid& other) {
 bool Node::remove_link(const Pid& local, const Pid& other) {
   auto* e = find(local);
   if (e == nullptr || e->links.erase(other) == 0) return false;
+  shrink_if_sparse(e->links);
   --counters_.links;
   if (other.node == name_) return true;
   // The peer's index is gone already when the peer went down (its exits are in the queue).
@@ -212,6 +221,7 @@ bool Node::remove_link(const Pid& local, const Pid& other) {
   if (ends != peer->second.links.end()) {
     ends->second.erase(local_key(local));
     if (ends->second.empty()) peer->second.links.erase(ends);
+    shrink_if_sparse(peer->second.links);
   }
   return true;
 }
@@ -260,9 +270,13 @@ bool Node::remove_in_monitor(Entry& e, const Ref& ref, const Pid* watcher) {
   if (it == e.monitored_by.end() || (watcher != nullptr && it->second.watcher != *watcher)) return false;
   const std::string& wnode = it->second.watcher.node;
   if (wnode != name_) {
-    if (auto peer = by_peer_.find(wnode); peer != by_peer_.end()) peer->second.in_monitors.erase(ref);
+    if (auto peer = by_peer_.find(wnode); peer != by_peer_.end()) {
+      peer->second.in_monitors.erase(ref);
+      shrink_if_sparse(peer->second.in_monitors);
+    }
   }
   e.monitored_by.erase(it);
+  shrink_if_sparse(e.monitored_by);
   --counters_.monitors;
   return true;
 }
@@ -271,10 +285,17 @@ Node::OutMonitor Node::take_out_monitor(std::unordered_map<RefIds, OutMonitor, R
   OutMonitor m = std::move(it->second);
   const RefIds ids = it->first;
   out_monitors_.erase(it);
+  shrink_if_sparse(out_monitors_);
   --counters_.monitors;
-  if (auto* w = find(m.watcher)) w->watching.erase(ids);
+  if (auto* w = find(m.watcher)) {
+    w->watching.erase(ids);
+    shrink_if_sparse(w->watching);
+  }
   if (m.target_node != name_) {
-    if (auto peer = by_peer_.find(m.target_node); peer != by_peer_.end()) peer->second.out_monitors.erase(ids);
+    if (auto peer = by_peer_.find(m.target_node); peer != by_peer_.end()) {
+      peer->second.out_monitors.erase(ids);
+      shrink_if_sparse(peer->second.out_monitors);
+    }
   }
   return m;
 }
@@ -419,6 +440,7 @@ void Node::terminate(const Pid& pid, const Term& reason) {
   if (it == procs_.end() || !is_local(pid)) return;
   Entry e = std::move(it->second);
   procs_.erase(it);
+  shrink_if_sparse(procs_);
   --counters_.processes;
   if (!e.registered_name.empty()) names_.erase(e.registered_name);
   for (const auto& a : e.aliases) aliases_.erase(a);
@@ -437,6 +459,7 @@ void Node::terminate(const Pid& pid, const Term& reason) {
       if (auto ends = peer->second.links.find(other); ends != peer->second.links.end()) {
         ends->second.erase(key);
         if (ends->second.empty()) peer->second.links.erase(ends);
+        shrink_if_sparse(peer->second.links);
       }
     }
     send_remote(other.node, tuple({op(Op::kExit), pid, other, reason}), nullptr);
@@ -554,7 +577,10 @@ void Node::peer_down(const std::string& peer) {
     // ...monitors that processes there held on ours go away silently...
     for (const auto& [ref, key] : idx.in_monitors) {
       auto p = procs_.find(key);
-      if (p != procs_.end() && p->second.monitored_by.erase(ref) != 0) --counters_.monitors;
+      if (p != procs_.end() && p->second.monitored_by.erase(ref) != 0) {
+        shrink_if_sparse(p->second.monitored_by);
+        --counters_.monitors;
+      }
     }
     // ...and ours on processes there fire.
     for (const auto& ids : idx.out_monitors) {

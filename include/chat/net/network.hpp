@@ -116,10 +116,18 @@ class Network final : public node::Transport {
   // Bytes queued for connections still being set up, all together: added, removed.
   void connecting_bytes(size_t added, size_t removed) { connecting_bytes_ = connecting_bytes_ + added - removed; }
   [[nodiscard]] size_t connecting_bytes() const { return connecting_bytes_; }
-  // After large messages, free heap memory goes back to the system: checked once a second for
-  // 30 s (so a stream of large messages keeps reusing its buffers meanwhile), and at every
-  // tick whatever the traffic.
-  void large_frame_seen();
+  // After what frees much memory soon (a large message, a burst of frames, a peer that goes
+  // with its monitors and links), free heap memory goes back to the system: checked once a
+  // second for 30 s (so a stream of large messages keeps reusing its buffers meanwhile), and
+  // at every tick whatever the traffic.
+  void trim_soon();
+  // One frame read: every kFramesPerTrimCheck frames count as a burst (trim_soon).
+  void frame_seen() {
+    if (++frames_since_trim_check_ >= kFramesPerTrimCheck) {
+      frames_since_trim_check_ = 0;
+      trim_soon();
+    }
+  }
   uint16_t listen_port() const { return listen_port_; }
   const sockaddr_storage& epmd_address() const { return epmd_addr_; }
 
@@ -170,6 +178,8 @@ class Network final : public node::Transport {
   uint64_t refused_count_ = 0;
   uint64_t ticker_ = 0;
   uint64_t trim_timer_ = 0;
+  static constexpr uint32_t kFramesPerTrimCheck = 4096;
+  uint32_t frames_since_trim_check_ = 0;
   uint64_t trim_until_ms_ = 0;
   void trim();
   bool stopping_ = false;
