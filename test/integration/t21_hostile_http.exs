@@ -4,16 +4,12 @@
 # this VM calls the node every ~50 ms (GenServer.call :count and GET /health): the calls are
 # served throughout, each well inside its 10 s deadline, and memory comes back near where it
 # was. Timings are only printed; the figures are scripts/bench's.
+Code.require_file("support/hostile_it.exs", __DIR__)
+
 defmodule ChatIT.T21HostileHttpTest do
   use ExUnit.Case, async: false
   import ChatIT
-  alias ChatIT.OsProc
-
-  setup_all do
-    mods = Code.compile_file(Path.expand("../../bench/hostile/attacks.exs", __DIR__))
-    :persistent_term.put(:hostile_modules, mods)
-    :ok
-  end
+  import ChatIT.Hostile
 
   defp free_port do
     {:ok, l} = :gen_tcp.listen(0, ip: {127, 0, 0, 1})
@@ -28,40 +24,6 @@ defmodule ChatIT.T21HostileHttpTest do
     web = start_cpp(unique("web"), args: args, env: Keyword.get(opts, :env, []))
     {web, port}
   end
-
-  defp attacker do
-    a = Hostile.Attacker.start(cookie())
-    on_exit(fn -> Hostile.Attacker.stop(a) end)
-    a
-  end
-
-  # Runs `attack` on an attacker node while probing `node`; returns {attack result, probe
-  # stats, RSS base/peak/after in kB}, after checking the probe was served throughout.
-  defp measured(node, port, attack) do
-    base = Hostile.Rss.kb(node.os_pid)
-    rss = Hostile.Rss.start(node.os_pid)
-    probe = Hostile.Probe.start(node.name, http_port: port)
-    a = attacker()
-    result = attack.(a)
-    Hostile.Attacker.stop(a)
-    after_kb = Hostile.Rss.settled(node.os_pid, min_ms: 3_000, quiet_ms: 1_000, max_ms: 15_000)
-    stats = Hostile.Probe.stop(probe)
-    peak = Hostile.Rss.stop(rss)
-
-    IO.puts(
-      "  probe: #{stats.served} served, #{stats.failed} failed, slowest #{stats.max_ms} ms; " <>
-        "RSS #{base} -> #{peak} -> #{after_kb} kB; #{inspect(result)}"
-    )
-
-    assert stats.failed == 0,
-           "the node stopped answering: #{inspect(stats.errors)}\n" <> describe(node)
-
-    assert stats.served >= 5
-    assert OsProc.status(node.proc) == nil, "the node exited:\n" <> describe(node)
-    {result, stats, %{base: base, peak: peak, after: after_kb}}
-  end
-
-  defp log_of(node), do: File.read!(OsProc.stderr_path(node.proc))
 
   test "CHAT_WEB_TOKEN: the page, the API and the event stream want it; /health does not" do
     token = "tok#{System.unique_integer([:positive])}"
@@ -177,9 +139,9 @@ defmodule ChatIT.T21HostileHttpTest do
     assert Chat.send_message(web.name, "warm up") == nil
 
     {result, _stats, rss} =
-      measured(web, port, fn a ->
+      measured(web, fn a ->
         Hostile.Attacker.run(a, :sse_stalled_posts, [port, 20, 300, web.name, []], 120_000)
-      end)
+      end, http_port: port)
 
     assert result.statuses == %{200 => 300}, inspect(result)
     # 300 x 2 KB printed, each also sent to every stream (as "in", "out" and "result" events):
@@ -202,7 +164,7 @@ defmodule ChatIT.T21HostileHttpTest do
       start_web(args: ["--http-max-connections", "200", "--http-max-per-client", "20"])
 
     {result, _stats, rss} =
-      measured(web, port, fn a -> Hostile.Attacker.run(a, :idle_events, [port, 400], 120_000) end)
+      measured(web, fn a -> Hostile.Attacker.run(a, :idle_events, [port, 400], 120_000) end, http_port: port)
 
     # One address: at most 20 of its streams are kept.
     assert result.refused >= 380, inspect(result)
@@ -219,7 +181,7 @@ defmodule ChatIT.T21HostileHttpTest do
     {web, port} = start_web(args: ["--http-max-connections", "50"])
 
     {_, _stats, _rss} =
-      measured(web, port, fn _a ->
+      measured(web, fn _a ->
         # Requests that never end, from this VM, beyond the limit: the oldest make room.
         socks =
           for _ <- 1..120 do
@@ -231,6 +193,6 @@ defmodule ChatIT.T21HostileHttpTest do
         for _ <- 1..10, do: assert({200, "ok\n"} = Hostile.Http.get(port, "/health", 5_000))
         Enum.each(socks, &:gen_tcp.close/1)
         :ok
-      end)
+      end, http_port: port)
   end
 end

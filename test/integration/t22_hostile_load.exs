@@ -5,60 +5,13 @@
 # (bench/hostile/attacks.exs, shared with scripts/bench) while this VM calls the node every
 # ~50 ms (GenServer.call :count): the calls are served throughout, and memory stays bounded
 # and comes back near where it was. Timings are only printed; the figures are scripts/bench's.
+Code.require_file("support/hostile_it.exs", __DIR__)
+
 defmodule ChatIT.T22HostileLoadTest do
   use ExUnit.Case, async: false
   import ChatIT
+  import ChatIT.Hostile
   alias ChatIT.OsProc
-
-  setup_all do
-    mods = Code.compile_file(Path.expand("../../bench/hostile/attacks.exs", __DIR__))
-    :persistent_term.put(:hostile_modules, mods)
-    :ok
-  end
-
-  defp attacker do
-    a = Hostile.Attacker.start(cookie())
-    on_exit(fn -> Hostile.Attacker.stop(a) end)
-    a
-  end
-
-  # Runs `attack` on an attacker node while probing `node`, then lets the attacker go (unless
-  # keep: true) and memory settle. Checks the probe was served throughout; returns
-  # {attack result, probe stats, RSS base/peak/after in kB, attacker}.
-  defp measured(node, attack, opts \\ []) do
-    base = Hostile.Rss.kb(node.os_pid)
-    rss = Hostile.Rss.start(node.os_pid)
-    probe = Hostile.Probe.start(node.name)
-    a = attacker()
-    result = attack.(a)
-    if Keyword.get(opts, :then), do: opts[:then].(a)
-    Hostile.Attacker.stop(a)
-    min_ms = Keyword.get(opts, :settle_min_ms, 7_000)
-    after_kb = Hostile.Rss.settled(node.os_pid, min_ms: min_ms, quiet_ms: 1_500, max_ms: min_ms + 13_000)
-    stats = Hostile.Probe.stop(probe)
-    peak = Hostile.Rss.stop(rss)
-
-    IO.puts(
-      "  probe: #{stats.served} served, #{stats.failed} failed, slowest #{stats.max_ms} ms; " <>
-        "RSS #{base} -> #{peak} -> #{after_kb} kB; #{inspect(result)}"
-    )
-
-    assert stats.failed == 0,
-           "the node stopped answering: #{inspect(stats.errors)}\n" <> describe(node)
-
-    assert stats.served >= 5
-    {result, stats, %{base: base, peak: peak, after: after_kb}}
-  end
-
-  defp log_of(node), do: File.read!(OsProc.stderr_path(node.proc))
-
-  defp answers?(name) do
-    is_integer(GenServer.call({Chat, name}, :count, 1_000))
-  catch
-    :exit, _ -> false
-  end
-
-  defp mb(n), do: n * 1024
 
   test "a stdout nobody reads: the printing peer is paused, never dropped; others are served; SIGTERM exits at once" do
     dir = System.fetch_env!("IT_TMPDIR")
@@ -166,6 +119,23 @@ defmodule ChatIT.T22HostileLoadTest do
 
     # ASan keeps what is freed in its quarantine and never trims: memory coming back is
     # judged in the plain build.
+    if not asan_build?(),
+      do: assert(rss.after < rss.base + mb(8), "RSS #{rss.base} -> #{rss.after} kB after")
+  end
+
+  test "calls whose group leader never answers hold at most --max-io-wait-mb; the rest go on" do
+    kate = start_cpp(unique("kate"), args: ["--max-io-wait-mb", "16"])
+
+    # 24 calls printing 2 MB each to a group leader on the attacker that never answers: 48 MB
+    # would wait for io_reply; 16 MB (8 calls) do, and the others go on at once.
+    {result, _stats, rss} =
+      measured(kate, fn a ->
+        Hostile.Attacker.run(a, :spawn_io_hold, [kate.name, 24, 2_097_152, :attacker], 60_000)
+      end)
+
+    assert result.spawns == 24, inspect(result)
+    assert log_of(kate) =~ "calls waiting for io_reply hold"
+
     if not asan_build?(),
       do: assert(rss.after < rss.base + mb(8), "RSS #{rss.base} -> #{rss.after} kB after")
   end
