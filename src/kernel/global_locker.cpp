@@ -11,6 +11,7 @@
 #include "chat/term/show.hpp"
 #include "chat/dist/random.hpp"
 #include "chat/kernel/global.hpp"
+#include "global_terms.hpp"
 #include "chat/node/node.hpp"
 
 namespace chat::kernel {
@@ -19,6 +20,7 @@ using term::atom;
 using term::Pid;
 using term::Term;
 using term::tuple;
+using global_terms::atoms;
 
 namespace {
 
@@ -26,12 +28,6 @@ uint32_t random_below(uint32_t n) {
   uint32_t r = 0;
   dist::random_bytes(&r, sizeof r);
   return n == 0 ? 0 : r % n;
-}
-
-Term atoms(const std::vector<std::string>& nodes) {
-  std::vector<Term> items;
-  for (const auto& n : nodes) items.push_back(atom(n));
-  return term::list(std::move(items));
 }
 
 std::vector<std::string> minus(std::vector<std::string> a, const std::vector<std::string>& b) {
