@@ -219,6 +219,39 @@ done
 ok "bin/healthcheck passes in web.1 (HTTP) and moebi.1, kate.1, alex.1 (EPMD)"
 phase "HTTP checked"
 
+# ---------------------------------------------------------------- 5. with TLS
+say "the same formation with TLS distribution (space up --tls: the cluster CA in config vars)"
+space down
+SPACE_TLS=1 SPACE_IMAGE=$work/image SPACE_PROCFILE=$work/Procfile SPACE_APP=$app CHAT_DISCOVERY_INTERVAL=2 space up
+phase "formation up with TLS"
+nodes=()
+while read -r d ip state; do
+    [[ $state == up ]] || fail "$d is $state"
+    nodes+=("${d%.*}@$ip")
+done < <(space ps --porcelain)
+for t in web moebi kate; do
+    grep -F " app[$t.1]: " "$SPACE_DIR/log" | grep -qF "distribution over TLS (inet_tls)" ||
+        fail "$t.1 did not turn TLS distribution on"
+done
+ok "web.1, moebi.1 and kate.1 run the distribution over TLS"
+# What alex's Procfile line does in a one-off dyno: a certificate for its address, the erl flags.
+beam_tls='tls_flags=$(build/chat-node tls-cert --if-configured "$HEROKU_PRIVATE_IP" --out "${TMPDIR:-/tmp}/chat-tls") && export ELIXIR_ERL_OPTIONS="$tls_flags" && '
+out=$(space run -e CHECK_MODE=mesh -e CHECK_NODES="${nodes[*]}" -e CHECK_TIMEOUT_MS=30000 \
+    "${beam_tls}elixir --name check@\$HEROKU_PRIVATE_IP --cookie \"\$ERLANG_COOKIE\" --hidden /tmp/chat-test/check.exs" 2>&1) || {
+    printf '%s\n' "$out" | sed 's/^/     | /'
+    fail "no full mesh over TLS"
+}
+printf '%s\n' "$out" | sed 's/^/     | /'
+ok "every node, alex (Elixir) included, is connected to the ${#nodes[@]} - 1 others over TLS"
+out=$(space run "${beam_tls}"'cd elixir_peer && elixir --name amanda@$HEROKU_PRIVATE_IP --cookie "$ERLANG_COOKIE" -S mix run /tmp/chat-test/amanda.exs' 2>&1) || {
+    printf '%s\n' "$out" | sed 's/^/     | /'
+    fail "amanda's one-off dyno failed over TLS"
+}
+printf '%s\n' "$out" | grep -v '^$' | sed 's/^/     | /'
+printf '%s\n' "$out" | grep -qx 'chicken?' || fail "no \"chicken?\" over TLS"
+ok "\"chicken?\" on amanda's console over TLS"
+phase "TLS checked"
+
 echo
 echo "image $tag: $size bytes; base image $base_made; $((SECONDS - started)) s in all"
 echo "PASS container"

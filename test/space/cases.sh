@@ -153,7 +153,7 @@ wait_connected() {
 # What a BEAM one-off dyno runs before `elixir` to join a TLS space, as the Procfile's alex
 # does: a certificate for its address from the CA in the config vars, and the erl flags
 # (nothing, and no TLS, when the space has no CA).
-beam_tls='tls_flags=$(build/chat-node tls-cert --if-configured "$HEROKU_PRIVATE_IP" --out "$HOME/.chat-tls/$DYNO") && export ELIXIR_ERL_OPTIONS="$tls_flags" && '
+beam_tls='tls_flags=$(build/chat-node tls-cert --if-configured "$HEROKU_PRIVATE_IP" --out "${TMPDIR:-/tmp}/chat-tls") && export ELIXIR_ERL_OPTIONS="$tls_flags" && '
 
 # check_rpc MODE [ENV...]: the hidden checker in a one-off dyno (check.exs).
 check_rpc() {
