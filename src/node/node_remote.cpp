@@ -1,6 +1,7 @@
 // Distribution control messages arriving from peers (erts "Distribution Protocol" chapter,
-// "Protocol between Connected Nodes"). Anything that does not have the documented shape is
-// reported as malformed and closes that one connection.
+// "Protocol between Connected Nodes"), and what a peer's coming and going does to the links
+// and monitors that name it. Anything that does not have the documented shape is reported as
+// malformed and closes that one connection.
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -8,6 +9,7 @@
 #include "chat/dist/constants.hpp"
 #include "chat/term/show.hpp"
 #include "chat/node/node.hpp"
+#include "tables.hpp"
 
 namespace chat::node {
 
@@ -261,6 +263,64 @@ void Node::remote_monitor_exit(const Pid& to, const Ref& ref, const Term& reason
   }
   const OutMonitor m = take_out_monitor(it);
   down(ref.ids, m, reason);
+}
+
+// --- peers coming and going ----------------------------------------------------------------
+
+void Node::peer_up(const std::string& peer) {
+  spdlog::info("node {} up", peer);
+  // nodeup goes into the queue before anything the peer sends on this connection.
+  if (!hidden_ && (transport_.flags(peer) & dist::flag::kPublished) != 0 && visible_.insert(peer).second) {
+    notify_nodes(peer, "nodeup");
+  }
+  auto idx = by_peer_.find(peer);
+  if (idx == by_peer_.end()) return;
+  for (const auto& ids : idx->second.out_monitors) {
+    auto m = out_monitors_.find(ids);
+    if (m != out_monitors_.end() && !m->second.requested) request_monitor(ids, m->second);
+  }
+}
+
+void Node::peer_down(const std::string& peer) {
+  const Term reason = atom("noconnection");
+  if (auto pit = by_peer_.find(peer); pit != by_peer_.end()) {
+    PeerIndex idx = std::move(pit->second);
+    by_peer_.erase(pit);
+    // Links to processes of that node break; each link stays until its signal runs, so
+    // exit_signal() treats it as a link exit...
+    for (const auto& [remote, ends] : idx.links) {
+      for (auto key : ends) {
+        auto p = procs_.find(key);
+        if (p != procs_.end()) enqueue(Kind::kLinkExit, remote, p->second.process->self(), reason);
+      }
+    }
+    // ...monitors that processes there held on ours go away silently...
+    for (const auto& [ref, key] : idx.in_monitors) {
+      auto p = procs_.find(key);
+      if (p != procs_.end() && p->second.monitored_by.erase(ref) != 0) {
+        shrink_if_sparse(p->second.monitored_by);
+        --counters_.monitors;
+      }
+    }
+    // ...and ours on processes there fire.
+    for (const auto& ids : idx.out_monitors) {
+      auto it = out_monitors_.find(ids);
+      if (it == out_monitors_.end()) continue;
+      const OutMonitor m = take_out_monitor(it);
+      down(ids, m, reason);
+    }
+  }
+  if (auto w = node_watchers_.find(peer); w != node_watchers_.end()) {
+    for (auto key : w->second) {
+      auto p = procs_.find(key);
+      if (p == procs_.end()) continue;
+      p->second.watched_nodes.erase(peer);
+      const Pid pid = p->second.process->self();
+      enqueue(Kind::kMessage, pid, pid, tuple({atom("nodedown"), atom(peer)}));
+    }
+    node_watchers_.erase(w);
+  }
+  if (visible_.erase(peer) != 0) notify_nodes(peer, "nodedown");
 }
 
 }  // namespace chat::node
