@@ -242,14 +242,6 @@ defmodule ChatIT do
 
   def chat_node_exe, do: env!("CHAT_NODE")
 
-  @doc """
-  Whether the chat-node under test is the ASan build. Inside an OTP root
-  CHAT_NODE is a wrapper, so the host binary's path (IT_HOST_CHAT_NODE) decides.
-  """
-  def asan_build? do
-    String.contains?(System.get_env("IT_HOST_CHAT_NODE") || chat_node_exe(), "asan")
-  end
-
   defp env!(var) do
     System.get_env(var) || raise "environment variable #{var} is not set (use run.sh)"
   end

@@ -54,6 +54,15 @@ defmodule ChatIT.Hostile do
 
   def log_of(node), do: File.read!(OsProc.stderr_path(node.proc))
 
+  @doc """
+  Whether the chat-node under test is the ASan build (its quarantine keeps what is freed, so
+  memory coming back is judged in the plain build). Inside an OTP root CHAT_NODE is a
+  wrapper, so the host binary's path (IT_HOST_CHAT_NODE) decides.
+  """
+  def asan_build? do
+    String.contains?(System.get_env("IT_HOST_CHAT_NODE") || ChatIT.chat_node_exe(), "asan")
+  end
+
   def mb(n), do: n * 1024
 
   @doc "Whether {Chat, name} answers a GenServer.call within a second."
