@@ -448,12 +448,14 @@ void Node::terminate(const Pid& pid, const Term& reason) {
       continue;
     }
     if (other.node == name_) continue;  // an old incarnation of this node
-    if (auto peer = by_peer_.find(other.node); peer != by_peer_.end()) {
-      if (auto ends = peer->second.links.find(other); ends != peer->second.links.end()) {
-        ends->second.erase(key);
-        if (ends->second.empty()) peer->second.links.erase(ends);
-        shrink_if_sparse(peer->second.links);
-      }
+    // Without its index the peer has gone down, and its exits to us are in the queue: the
+    // link is broken already, as on a BEAM (no signal to send, no connection to make for it).
+    auto peer = by_peer_.find(other.node);
+    if (peer == by_peer_.end()) continue;
+    if (auto ends = peer->second.links.find(other); ends != peer->second.links.end()) {
+      ends->second.erase(key);
+      if (ends->second.empty()) peer->second.links.erase(ends);
+      shrink_if_sparse(peer->second.links);
     }
     send_remote(other.node, tuple({op(Op::kExit), pid, other, reason}), nullptr);
   }
