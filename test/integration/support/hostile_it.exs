@@ -23,7 +23,7 @@ defmodule ChatIT.Hostile do
   Runs `attack` on an attacker node while probing `node` (GenServer.call :count, and GET
   /health with `http_port:`) and sampling its RSS; then lets the attacker go (after `then:`,
   a function of the attacker, if given) and memory settle (at least `settle_min_ms:`, 7 s by
-  default). Checks the probe was served throughout and the node is still running. Returns
+  default). `tolerate:` is a predicate on the probe's failures that are expected. Checks the probe was served throughout and the node is still running. Returns
   {attack result, probe stats, %{base:, peak:, after:} RSS in kB}.
   """
   def measured(node, attack, opts \\ []) do
@@ -44,7 +44,12 @@ defmodule ChatIT.Hostile do
         "RSS #{base} -> #{peak} -> #{after_kb} kB; #{inspect(result)}"
     )
 
-    assert stats.failed == 0,
+    # `tolerate:` names the failures a BEAM would give as well (a call in flight to a process
+    # the attack takes down); the probe keeps the last 5 errors, so at most 5 are tolerated.
+    tolerated = Keyword.get(opts, :tolerate, fn _ -> false end)
+
+    assert stats.failed == 0 or
+             (stats.failed <= length(stats.errors) and Enum.all?(stats.errors, tolerated)),
            "the node stopped answering: #{inspect(stats.errors)}\n" <> ChatIT.describe(node)
 
     assert stats.served >= 5
