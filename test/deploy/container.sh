@@ -170,22 +170,33 @@ done
 ok "every app process (nodes, their EPMDs, the shells) runs in the image as uid $user_expected"
 
 # ---------------------------------------------------------------- 4. checks
-say "the full mesh, asked over :rpc from a hidden one-off dyno"
-out=$(space run -e CHECK_MODE=mesh -e CHECK_NODES="${nodes[*]}" -e CHECK_TIMEOUT_MS=30000 \
-    'elixir --name check@$HEROKU_PRIVATE_IP --cookie "$ERLANG_COOKIE" --hidden /tmp/chat-test/check.exs' 2>&1) || {
+# check_mesh [PREFIX]: a hidden checker in a one-off dyno sees every node of $nodes connected
+# to all the others. PREFIX runs first in the dyno's shell (the TLS round's certificate).
+check_mesh() {
+    local out
+    out=$(space run -e CHECK_MODE=mesh -e CHECK_NODES="${nodes[*]}" -e CHECK_TIMEOUT_MS=30000 \
+        "${1:-}"'elixir --name check@$HEROKU_PRIVATE_IP --cookie "$ERLANG_COOKIE" --hidden /tmp/chat-test/check.exs' 2>&1) || {
+        printf '%s\n' "$out" | sed 's/^/     | /'
+        fail "no full mesh${1:+ over TLS}"
+    }
     printf '%s\n' "$out" | sed 's/^/     | /'
-    fail "no full mesh"
 }
-printf '%s\n' "$out" | sed 's/^/     | /'
+# run_amanda [PREFIX]: amanda's one-off dyno (test/space/amanda.exs); what it printed is in $out.
+run_amanda() {
+    out=$(space run "${1:-}"'cd elixir_peer && elixir --name amanda@$HEROKU_PRIVATE_IP --cookie "$ERLANG_COOKIE" -S mix run /tmp/chat-test/amanda.exs' 2>&1) || {
+        printf '%s\n' "$out" | sed 's/^/     | /'
+        fail "amanda's one-off dyno failed${1:+ over TLS}"
+    }
+    printf '%s\n' "$out" | grep -v '^$' | sed 's/^/     | /'
+}
+
+say "the full mesh, asked over :rpc from a hidden one-off dyno"
+check_mesh
 ok "every node is connected to the ${#nodes[@]} - 1 others"
 phase "mesh checked"
 
 say "amanda, in a one-off dyno (heroku run), sends to moebi"
-out=$(space run 'cd elixir_peer && elixir --name amanda@$HEROKU_PRIVATE_IP --cookie "$ERLANG_COOKIE" -S mix run /tmp/chat-test/amanda.exs' 2>&1) || {
-    printf '%s\n' "$out" | sed 's/^/     | /'
-    fail "amanda's one-off dyno failed"
-}
-printf '%s\n' "$out" | grep -v '^$' | sed 's/^/     | /'
+run_amanda
 chicken=$(printf '%s\n' "$out" | grep -nx 'chicken?' | cut -d: -f1)
 nil=$(printf '%s\n' "$out" | grep -nx 'nil' | cut -d: -f1)
 if ! [[ $chicken =~ ^[0-9]+$ && $nil =~ ^[0-9]+$ ]] || ((chicken > nil)); then
@@ -236,18 +247,9 @@ done
 ok "web.1, moebi.1 and kate.1 run the distribution over TLS"
 # What alex's Procfile line does in a one-off dyno: a certificate for its address, the erl flags.
 beam_tls='tls_flags=$(build/chat-node tls-cert --if-configured "$HEROKU_PRIVATE_IP" --out "${TMPDIR:-/tmp}/chat-tls") && export ELIXIR_ERL_OPTIONS="$tls_flags" && '
-out=$(space run -e CHECK_MODE=mesh -e CHECK_NODES="${nodes[*]}" -e CHECK_TIMEOUT_MS=30000 \
-    "${beam_tls}elixir --name check@\$HEROKU_PRIVATE_IP --cookie \"\$ERLANG_COOKIE\" --hidden /tmp/chat-test/check.exs" 2>&1) || {
-    printf '%s\n' "$out" | sed 's/^/     | /'
-    fail "no full mesh over TLS"
-}
-printf '%s\n' "$out" | sed 's/^/     | /'
+check_mesh "$beam_tls"
 ok "every node, alex (Elixir) included, is connected to the ${#nodes[@]} - 1 others over TLS"
-out=$(space run "${beam_tls}"'cd elixir_peer && elixir --name amanda@$HEROKU_PRIVATE_IP --cookie "$ERLANG_COOKIE" -S mix run /tmp/chat-test/amanda.exs' 2>&1) || {
-    printf '%s\n' "$out" | sed 's/^/     | /'
-    fail "amanda's one-off dyno failed over TLS"
-}
-printf '%s\n' "$out" | grep -v '^$' | sed 's/^/     | /'
+run_amanda "$beam_tls"
 printf '%s\n' "$out" | grep -qx 'chicken?' || fail "no \"chicken?\" over TLS"
 ok "\"chicken?\" on amanda's console over TLS"
 phase "TLS checked"
