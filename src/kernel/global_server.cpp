@@ -330,7 +330,7 @@ void GlobalServer::restart_connect(const std::string& nd, const std::optional<Te
   sessions_.erase(nd);
   pending_.erase(nd);
   // OTP 27+: the names and locks of that node's processes are exchanged again.
-  std::vector<std::vector<uint32_t>> refs;
+  std::vector<term::RefIds> refs;
   for (const auto& [ids, key] : name_refs_) {
     auto it = names_.find(key);
     if (it != names_.end() && it->second.pid.node == nd) refs.push_back(ids);

@@ -137,7 +137,7 @@ class Decoder {
       case ERL_NEWER_REFERENCE_EXT: {
         erlang_ref r{};
         if (ei_decode_ref(buf_, &i, &r) != 0 || r.len < 1 || r.len > 5) return false;
-        out.value = Ref{r.node, r.creation, std::vector<uint32_t>(r.n, r.n + r.len)};
+        out.value = Ref{r.node, r.creation, RefIds(r.n, r.n + r.len)};
         return true;
       }
       case ERL_SMALL_TUPLE_EXT:

@@ -199,9 +199,9 @@ class GlobalServer final : public node::Process {
   std::map<std::string, GlobalName> names_;  // by encoded name
   std::map<std::string, std::pair<term::Pid, std::string>> names_ext_;  // encoded name -> pid, RegNode
   std::unordered_map<term::Pid, std::set<std::string>, node::PidHash> pid_names_;
-  std::map<std::vector<uint32_t>, std::string> name_refs_;  // monitor ref -> encoded name
+  std::map<term::RefIds, std::string> name_refs_;  // monitor ref -> encoded name
   std::map<std::string, Lock> locks_;                        // by encoded ResourceId
-  std::map<std::vector<uint32_t>, std::set<std::string>> lock_refs_;  // monitor ref -> resources
+  std::map<term::RefIds, std::set<std::string>> lock_refs_;  // monitor ref -> resources
 };
 
 // Lock operations over the servers of a set of nodes (set_lock_on_nodes, del_lock,

@@ -141,7 +141,7 @@ class Node {
 
  private:
   using LocalKey = uint64_t;  // serial and number of one of our pids
-  using RefIds = std::vector<uint32_t>;
+  using RefIds = term::RefIds;
   struct RefIdsHash {
     size_t operator()(const RefIds& ids) const noexcept;
   };

@@ -2,7 +2,11 @@
 // ei does no bounds checking, so every decode validates the bytes first (validate.hpp).
 #pragma once
 
+#include <algorithm>
+#include <array>
+#include <compare>
 #include <cstdint>
+#include <initializer_list>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -29,10 +33,37 @@ struct Pid {
   bool operator==(const Pid&) const = default;
 };
 
+// A reference's 1..5 words (NEWER_REFERENCE_EXT), held inline: a node keeps a million of them
+// as monitor keys, and a heap block for each would make a monitor cost half as much again.
+class RefIds {
+ public:
+  static constexpr size_t kMax = 5;
+  RefIds() = default;
+  RefIds(std::initializer_list<uint32_t> words) : RefIds(words.begin(), words.end()) {}
+  // Words past the fifth are dropped, as no reference has them.
+  RefIds(const uint32_t* first, const uint32_t* last) {
+    n_ = static_cast<uint8_t>(std::min<size_t>(static_cast<size_t>(last - first), kMax));
+    std::copy_n(first, n_, w_.begin());
+  }
+  [[nodiscard]] size_t size() const { return n_; }
+  [[nodiscard]] bool empty() const { return n_ == 0; }
+  [[nodiscard]] const uint32_t* begin() const { return w_.data(); }
+  [[nodiscard]] const uint32_t* end() const { return w_.data() + n_; }
+  uint32_t operator[](size_t i) const { return w_[i]; }
+  friend bool operator==(const RefIds& a, const RefIds& b) { return std::equal(a.begin(), a.end(), b.begin(), b.end()); }
+  friend std::strong_ordering operator<=>(const RefIds& a, const RefIds& b) {
+    return std::lexicographical_compare_three_way(a.begin(), a.end(), b.begin(), b.end());
+  }
+
+ private:
+  std::array<uint32_t, kMax> w_{};
+  uint8_t n_ = 0;
+};
+
 struct Ref {
   std::string node;
   uint32_t creation = 0;
-  std::vector<uint32_t> ids;  // 1..5 words, as in NEWER_REFERENCE_EXT
+  RefIds ids;
   bool operator==(const Ref&) const = default;
 };
 
