@@ -46,7 +46,9 @@ size_t Node::RefIdsHash::operator()(const RefIds& ids) const noexcept {
 Node::Node(std::string name, Transport& transport, Timers& timers)
     : name_(std::move(name)), transport_(transport), timers_(timers) {}
 
-Node::~Node() = default;
+Node::~Node() {
+  if (teardown_timer_ != 0) timers_.cancel(teardown_timer_);
+}
 
 Node::Entry* Node::find(const Pid& pid) {
   if (!is_local(pid)) return nullptr;
@@ -219,6 +221,13 @@ bool Node::remove_link(const Pid& local, const Pid& other) {
   return true;
 }
 
+bool Node::remote_link_live(const Pid& other, LocalKey local) const {
+  auto peer = by_peer_.find(other.node);
+  if (peer == by_peer_.end()) return false;
+  auto ends = peer->second.links.find(other);
+  return ends != peer->second.links.end() && ends->second.contains(local);
+}
+
 void Node::link(const Pid& a, const Pid& b) {
   if (find(a) == nullptr || a == b) return;
   if (is_local(b)) {
@@ -236,11 +245,13 @@ void Node::link(const Pid& a, const Pid& b) {
 }
 
 void Node::unlink(const Pid& a, const Pid& b) {
+  const bool live = b.node == name_ || remote_link_live(b, local_key(a));
   if (!remove_link(a, b)) return;
   if (is_local(b)) {
     remove_link(b, a);
     return;
   }
+  if (!live) return;
   if ((transport_.flags(b.node) & dist::flag::kUnlinkId) != 0) {
     const auto id = static_cast<int64_t>(next_ref_++);
     send_remote(b.node, tuple({op(Op::kUnlinkId), Term{id}, a, b}), nullptr);
@@ -448,15 +459,15 @@ void Node::terminate(const Pid& pid, const Term& reason) {
       continue;
     }
     if (other.node == name_) continue;  // an old incarnation of this node
-    // Without its index the peer has gone down, and its exits to us are in the queue: the
-    // link is broken already, as on a BEAM (no signal to send, no connection to make for it).
+    // Outside its node's index, the link went with the connection that carried it, and its
+    // exit to us is on its way: broken already, as on a BEAM (no signal to send, no
+    // connection to make for it).
     auto peer = by_peer_.find(other.node);
     if (peer == by_peer_.end()) continue;
-    if (auto ends = peer->second.links.find(other); ends != peer->second.links.end()) {
-      ends->second.erase(key);
-      if (ends->second.empty()) peer->second.links.erase(ends);
-      shrink_if_sparse(peer->second.links);
-    }
+    auto ends = peer->second.links.find(other);
+    if (ends == peer->second.links.end() || ends->second.erase(key) == 0) continue;
+    if (ends->second.empty()) peer->second.links.erase(ends);
+    shrink_if_sparse(peer->second.links);
     send_remote(other.node, tuple({op(Op::kExit), pid, other, reason}), nullptr);
   }
   for (const auto& [ref, m] : e.monitored_by) {
@@ -468,7 +479,9 @@ void Node::terminate(const Pid& pid, const Term& reason) {
       }
       continue;
     }
-    if (auto peer = by_peer_.find(m.watcher.node); peer != by_peer_.end()) peer->second.in_monitors.erase(ref);
+    // A monitor of a departed connection (being undone in slices) goes silently.
+    auto peer = by_peer_.find(m.watcher.node);
+    if (peer == by_peer_.end() || peer->second.in_monitors.erase(ref) == 0) continue;
     send_remote(m.watcher.node, tuple({op(Op::kMonitorPExit), m.target, m.watcher, ref, reason}), nullptr);
   }
   // Monitors this process held on others are given up.

@@ -269,6 +269,11 @@ void Node::remote_monitor_exit(const Pid& to, const Ref& ref, const Term& reason
 
 void Node::peer_up(const std::string& peer) {
   spdlog::info("node {} up", peer);
+  // Back before its last connection was undone: finish that first, so that nothing of the old
+  // connection (a link exit, a stale monitor) mixes with the new one.
+  if (std::any_of(departed_.begin(), departed_.end(), [&](const Departed& d) { return d.peer == peer; })) {
+    teardown_some(SIZE_MAX);
+  }
   // nodeup goes into the queue before anything the peer sends on this connection.
   if (!hidden_ && (transport_.flags(peer) & dist::flag::kPublished) != 0 && visible_.insert(peer).second) {
     notify_nodes(peer, "nodeup");
@@ -282,33 +287,10 @@ void Node::peer_up(const std::string& peer) {
 }
 
 void Node::peer_down(const std::string& peer) {
-  const Term reason = atom("noconnection");
   if (auto pit = by_peer_.find(peer); pit != by_peer_.end()) {
-    PeerIndex idx = std::move(pit->second);
+    departed_.push_back(Departed{peer, std::move(pit->second)});
     by_peer_.erase(pit);
-    // Links to processes of that node break; each link stays until its signal runs, so
-    // exit_signal() treats it as a link exit...
-    for (const auto& [remote, ends] : idx.links) {
-      for (auto key : ends) {
-        auto p = procs_.find(key);
-        if (p != procs_.end()) enqueue(Kind::kLinkExit, remote, p->second.process->self(), reason);
-      }
-    }
-    // ...monitors that processes there held on ours go away silently...
-    for (const auto& [ref, key] : idx.in_monitors) {
-      auto p = procs_.find(key);
-      if (p != procs_.end() && p->second.monitored_by.erase(ref) != 0) {
-        shrink_if_sparse(p->second.monitored_by);
-        --counters_.monitors;
-      }
-    }
-    // ...and ours on processes there fire.
-    for (const auto& ids : idx.out_monitors) {
-      auto it = out_monitors_.find(ids);
-      if (it == out_monitors_.end()) continue;
-      const OutMonitor m = take_out_monitor(it);
-      down(ids, m, reason);
-    }
+    if (!teardown_some(kTeardownSlice)) schedule_teardown();
   }
   if (auto w = node_watchers_.find(peer); w != node_watchers_.end()) {
     for (auto key : w->second) {
@@ -321,6 +303,60 @@ void Node::peer_down(const std::string& peer) {
     node_watchers_.erase(w);
   }
   if (visible_.erase(peer) != 0) notify_nodes(peer, "nodedown");
+}
+
+void Node::schedule_teardown() {
+  if (teardown_timer_ != 0) return;
+  // 1 ms, not 0: libuv runs a timer started from a timer callback with 0 ms in the same pass,
+  // and the slices would all run before the loop polls again.
+  teardown_timer_ = timers_.start(1, [this] {
+    teardown_timer_ = 0;
+    if (!teardown_some(kTeardownSlice)) schedule_teardown();
+    drain();
+  });
+}
+
+bool Node::teardown_some(size_t budget) {
+  const Term reason = atom("noconnection");
+  while (!departed_.empty()) {
+    PeerIndex& idx = departed_.front().idx;
+    // Links to processes of that node break; each link stays until its signal runs, so
+    // exit_signal() treats it as a link exit...
+    while (!idx.links.empty()) {
+      if (budget == 0) return false;
+      auto it = idx.links.begin();
+      for (auto key : it->second) {
+        auto p = procs_.find(key);
+        if (p != procs_.end()) enqueue(Kind::kLinkExit, it->first, p->second.process->self(), reason);
+      }
+      budget -= std::min(budget, it->second.size());
+      idx.links.erase(it);
+    }
+    // ...monitors that processes there held on ours go away silently...
+    while (!idx.in_monitors.empty()) {
+      if (budget == 0) return false;
+      auto it = idx.in_monitors.begin();
+      auto p = procs_.find(it->second);
+      if (p != procs_.end() && p->second.monitored_by.erase(it->first) != 0) {
+        shrink_if_sparse(p->second.monitored_by);
+        --counters_.monitors;
+      }
+      idx.in_monitors.erase(it);
+      --budget;
+    }
+    // ...and ours on processes there fire.
+    while (!idx.out_monitors.empty()) {
+      if (budget == 0) return false;
+      const RefIds ids = std::move(idx.out_monitors.extract(idx.out_monitors.begin()).value());
+      if (auto it = out_monitors_.find(ids); it != out_monitors_.end()) {
+        const OutMonitor m = take_out_monitor(it);
+        down(ids, m, reason);
+      }
+      --budget;
+    }
+    departed_.pop_front();
+  }
+  return true;
 }
 
 }  // namespace chat::node

@@ -162,6 +162,85 @@ TEST_SUITE("node") {
     CHECK(f.node.counters().monitors == 0);
   }
 
+  // More than one slice of a departed peer's links and monitors (Node::kTeardownSlice is 2048).
+  constexpr uint32_t kMany = 10'000;
+
+  TEST_CASE("a peer that leaves many monitors behind is undone over several loop turns") {
+    Fixture f;
+    std::vector<Term> box;
+    const Pid p = f.node.spawn(std::make_unique<Recorder>(box, true), "svc");
+    for (uint32_t i = 0; i < kMany; ++i) {
+      const term::Ref r{"peer@host", 9, {i, 1, 2}};
+      f.node.control("peer@host", tuple({Term{op(Op::kMonitorP)}, f.remote, atom("svc"), r}), std::nullopt);
+    }
+    const auto ours = f.node.monitor(p, f.remote);
+    f.node.control("peer@host", tuple({Term{op(Op::kLink)}, f.remote, p}), std::nullopt);
+    f.transport.take();
+    CHECK(f.node.counters().monitors == kMany + 1);
+    f.node.peer_down("peer@host");
+    f.node.drain();
+    CHECK(f.node.counters().monitors > 0);  // the rest waits for the next turns of the loop
+    int turns = 0;
+    while (!f.timers.pending.empty() && turns < 100) {
+      f.timers.advance(1);
+      ++turns;
+    }
+    CHECK(turns >= 2);
+    CHECK(f.node.counters().monitors == 0);
+    CHECK(f.node.counters().links == 0);
+    REQUIRE(box.size() == 2);
+    CHECK(box[0] == tuple({atom("EXIT"), f.remote, atom("noconnection")}));
+    CHECK(box[1] == tuple({atom("DOWN"), ours, atom("process"), f.remote, atom("noconnection")}));
+    CHECK(f.transport.take().empty());
+  }
+
+  TEST_CASE("while a departed peer is being undone, its monitors and links send nothing") {
+    Fixture f;
+    std::vector<Term> box;
+    const Pid p = f.node.spawn(std::make_unique<Recorder>(box, true), "svc");
+    const Pid q = f.node.spawn(std::make_unique<Recorder>(box, true));
+    for (uint32_t i = 0; i < kMany; ++i) {
+      const term::Ref r{"peer@host", 9, {i, 1, 2}};
+      f.node.control("peer@host", tuple({Term{op(Op::kMonitorP)}, f.remote, atom("svc"), r}), std::nullopt);
+    }
+    f.node.control("peer@host", tuple({Term{op(Op::kMonitorP)}, f.remote, q, term::Ref{"peer@host", 9, {0, 0, 1}}}),
+                   std::nullopt);
+    f.node.link(q, f.remote);
+    f.transport.take();
+    f.node.peer_down("peer@host");
+    // Before its exit signal runs, q's link to the departed node is broken already: an
+    // unlink sends no UNLINK that would connect to that node again.
+    f.node.unlink(q, f.remote);
+    f.node.drain();
+    REQUIRE_FALSE(f.timers.pending.empty());
+    f.node.exit(p, atom("bye"));  // its monitors from the departed node: no MONITOR_P_EXIT
+    f.node.exit(q, atom("bye"));
+    f.node.drain();
+    CHECK(f.transport.take().empty());
+    while (!f.timers.pending.empty()) f.timers.advance(1);
+    CHECK(f.node.counters().monitors == 0);
+    CHECK(f.node.counters().links == 0);
+  }
+
+  TEST_CASE("a peer that comes back first finishes undoing its last connection") {
+    Fixture f;
+    std::vector<Term> box;
+    f.node.spawn(std::make_unique<Recorder>(box), "svc");
+    for (uint32_t i = 0; i < kMany; ++i) {
+      const term::Ref r{"peer@host", 9, {i, 1, 2}};
+      f.node.control("peer@host", tuple({Term{op(Op::kMonitorP)}, f.remote, atom("svc"), r}), std::nullopt);
+    }
+    f.node.peer_down("peer@host");
+    CHECK(f.node.counters().monitors > 0);
+    f.node.peer_up("peer@host");
+    CHECK(f.node.counters().monitors == 0);
+    // A monitor of the new connection is its own.
+    const term::Ref fresh{"peer@host", 9, {1, 1, 2}};
+    f.node.control("peer@host", tuple({Term{op(Op::kMonitorP)}, f.remote, atom("svc"), fresh}), std::nullopt);
+    while (!f.timers.pending.empty()) f.timers.advance(1);
+    CHECK(f.node.counters().monitors == 1);
+  }
+
   TEST_CASE("local links propagate crashes and local monitors deliver DOWN") {
     Fixture f;
     std::vector<Term> box_a;

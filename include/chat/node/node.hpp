@@ -133,6 +133,9 @@ class Node {
   // transport then closes that connection).
   bool control(const std::string& peer, const term::Term& control, std::optional<term::Term> payload);
 
+  // True while the links and monitors of a peer that went down are being undone.
+  [[nodiscard]] bool tearing_down() const { return !departed_.empty(); }
+
   // Runs queued signals until none are left. Every entry point from the loop ends with it.
   void drain();
 
@@ -172,6 +175,14 @@ class Node {
     std::unordered_map<term::Ref, LocalKey, RefHash> in_monitors;  // theirs, on our processes
     std::unordered_map<term::Pid, std::unordered_set<LocalKey>, PidHash> links;  // remote pid -> our ends
   };
+  // A peer's index after it went down, undone a slice per loop iteration (teardown_some), so
+  // that a peer that left a million monitors behind does not stall the loop for seconds.
+  struct Departed {
+    std::string peer;
+    PeerIndex idx;
+  };
+  // Links and monitors of departed peers undone per loop iteration: a few milliseconds' worth.
+  static constexpr size_t kTeardownSlice = 2048;
   enum class Kind { kMessage, kLinkExit, kExitSignal };
   struct Signal {
     Kind kind;
@@ -199,6 +210,12 @@ class Node {
   bool remove_in_monitor(Entry& e, const term::Ref& ref, const term::Pid* watcher);
   OutMonitor take_out_monitor(std::unordered_map<RefIds, OutMonitor, RefIdsHash>::iterator it);
   void notify_nodes(const std::string& peer, const char* what);
+  // Undoes up to `budget` links and monitors of departed peers; true when all are undone.
+  bool teardown_some(size_t budget);
+  void schedule_teardown();
+  // True while the link between our `local` and a remote pid belongs to the current
+  // connection of its node (a link whose node went down is broken, its exit on its way).
+  [[nodiscard]] bool remote_link_live(const term::Pid& other, LocalKey local) const;
 
   // Remote control messages (node_remote.cpp).
   bool remote_monitor(const std::string& peer, const term::Pid& watcher, const term::Term& target, const term::Ref& ref);
@@ -219,6 +236,8 @@ class Node {
   std::unordered_map<std::string, term::Pid> names_;
   std::unordered_map<RefIds, OutMonitor, RefIdsHash> out_monitors_;  // keyed by our ref's words
   std::unordered_map<std::string, PeerIndex> by_peer_;
+  std::deque<Departed> departed_;
+  uint64_t teardown_timer_ = 0;  // nonzero while a slice of departed_ is scheduled
   std::unordered_map<std::string, std::unordered_set<LocalKey>> node_watchers_;  // peer -> local pid keys
   std::unordered_set<LocalKey> nodes_watchers_;  // monitor_nodes subscribers
   std::unordered_set<std::string> visible_;
