@@ -79,6 +79,11 @@ int main(int argc, char** argv) {
     // as the message is gone.
     mallopt(M_MMAP_THRESHOLD, 32 << 20);
     mallopt(M_TRIM_THRESHOLD, 64 << 20);
+    // No fastbins: freed small blocks are merged as they are freed, not all at once when a
+    // large block is next allocated or freed. After a peer with a million monitors left, that
+    // one merge walked millions of blocks, stalling the loop for a third of a second at a time.
+    // The hot small sizes still come from the per-thread cache.
+    mallopt(M_MXFAST, 0);
     // Chat lines are the product, and stdout is usually a pipe (Heroku's log router, a shell
     // pipeline). At the default 64 KB a 1 MB message is sixteen rounds of wake-the-reader;
     // the largest pipe an unprivileged process may ask for takes it in one write.

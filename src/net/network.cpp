@@ -3,6 +3,7 @@
 #include <malloc.h>
 #include <spdlog/spdlog.h>
 
+#include <atomic>
 #include <stdexcept>
 
 #include "chat/net/connection.hpp"
@@ -15,6 +16,30 @@ namespace {
 constexpr size_t kMaxPendingAccepts = 256;
 // Free heap memory kept between ticks, beyond which it is given back.
 constexpr size_t kTrimSlack = 2U << 20U;
+
+// Gives free heap back to the system from libuv's thread pool: after a peer that held
+// hundreds of MB goes, malloc_trim (and even mallinfo2) walk every free chunk and unmap
+// page by page, for up to seconds, which the loop must not wait for. The loop may still wait
+// for glibc's arena lock now and then while it runs; small allocations come from its
+// per-thread cache.
+void trim_in_background(uv_loop_t* loop) {
+  static std::atomic<bool> running{false};
+  if (running.exchange(true)) return;
+  auto* req = new uv_work_t{};
+  const int rc = uv_queue_work(
+      loop, req,
+      [](uv_work_t*) {
+        if (mallinfo2().fordblks > kTrimSlack) malloc_trim(0);
+      },
+      [](uv_work_t* r, int) {
+        delete r;
+        running = false;
+      });
+  if (rc != 0) {
+    delete req;
+    running = false;
+  }
+}
 }  // namespace
 
 Network::Network(Runtime& runtime, NetworkConfig config) : runtime_(runtime), config_(std::move(config)) {
@@ -223,7 +248,9 @@ void Network::trim_soon() {
 
 void Network::trim() {
   trim_timer_ = 0;
-  if (mallinfo2().fordblks > kTrimSlack) malloc_trim(0);
+  // Not while the node frees a departed peer's tables: the trim would hold glibc's lock
+  // against every free() of it. The next look comes a second later.
+  if (node_ == nullptr || !node_->tearing_down()) trim_in_background(runtime_.loop());
   if (!stopping_ && runtime_.now_ms() < trim_until_ms_) trim_timer_ = runtime_.start(1000, [this] { trim(); });
 }
 
@@ -377,7 +404,7 @@ void Network::tick() {
   // What a burst freed (a peer's calls holding large arguments, a flood the node printed)
   // goes back to the system: glibc keeps freed heap below its trim threshold for reuse,
   // which an idle node does not need.
-  if (mallinfo2().fordblks > kTrimSlack) malloc_trim(0);
+  if (node_ == nullptr || !node_->tearing_down()) trim_in_background(runtime_.loop());
   std::vector<Connection*> snapshot;
   for (auto& [ptr, c] : all_) snapshot.push_back(ptr);
   for (auto* c : snapshot) {
