@@ -114,10 +114,11 @@ class App {
   Options options_;
   net::Runtime runtime_;
   service::Output out_;
+  // Before node_: the node's processes (a FunctionProcess waiting on io) use it until they go.
+  service::ChatContext ctx_;
   std::unique_ptr<net::Network> network_;
   std::unique_ptr<node::Node> node_;
   kernel::Kernel kernel_;
-  service::ChatContext ctx_;
   OutputGate gate_{out_};
   uv_async_t* output_room_ = nullptr;  // the stdout writer wakes the loop through it
   RecentErrors connect_errors_;
