@@ -8,75 +8,19 @@
 #   - the node's OS process stays alive.
 # A last test checks that a node's cookie (and a peer's wrong one) never shows up in what a
 # node or a client prints, whatever the failed handshakes.
+Code.require_file("support/raw_dist.exs", __DIR__)
+
 defmodule ChatIT.T13HostilePortsTest do
   use ExUnit.Case, async: false
   import ChatIT
   alias ChatIT.OsProc
+  import ChatIT.RawDist
 
   @loopback {127, 0, 0, 1}
-  # DFLAG_* (erts dist.h) as an OTP 25 node offers them, including everything chat-node
-  # requires: PUBLISHED, EXTENDED_REFERENCES, DIST_MONITOR, FUN_TAGS, DIST_MONITOR_NAME,
-  # NEW_FUN_TAGS, EXTENDED_PIDS_PORTS, EXPORT_PTR_TAG, BIT_BINARIES, NEW_FLOATS, UNICODE_IO,
-  # SMALL_ATOM_TAGS, UTF8_ATOMS, MAP_TAG, BIG_CREATION, SEND_SENDER, BIG_SEQTRACE_LABELS,
-  # HANDSHAKE_23, UNLINK_ID, MANDATORY_25_DIGEST, SPAWN, V4_NC, ALIAS.
-  @flags 0xD_071F_5FBD
   # Under attack the node must keep serving: a call that has not come back within this
   # deadline means it stopped. How fast it serves is scripts/bench's to measure (a per-call
   # time limit failed here under ASan on a loaded machine); the slowest call is only printed.
   @call_deadline_ms 10_000
-
-  # -- the distribution handshake, by hand ------------------------------------------------
-
-  defp dist_connect(peer) do
-    {:ok, sock} =
-      :gen_tcp.connect(
-        @loopback,
-        dist_port(peer.name),
-        [:binary, active: false, packet: 2],
-        5_000
-      )
-
-    sock
-  end
-
-  defp send_name(sock, name) do
-    name = Atom.to_string(name)
-    :ok = :gen_tcp.send(sock, <<?N, @flags::64, 1::32, byte_size(name)::16, name::binary>>)
-  end
-
-  # Performs a complete handshake as node `name` with `cookie`. Returns {:ok, socket} (now in
-  # raw mode, ready for 4-byte frames) or {:error, why}.
-  defp handshake(peer, name, cookie) do
-    sock = dist_connect(peer)
-    send_name(sock, name)
-
-    with {:ok, "sok"} <- :gen_tcp.recv(sock, 0, 5_000),
-         {:ok, <<?N, _flags::64, challenge::32, _creation::32, nlen::16, _::binary-size(nlen)>>} <-
-           :gen_tcp.recv(sock, 0, 5_000) do
-      ours = :rand.uniform(0xFFFFFFFF)
-      :ok = :gen_tcp.send(sock, <<?r, ours::32, digest(cookie, challenge)::binary>>)
-
-      case :gen_tcp.recv(sock, 0, 5_000) do
-        {:ok, <<?a, ack::binary-size(16)>>} ->
-          if ack == digest(cookie, ours) do
-            :ok = :inet.setopts(sock, packet: :raw)
-            {:ok, sock}
-          else
-            {:error, :bad_ack}
-          end
-
-        other ->
-          :gen_tcp.close(sock)
-          {:error, other}
-      end
-    else
-      other ->
-        :gen_tcp.close(sock)
-        {:error, other}
-    end
-  end
-
-  defp digest(cookie, challenge), do: :erlang.md5(cookie <> Integer.to_string(challenge))
 
   defp hostile_name, do: unique("hostile")
 
@@ -349,7 +293,7 @@ defmodule ChatIT.T13HostilePortsTest do
   test "truncated handshakes are dropped without disturbing anyone", %{kate: kate} do
     under_attack(kate, fn ->
       name = Atom.to_string(hostile_name())
-      send_name = <<?N, @flags::64, 1::32, byte_size(name)::16, name::binary>>
+      send_name = <<?N, flags()::64, 1::32, byte_size(name)::16, name::binary>>
 
       # Cut inside the length prefix, inside send_name, and right after it; then hang up.
       for cut <- [1, 2, 5, 15, byte_size(send_name) + 1] do
@@ -390,7 +334,7 @@ defmodule ChatIT.T13HostilePortsTest do
         :gen_tcp.connect(@loopback, dist_port(kate.name), [:binary, active: false], 5_000)
 
       name = Atom.to_string(hostile_name())
-      send_name = <<?N, @flags::64, 1::32, byte_size(name)::16, name::binary>>
+      send_name = <<?N, flags()::64, 1::32, byte_size(name)::16, name::binary>>
       bytes = <<byte_size(send_name)::16, send_name::binary>>
       t0 = System.monotonic_time(:millisecond)
       # The trickle is the attack: a byte each second, paced by a timer, until the node
