@@ -31,10 +31,18 @@ size_t PidHash::operator()(const Pid& p) const noexcept {
   return mix(h, p.creation);
 }
 
-size_t RefHash::operator()(const Ref& r) const noexcept {
-  size_t h = std::hash<std::string>{}(r.node);
-  for (auto w : r.ids) h = mix(h, w);
-  return mix(h, r.creation);
+bool PidLess::operator()(const Pid& a, const Pid& b) const noexcept {
+  // The numbers first: a peer's pids share their node name.
+  if (a.num != b.num) return a.num < b.num;
+  if (a.serial != b.serial) return a.serial < b.serial;
+  if (a.creation != b.creation) return a.creation < b.creation;
+  return a.node < b.node;
+}
+
+bool RefLess::operator()(const Ref& a, const Ref& b) const noexcept {
+  if (auto c = a.ids <=> b.ids; c != 0) return c < 0;
+  if (a.creation != b.creation) return a.creation < b.creation;
+  return a.node < b.node;
 }
 
 size_t Node::RefIdsHash::operator()(const RefIds& ids) const noexcept {
@@ -206,7 +214,6 @@ bool Node::add_link(const Pid& local, const Pid& other) {
 bool Node::remove_link(const Pid& local, const Pid& other) {
   auto* e = find(local);
   if (e == nullptr || e->links.erase(other) == 0) return false;
-  shrink_if_sparse(e->links);
   --counters_.links;
   if (other.node == name_) return true;
   // The peer's index is gone already when the peer went down (its exits are in the queue).
@@ -216,7 +223,6 @@ bool Node::remove_link(const Pid& local, const Pid& other) {
   if (ends != peer->second.links.end()) {
     ends->second.erase(local_key(local));
     if (ends->second.empty()) peer->second.links.erase(ends);
-    shrink_if_sparse(peer->second.links);
   }
   return true;
 }
@@ -276,11 +282,9 @@ bool Node::remove_in_monitor(Entry& e, const Ref& ref, const Pid* watcher) {
   if (wnode != name_) {
     if (auto peer = by_peer_.find(wnode); peer != by_peer_.end()) {
       peer->second.in_monitors.erase(ref);
-      shrink_if_sparse(peer->second.in_monitors);
     }
   }
   e.monitored_by.erase(it);
-  shrink_if_sparse(e.monitored_by);
   --counters_.monitors;
   return true;
 }
@@ -467,7 +471,6 @@ void Node::terminate(const Pid& pid, const Term& reason) {
     auto ends = peer->second.links.find(other);
     if (ends == peer->second.links.end() || ends->second.erase(key) == 0) continue;
     if (ends->second.empty()) peer->second.links.erase(ends);
-    shrink_if_sparse(peer->second.links);
     send_remote(other.node, tuple({op(Op::kExit), pid, other, reason}), nullptr);
   }
   for (const auto& [ref, m] : e.monitored_by) {

@@ -338,7 +338,6 @@ bool Node::teardown_some(size_t budget) {
       auto it = idx.in_monitors.begin();
       auto p = procs_.find(it->second);
       if (p != procs_.end() && p->second.monitored_by.erase(it->first) != 0) {
-        shrink_if_sparse(p->second.monitored_by);
         --counters_.monitors;
       }
       idx.in_monitors.erase(it);

@@ -11,8 +11,10 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
@@ -37,8 +39,14 @@ struct Counters {
 struct PidHash {
   size_t operator()(const term::Pid& p) const noexcept;
 };
-struct RefHash {
-  size_t operator()(const term::Ref& r) const noexcept;
+// The tables a peer can grow to a million entries (monitors on one process, links to it) are
+// ordered trees, as the BEAM's are: a hash table would rehash all of it at once as it grows
+// (0.4 s at a million monitors), with the loop stalled meanwhile.
+struct PidLess {
+  bool operator()(const term::Pid& a, const term::Pid& b) const noexcept;
+};
+struct RefLess {
+  bool operator()(const term::Ref& a, const term::Ref& b) const noexcept;
 };
 
 class Node {
@@ -157,8 +165,8 @@ class Node {
     std::unique_ptr<Process> process;
     std::string registered_name;
     std::vector<RefIds> aliases;
-    std::unordered_set<term::Pid, PidHash> links;
-    std::unordered_map<term::Ref, InMonitor, RefHash> monitored_by;
+    std::set<term::Pid, PidLess> links;
+    std::map<term::Ref, InMonitor, RefLess> monitored_by;
     std::unordered_set<RefIds, RefIdsHash> watching;  // our refs of the monitors this process holds
     std::unordered_set<std::string> watched_nodes;     // monitor_node/2
   };
@@ -172,8 +180,8 @@ class Node {
   // Per peer node: what must be undone when it goes down.
   struct PeerIndex {
     std::unordered_set<RefIds, RefIdsHash> out_monitors;  // ours, on processes there
-    std::unordered_map<term::Ref, LocalKey, RefHash> in_monitors;  // theirs, on our processes
-    std::unordered_map<term::Pid, std::unordered_set<LocalKey>, PidHash> links;  // remote pid -> our ends
+    std::map<term::Ref, LocalKey, RefLess> in_monitors;                        // theirs, on our processes
+    std::map<term::Pid, std::unordered_set<LocalKey>, PidLess> links;  // remote pid -> our ends
   };
   // A peer's index after it went down, undone a slice per loop iteration (teardown_some), so
   // that a peer that left a million monitors behind does not stall the loop for seconds.
