@@ -163,8 +163,17 @@ defmodule ChatIT.T21HostileHttpTest do
     {web, port} =
       start_web(args: ["--http-max-connections", "200", "--http-max-per-client", "20"])
 
+    # The probe's /health comes from the attacker's address: one that lands in the burst may be
+    # the connection the cap closes (no room, or the oldest still sending its request), as with
+    # any capped server. What must hold is that the next ones are served.
     {result, _stats, rss} =
-      measured(web, fn a -> Hostile.Attacker.run(a, :idle_events, [port, 400], 120_000) end, http_port: port)
+      measured(web, fn a -> Hostile.Attacker.run(a, :idle_events, [port, 400], 120_000) end,
+        http_port: port,
+        tolerate: fn
+          {:error, {:no_answer, ""}} -> true
+          _ -> false
+        end
+      )
 
     # One address: at most 20 of its streams are kept.
     assert result.refused >= 380, inspect(result)
