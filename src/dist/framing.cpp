@@ -123,23 +123,20 @@ std::optional<Message> parse_message(std::string_view frame, const term::Limits&
     return std::nullopt;
   }
   size_t budget = decode_budget(frame.size());
-  // A term refused although it is well-formed was refused for its size (the second walk
-  // happens only for refused frames).
-  const auto refused = [&](size_t at) -> std::optional<Message> {
-    if (over_budget != nullptr) *over_budget = term::encoded_size(frame, at, limits.max_depth).has_value();
+  const auto refused = [&]() -> std::optional<Message> {
+    if (over_budget != nullptr) *over_budget = budget == 0;
     return std::nullopt;
   };
   size_t offset = 2;
   auto control = term::decode_at(frame, &offset, limits, owner, &budget);
-  if (!control) return refused(2);
+  if (!control) return refused();
   if (control->get<term::Tuple>() == nullptr) return std::nullopt;
   Message m{std::move(*control), std::nullopt};
   if (offset == frame.size()) return m;
   if (static_cast<uint8_t>(frame[offset]) != kVersionMagic) return std::nullopt;
   ++offset;
-  const size_t payload_at = offset;
   auto payload = term::decode_at(frame, &offset, limits, owner, &budget);
-  if (!payload) return refused(payload_at);
+  if (!payload) return refused();
   if (offset != frame.size()) return std::nullopt;
   m.payload = std::move(*payload);
   return m;

@@ -151,7 +151,10 @@ class Walker {
   // Memory the decoded term will take; false once over the budget.
   bool charge(size_t n) {
     if (budget_ == nullptr) return true;
-    if (n > *budget_) return false;
+    if (n > *budget_) {
+      *budget_ = 0;  // spent: how the caller tells a refusal for cost from a malformed term
+      return false;
+    }
     *budget_ -= n;
     return true;
   }
@@ -231,10 +234,12 @@ class Walker {
   }
   // Every element takes at least one byte, so a count larger than what remains is a lie
   // that would otherwise make us loop (or allocate) for nothing.
+  // All n slots are charged at the header, so a count the budget cannot hold is refused
+  // before a single element is walked.
   bool elements(size_t& i, size_t n, size_t depth) {
-    if (n > remaining(i)) return false;
+    if (n > remaining(i) || !charge(n * sizeof(Term))) return false;
     for (size_t k = 0; k < n; ++k) {
-      if (!term(i, depth + 1)) return false;
+      if (!walk(i, depth + 1)) return false;
     }
     return true;
   }

@@ -299,6 +299,7 @@ TEST_SUITE("framing") {
     budget = sizeof(Term) + 100;
     at = 1;
     CHECK_FALSE(term::decode_at(long_atom, &at, {}, nullptr, &budget).has_value());
+    CHECK(budget == 0);  // spent: how a refusal for cost is told from a malformed term
     budget = sizeof(Term) + 101;
     at = 1;
     CHECK(term::decode_at(long_atom, &at, {}, nullptr, &budget).has_value());

@@ -15,6 +15,9 @@ namespace chat::term {
 // With `budget`, also what decoding it would take in memory (decoded_cost below) is taken
 // from *budget, and a term that would take more is refused before anything is allocated:
 // one byte of a list of [] decodes to a whole Term, so bytes alone do not bound memory.
+// A term refused for its cost leaves *budget at 0, so the caller needs no second walk to
+// tell why it was refused (a term that spends the budget to the byte and is then malformed
+// counts as over budget; both close the connection).
 std::optional<size_t> encoded_size(std::string_view data, size_t offset, size_t max_depth, size_t* budget = nullptr);
 
 // The memory decode_at() gives a term, as the walk counts it: its slot in its container
