@@ -80,7 +80,8 @@ end
 defmodule Hostile.Probe do
   @moduledoc """
   The second client: calls the target every `every` ms (default 50) from its own process,
-  each call with its own deadline, and records served / failed / the slowest answer (ms).
+  each call with its own deadline, and records served / failed / the slowest answer and the
+  99th percentile (ms): one stall shows in the first, how often the loop stalls in the second.
   """
 
   def start(target, opts \\ []) do
@@ -89,7 +90,7 @@ defmodule Hostile.Probe do
     http = Keyword.get(opts, :http_port)
 
     spawn(fn ->
-      loop(target, http, every, parent, %{served: 0, failed: 0, max_ms: 0, errors: []})
+      loop(target, http, every, parent, %{served: 0, failed: 0, max_ms: 0, times: [], errors: []})
     end)
   end
 
@@ -99,13 +100,13 @@ defmodule Hostile.Probe do
     receive do
       {:probe, ^probe, stats} -> stats
     after
-      30_000 -> %{served: 0, failed: 0, max_ms: :stuck, errors: [:probe_stuck]}
+      30_000 -> %{served: 0, failed: 0, max_ms: :stuck, p99_ms: :stuck, errors: [:probe_stuck]}
     end
   end
 
   defp loop(target, http, every, parent, acc) do
     receive do
-      {:stop, from} -> send(from, {:probe, self(), acc})
+      {:stop, from} -> send(from, {:probe, self(), Map.put(acc, :p99_ms, p99(acc.times))})
     after
       every ->
         acc = call(acc, fn -> GenServer.call({Chat, target}, :count, 10_000) end, &is_integer/1)
@@ -124,6 +125,13 @@ defmodule Hostile.Probe do
     end
   end
 
+  defp p99([]), do: 0
+
+  defp p99(times) do
+    sorted = Enum.sort(times)
+    Enum.at(sorted, min(length(sorted) - 1, div(length(sorted) * 99, 100)))
+  end
+
   defp call(acc, fun, ok?) do
     t0 = System.monotonic_time(:microsecond)
 
@@ -135,7 +143,7 @@ defmodule Hostile.Probe do
       end
 
     ms = div(System.monotonic_time(:microsecond) - t0, 1000)
-    acc = %{acc | max_ms: max(acc.max_ms, ms)}
+    acc = %{acc | max_ms: max(acc.max_ms, ms), times: [ms | acc.times]}
 
     if ok?.(result) do
       %{acc | served: acc.served + 1}

@@ -8,7 +8,7 @@
 # (Hostile.Probe) and samples its RSS (Hostile.Rss); then the attacker leaves, RSS settles and
 # the probe stops. Output:
 #
-#   hostile row=ID served=N failed=N max_ms=N base_kb=N peak_kb=N after_kb=N [row-specific k=v ...]
+#   hostile row=ID served=N failed=N max_ms=N p99_ms=N base_kb=N peak_kb=N after_kb=N [row-specific k=v ...]
 #
 # The row "stdout" also sends SIGTERM at the end and reports sigterm_ms (the target must have
 # been started with a stdout nobody reads).
@@ -70,7 +70,7 @@ defmodule Hostile.Main do
     extra = if row == "stdout", do: Map.put(result, :sigterm_ms, sigterm(ctx.os_pid)), else: result
 
     fields =
-      [served: stats.served, failed: stats.failed, max_ms: stats.max_ms, base_kb: base, peak_kb: peak, after_kb: after_kb] ++
+      [served: stats.served, failed: stats.failed, max_ms: stats.max_ms, p99_ms: stats.p99_ms, base_kb: base, peak_kb: peak, after_kb: after_kb] ++
         Enum.map(extra, fn {k, v} -> {k, v} end)
 
     line = Enum.map_join(fields, " ", fn {k, v} -> "#{k}=#{value(v)}" end)

@@ -98,7 +98,7 @@ hostile_section() {
 hostile_outcome() {
     local w out=""
     for w in $1; do
-        case ${w%%=*} in hostile | row | served | failed | max_ms | base_kb | peak_kb | after_kb) continue ;; esac
+        case ${w%%=*} in hostile | row | served | failed | max_ms | p99_ms | base_kb | peak_kb | after_kb) continue ;; esac
         out+="${out:+ }$w"
     done
     printf '%s' "${out//|/\\|}"
@@ -109,7 +109,7 @@ hostile_table() {
     local row kind line cells n label mb size key
     hostile_md=()
     hostile_json=()
-    hostile_md+=("| Attack | C++: slowest answer (ms) | C++: RSS before → peak → after (MB) | C++: probe served (failed) | C++: what the attack saw | BEAM: slowest answer (ms) | BEAM: RSS before → peak → after (MB) | BEAM: probe served (failed) | BEAM: what the attack saw |")
+    hostile_md+=("| Attack | C++: slowest (p99) answer (ms) | C++: RSS before → peak → after (MB) | C++: probe served (failed) | C++: what the attack saw | BEAM: slowest (p99) answer (ms) | BEAM: RSS before → peak → after (MB) | BEAM: probe served (failed) | BEAM: what the attack saw |")
     hostile_md+=("|---|---:|---|---:|---|---:|---|---:|---|")
     for row in "${hostile_rows[@]}"; do
         line=${hostile[$row.cpp]:-${hostile[$row.beam]:-}}
@@ -130,8 +130,8 @@ hostile_table() {
                 continue
             fi
             mb="$(fmt "$(calc "$(kv "$line" base_kb) / 1024")") → $(fmt "$(calc "$(kv "$line" peak_kb) / 1024")") → $(fmt "$(calc "$(kv "$line" after_kb) / 1024")")"
-            cells+=" | $(kv "$line" max_ms) | $mb | $(kv "$line" served) ($(kv "$line" failed)) | $(hostile_outcome "$line")"
-            json+=", \"$kind\": {\"max_ms\": $(json_num "$(kv "$line" max_ms)"), \"base_kb\": $(json_num "$(kv "$line" base_kb)"), \"peak_kb\": $(json_num "$(kv "$line" peak_kb)"), \"after_kb\": $(json_num "$(kv "$line" after_kb)"), \"served\": $(json_num "$(kv "$line" served)"), \"failed\": $(json_num "$(kv "$line" failed)"), \"outcome\": $(json_str "$(hostile_outcome "$line")")}"
+            cells+=" | $(kv "$line" max_ms) ($(kv "$line" p99_ms)) | $mb | $(kv "$line" served) ($(kv "$line" failed)) | $(hostile_outcome "$line")"
+            json+=", \"$kind\": {\"max_ms\": $(json_num "$(kv "$line" max_ms)"), \"p99_ms\": $(json_num "$(kv "$line" p99_ms)"), \"base_kb\": $(json_num "$(kv "$line" base_kb)"), \"peak_kb\": $(json_num "$(kv "$line" peak_kb)"), \"after_kb\": $(json_num "$(kv "$line" after_kb)"), \"served\": $(json_num "$(kv "$line" served)"), \"failed\": $(json_num "$(kv "$line" failed)"), \"outcome\": $(json_str "$(hostile_outcome "$line")")}"
         done
         hostile_md+=("$cells |")
         hostile_json+=("$json}")
