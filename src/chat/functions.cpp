@@ -141,7 +141,7 @@ void run_function(FunctionHost& host, const std::string& module, const std::stri
         done(error("Elixir.IO", "puts", {message}, "badarg"));
         return;
       }
-      host.puts(*text, std::move(next));
+      host.puts(std::move(*text), std::move(next));
     };
     // moebi (seed) and receive_message_for_moebi (lesson) answer by calling the sender back;
     // the call's value becomes this function's value, its failure this function's crash.

@@ -28,7 +28,12 @@ Pid start_services(node::Node& node, ChatContext& ctx, std::vector<kernel::Child
 }
 
 std::optional<std::string> puts_text(const Term& t) {
-  if (const auto* b = t.get<term::Binary>()) return std::string(b->bytes());
+  if (const auto* b = t.get<term::Binary>()) {
+    std::string text;
+    text.reserve(b->bytes().size() + 1);
+    text.append(b->bytes());
+    return text;
+  }
   if (const auto* a = t.get<term::Atom>()) return a->name;  // String.Chars for atoms
   if (const auto* i = t.get<int64_t>()) return std::to_string(*i);
   if (const auto* l = t.get<term::List>()) {
@@ -169,18 +174,20 @@ void FunctionProcess::connect_poll(uint64_t deadline_ms) {
   after(20, [this, deadline_ms] { connect_poll(deadline_ms); });
 }
 
-void FunctionProcess::puts(const std::string& line, std::function<void()> then) {
+void FunctionProcess::puts(std::string line, std::function<void()> then) {
   if (!group_leader()) {
     ctx_.out.line(line);
     then();
     return;
   }
-  // The io protocol: {io_request, From, ReplyAs, {put_chars, unicode, Chars}}.
+  // The io protocol: {io_request, From, ReplyAs, {put_chars, unicode, Chars}}, Chars one
+  // binary as a BEAM's io module sends it (io:io_request/2). A large one goes out uncopied.
+  line.push_back('\n');
+  const uint64_t size = line.size();
   io_tag_ = node().make_ref();
   send(*group_leader(), tuple({atom("io_request"), self(), io_tag_,
-                               tuple({atom("put_chars"), atom("unicode"), term::binary(line + "\n")})}));
+                               tuple({atom("put_chars"), atom("unicode"), term::binary(std::move(line))})}));
   auto& waits = ctx_.io_waits;
-  const uint64_t size = line.size() + 1;
   if (waits.bytes + size > waits.limit) {
     ++waits.went_on;
     node().peer_warn("calls waiting for io_reply hold {} bytes (--max-io-wait-mb); {} goes on without waiting",

@@ -35,8 +35,9 @@ class FunctionHost {
   // The node's global and pg, when it runs them.
   virtual kernel::Kernel* kernel() = 0;
   virtual const term::Pid& host_pid() const = 0;
-  // Prints one line the way IO.puts would from this process, then continues.
-  virtual void puts(const std::string& line, std::function<void()> then) = 0;
+  // Prints one line the way IO.puts would from this process, then continues. The line is
+  // taken, and sent on as it is (with its newline) when a group leader prints it.
+  virtual void puts(std::string line, std::function<void()> then) = 0;
   // Runs Chat.send_message-style calls to other nodes (moebi's call-back).
   virtual void call_remote(const std::string& target, const std::string& fun, std::vector<term::Term> args,
                            TaskCall::Done done) = 0;

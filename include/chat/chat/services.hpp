@@ -59,7 +59,8 @@ term::Pid start_services(node::Node& node, ChatContext& ctx, std::vector<kernel:
 // The pg group every chat node's inbox joins: 'Elixir.Chat'.
 term::Term chat_group();
 
-// Renders a term the way IO.puts/1 prints it; nullopt where IO.puts would raise.
+// Renders a term the way IO.puts/1 prints it; nullopt where IO.puts would raise. A binary's
+// copy has room for the newline IO.puts adds, so a large one is copied once.
 std::optional<std::string> puts_text(const term::Term& t);
 
 class TaskSupervisor final : public node::Process {
@@ -87,7 +88,7 @@ class FunctionProcess : public node::Process, public FunctionHost {
   node::Node& host_node() override { return node(); }
   kernel::Kernel* kernel() override { return ctx_.kernel; }
   const term::Pid& host_pid() const override { return self(); }
-  void puts(const std::string& line, std::function<void()> then) override;
+  void puts(std::string line, std::function<void()> then) override;
   void call_remote(const std::string& target, const std::string& fun, std::vector<term::Term> args,
                    TaskCall::Done done) override;
   void connect_node(const std::string& node_name, std::function<void(bool)> done) override;
