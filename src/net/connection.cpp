@@ -16,6 +16,12 @@ namespace {
 
 constexpr size_t kLargeFrame = 1U << 20U;
 constexpr size_t kInPlaceMin = 64U << 10U;
+// Input handled per connection per loop turn (at least one frame): a peer sending large
+// frames back to back would otherwise have libuv read and handle up to 32 of them before the
+// loop polls again, and a 64 KB read of small requests holds hundreds; everyone else waits
+// that long. A frame costs its bytes plus kFrameCost (what handling it takes besides them).
+constexpr size_t kTurnBytes = 1U << 20U;
+constexpr size_t kFrameCost = 4U << 10U;
 // Small frames after a large one before reads go back to sharing the loop's buffer.
 constexpr uint8_t kSmallFramesAfterLarge = 8;
 
@@ -189,14 +195,16 @@ void Connection::ask_epmd(const sockaddr_storage& host) {
       });
 }
 
-std::string Connection::take_queued() {
+term::ChunkList Connection::take_queued() {
   net_.connecting_bytes(0, queued_.size());
-  return std::exchange(queued_, {});
+  term::ChunkList out;
+  out.splice(std::move(queued_));
+  return out;
 }
 
-void Connection::add_queued(const std::string& frames) {
-  queued_ += frames;
+void Connection::add_queued(term::ChunkList frames) {
   net_.connecting_bytes(frames.size(), 0);
+  queued_.splice(std::move(frames));
 }
 
 void Connection::start_handshake() {
@@ -257,9 +265,10 @@ std::span<char> Connection::read_area() {
   // each frame is read on its own (its length, then the rest in place): two reads per frame
   // instead of one, and not a byte of a large frame copied.
   if (state_ != State::kUp) return {};
-  if (after_large_ == 0) return reader_.direct_area(kInPlaceMin);
-  const auto area = reader_.direct_area(0);
-  return area.empty() ? reader_.header_area() : area;
+  // One read takes at most a turn's share (took_input), so a large frame arrives over turns.
+  auto area = after_large_ == 0 ? reader_.direct_area(kInPlaceMin) : reader_.direct_area(0);
+  if (area.empty() && after_large_ != 0) area = reader_.header_area();
+  return area.first(std::min(area.size(), kTurnBytes));
 }
 
 void Connection::on_read_in_place(Stream& /*s*/, size_t n) {
@@ -268,8 +277,35 @@ void Connection::on_read_in_place(Stream& /*s*/, size_t n) {
   net_.counters().bytes_in += n;
   last_read_ms_ = net_.runtime().now_ms();
   if (state_ != State::kUp) return;
+  spend(n);
   reader_.commit(n);
   frames();
+}
+
+bool Connection::spend(size_t cost) {
+  auto& rt = net_.runtime();
+  if (rt.turn() != turn_) {
+    turn_ = rt.turn();
+    turn_cost_ = 0;
+  }
+  turn_cost_ += cost;
+  return turn_cost_ < kTurnBytes;
+}
+
+void Connection::yield_turn() {
+  if (yielded_ || state_ != State::kUp || stream_ == nullptr) return;
+  yielded_ = true;
+  stream_->stop_reading();
+  std::weak_ptr<Connection*> owner = token_;
+  net_.runtime().next_turn([owner] {
+    auto o = owner.lock();
+    if (!o || !*o) return;
+    Connection* c = *o;
+    c->yielded_ = false;
+    if (c->state_ != State::kUp || c->stream_ == nullptr) return;
+    c->frames();  // what the last turn left in the buffer
+    if (!c->yielded_ && !c->paused_ && c->state_ == State::kUp && c->stream_ != nullptr) c->stream_->start_reading();
+  });
 }
 
 void Connection::handshake_data(std::string_view bytes) {
@@ -322,7 +358,21 @@ void Connection::handshake_data(std::string_view bytes) {
   }
   net_.connection_up(*this);
   if (state_ != State::kUp) return;
-  if (!queued_.empty()) write(take_queued());
+  if (!queued_.empty()) {
+    auto waiting = take_queued();
+    net_.counters().bytes_out += waiting.size();
+    stream_->append([&waiting](term::Sink& out) {
+      for (auto& c : waiting.take()) {
+        if (c.shared) {
+          out.add(c.shared);
+        } else {
+          out.text().append(c.block);
+        }
+      }
+    });
+    after_write();
+    if (state_ != State::kUp) return;
+  }
   if (!leftover.empty()) {
     reader_.feed(leftover);
     frames();
@@ -335,6 +385,10 @@ void Connection::frames() {
   const uint64_t fed = gate != nullptr ? gate->fed() : 0;
   std::string_view frame;
   for (;;) {
+    if (!spend(0)) {
+      yield_turn();
+      break;
+    }
     const auto status = reader_.next(&frame);
     if (status == dist::FrameReader::Status::kNeedMore) break;
     if (status == dist::FrameReader::Status::kTick) {
@@ -353,6 +407,7 @@ void Connection::frames() {
     }
     if (frame.size() >= kLargeFrame) net_.trim_soon();
     net_.frame_seen();
+    spend(frame.size() + kFrameCost);
     if (frame.size() >= kInPlaceMin) {
       after_large_ = kSmallFramesAfterLarge;
     } else if (after_large_ > 0) {

@@ -26,6 +26,8 @@ Runtime::Runtime() {
   uv_idle_init(&loop_, &spin_);
   spin_.data = this;
   uv_unref(reinterpret_cast<uv_handle_t*>(&spin_));
+  uv_idle_init(&loop_, &busy_);
+  uv_unref(reinterpret_cast<uv_handle_t*>(&busy_));
 }
 
 void Runtime::note_activity() {
@@ -68,8 +70,17 @@ Runtime::~Runtime() {
 
 void Runtime::on_prepare(uv_prepare_t* h) {
   auto* self = static_cast<Runtime*>(h->data);
+  ++self->turn_;
+  for (auto& fn : std::exchange(self->next_turn_, {})) fn();
   for (auto& fn : self->before_poll_) fn();
   self->batch_.flush();
+  // Work left for the next turn (input a connection has but did not handle yet) is not a
+  // reason to sleep: an active idle handle makes this poll return at once.
+  if (self->next_turn_.empty()) {
+    uv_idle_stop(&self->busy_);
+  } else if (!self->shut_) {
+    uv_idle_start(&self->busy_, [](uv_idle_t*) {});
+  }
 }
 
 uint64_t Runtime::start(uint64_t ms, std::function<void()> fire) {
@@ -116,6 +127,8 @@ void Runtime::shutdown() {
     uv_close(reinterpret_cast<uv_handle_t*>(&prepare_), nullptr);
     uv_idle_stop(&spin_);
     uv_close(reinterpret_cast<uv_handle_t*>(&spin_), nullptr);
+    uv_idle_stop(&busy_);
+    uv_close(reinterpret_cast<uv_handle_t*>(&busy_), nullptr);
   }
 }
 

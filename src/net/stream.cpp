@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <iterator>
 #include <utility>
 
 namespace chat::net {
@@ -155,9 +156,7 @@ void Stream::flush() {
     return;
   }
   if (pending_bytes() == 0) return;
-  inflight_bytes_ = pending_bytes();
-  inflight_.swap(pending_);
-  closed_bytes_ = 0;
+  take_slice();
   bufs_.clear();
   for (const auto& c : inflight_) {
     const std::string_view b = c.bytes();
@@ -171,6 +170,39 @@ void Stream::flush() {
     writing_ = false;
     fail(uv_strerror(rc));
   }
+}
+
+// A write of many megabytes takes the loop as long to copy into the socket: the rest of a
+// large queue goes out in the next turns (on_written), with other peers served in between.
+constexpr size_t kWriteSlice = 1U << 20U;
+
+void Stream::take_slice() {
+  if (pending_bytes() <= kWriteSlice) {
+    inflight_bytes_ = pending_bytes();
+    inflight_.swap(pending_);
+    closed_bytes_ = 0;
+    return;
+  }
+  size_t taken = 0;
+  size_t whole = 0;  // chunks that go entirely
+  while (whole < pending_.size() && taken + pending_[whole].bytes().size() <= kWriteSlice) {
+    taken += pending_[whole++].bytes().size();
+  }
+  auto first = pending_.begin();
+  inflight_.assign(std::make_move_iterator(first), std::make_move_iterator(first + static_cast<ptrdiff_t>(whole)));
+  pending_.erase(first, first + static_cast<ptrdiff_t>(whole));
+  if (taken < kWriteSlice) {
+    // The chunk across the boundary is split: both parts share its bytes.
+    term::Chunk& c = pending_.front();
+    if (!c.shared) c.shared = term::SharedBytes(std::exchange(c.block, {}));
+    const size_t head = kWriteSlice - taken;
+    inflight_.push_back({{}, c.shared.slice(0, head)});
+    c.shared = c.shared.slice(head, c.shared.size() - head);
+    taken = kWriteSlice;
+  }
+  inflight_bytes_ = taken;
+  closed_bytes_ = 0;
+  for (size_t k = 0; k + 1 < pending_.size(); ++k) closed_bytes_ += pending_[k].bytes().size();
 }
 
 void Stream::on_written(uv_write_t* req, int status) {

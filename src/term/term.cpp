@@ -3,6 +3,7 @@
 #include <ei.h>
 
 #include <cstring>
+#include <utility>
 
 #include "chat/term/validate.hpp"
 
@@ -12,6 +13,37 @@ SharedBytes::SharedBytes(std::string bytes) {
   auto held = std::make_shared<const std::string>(std::move(bytes));
   view_ = *held;
   owner_ = std::move(held);
+}
+
+std::string& ChunkList::text() {
+  constexpr size_t kBlock = 64U << 10U;  // a closed block is never copied by a string growing
+  if (chunks_.empty() || chunks_.back().shared || chunks_.back().block.size() >= kBlock) push({});
+  return chunks_.back().block;
+}
+
+void ChunkList::add(const SharedBytes& bytes) { push({{}, bytes}); }
+
+void ChunkList::push(Chunk chunk) {
+  if (!chunks_.empty()) closed_ += chunks_.back().bytes().size();
+  chunks_.push_back(std::move(chunk));
+}
+
+void ChunkList::patch(size_t at, std::string_view bytes) {
+  // What is patched was appended lately, by one call to text(): look for it from the end.
+  size_t start = size();
+  auto it = chunks_.end();
+  while (it != chunks_.begin() && start > at) start -= (--it)->bytes().size();
+  if (it == chunks_.end() || it->shared || at < start || at - start + bytes.size() > it->block.size()) return;
+  bytes.copy(it->block.data() + (at - start), bytes.size());
+}
+
+void ChunkList::splice(ChunkList&& other) {
+  for (auto& c : other.take()) push(std::move(c));
+}
+
+std::vector<Chunk> ChunkList::take() {
+  closed_ = 0;
+  return std::exchange(chunks_, {});
 }
 
 Binary::Binary(std::string bytes) {

@@ -179,3 +179,36 @@ TEST_SUITE("term") {
     CHECK(long_one.size() == chat::term::kShowChars + 3);
   }
 }
+
+TEST_SUITE("term") {
+  TEST_CASE("a ChunkList keeps large binaries by reference and patches lengths across them") {
+    const Term big = binary(std::string(Binary::kSharedMin + 10, 'b'));
+    const Term msg = tuple({atom("x"), big, Term{int64_t{7}}});
+    ChunkList list;
+    list.text().append(4, '\0');
+    encode_to(msg, list);
+    const uint32_t len = static_cast<uint32_t>(list.size() - 4);
+    const char head[4] = {static_cast<char>(len >> 24), static_cast<char>(len >> 16), static_cast<char>(len >> 8),
+                          static_cast<char>(len)};
+    list.patch(0, {head, 4});
+    ChunkList moved(std::move(list));
+    CHECK(list.empty());
+    ChunkList all;
+    all.text().append("abc");
+    all.splice(std::move(moved));
+    const size_t total = all.size();
+    std::string flat;
+    size_t shared = 0;
+    for (const auto& c : all.take()) {
+      flat += c.bytes();
+      shared += c.shared ? 1 : 0;
+    }
+    CHECK(all.empty());
+    CHECK(shared == 1);
+    CHECK(flat.size() == total);
+    std::string expected = "abc";
+    expected.append(head, 4);
+    encode_to(msg, expected);
+    CHECK(flat == expected);
+  }
+}

@@ -30,8 +30,8 @@ class Connection final : Stream::Events {
 
   void queue(const term::Term& control, const term::Term* payload);
   // Hands frames queued before the handshake to another connection (simultaneous connect).
-  std::string take_queued();
-  void add_queued(const std::string& frames);
+  term::ChunkList take_queued();
+  void add_queued(term::ChunkList frames);
   // Ends the connection; `notify` reports it to Network (which tells the node).
   void close(const std::string& why, bool notify = true);
   void tick(uint64_t now_ms);
@@ -62,6 +62,10 @@ class Connection final : Stream::Events {
   void on_closed(Stream& s, const std::string& why) override;
   void handshake_data(std::string_view bytes);
   void frames();
+  // Charges input against this connection's share of the loop turn; false once it is spent.
+  bool spend(size_t cost);
+  // Stops reading for the rest of the turn; the next turn handles the frames left, then reads.
+  void yield_turn();
   void write(std::string_view bytes);
   void after_write();
   void count_timeout();  // the setup timer fired: a connect or a handshake timed out
@@ -73,12 +77,15 @@ class Connection final : Stream::Events {
   Stream* stream_ = nullptr;
   std::optional<dist::Handshake> handshake_;
   dist::FrameReader reader_;
-  std::string queued_;  // frames waiting for the handshake
+  term::ChunkList queued_;  // frames waiting for the handshake
   // Counts down from a large frame over the small ones after it; while above zero, frames are
   // read one by one in place (read_area).
   uint8_t after_large_ = 0;
   bool first_bytes_ = true;  // of the handshake, to recognise a TLS peer on a plain port
   bool paused_ = false;
+  bool yielded_ = false;  // reading stopped until the next loop turn (yield_turn)
+  uint64_t turn_ = 0;
+  size_t turn_cost_ = 0;
   bool overflowed_ = false;  // queued_ passed the limit: closing
   uint64_t flags_ = 0;
   uint64_t offered_flags_ = 0;

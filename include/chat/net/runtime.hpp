@@ -31,6 +31,11 @@ class Runtime final : public node::Timers {
 
   // Called before every poll, in the order added.
   void before_poll(std::function<void()> fn) { before_poll_.push_back(std::move(fn)); }
+  // Runs fn once, before the next poll: after the callbacks of this turn, and before the loop
+  // waits for (or handles) the next input. What yields the loop goes on from here.
+  void next_turn(std::function<void()> fn) { next_turn_.push_back(std::move(fn)); }
+  // Loop turns so far (one per poll): work bounded per turn is counted against it.
+  [[nodiscard]] uint64_t turn() const { return turn_; }
 
   // Network input just arrived: keep polling without sleeping for a short while, as BEAM
   // schedulers spin before they sleep, when recent input came closer together than that while. A request/reply peer usually answers within tens of
@@ -50,6 +55,7 @@ class Runtime final : public node::Timers {
   uv_loop_t loop_{};
   uv_prepare_t prepare_{};
   uv_idle_t spin_{};
+  uv_idle_t busy_{};  // active while next_turn() work waits: the poll must not sleep
   uint64_t last_activity_ns_ = 0;
   bool spinning_ = false;
   static constexpr uint64_t kSpinNs = 200'000;
@@ -58,6 +64,8 @@ class Runtime final : public node::Timers {
   uint64_t next_id_ = 1;
   std::unordered_map<uint64_t, Timer*> timers_;
   std::vector<std::function<void()>> before_poll_;
+  std::vector<std::function<void()>> next_turn_;
+  uint64_t turn_ = 0;
   WriteBatch batch_;  // flushed after the before_poll hooks
   bool shut_ = false;
 };

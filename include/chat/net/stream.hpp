@@ -126,6 +126,8 @@ class Stream {
   // Writes now, or at the end of this loop iteration with the rest of the batch.
   void schedule();
   void flush();
+  // Moves the front of pending_, at most kWriteSlice bytes, to inflight_.
+  void take_slice();
   void fail(const std::string& why);
   static void on_close(uv_handle_t* h);
   static void on_written(uv_write_t* req, int status);
@@ -140,7 +142,7 @@ class Stream {
   uv_connect_t connect_req_{};
   uv_write_t write_req_{};
   Events* events_;
-  // The whole queue goes out in one writev.
+  // The queue goes out in writes of at most kWriteSlice bytes (take_slice).
   std::vector<term::Chunk> pending_;
   std::vector<term::Chunk> inflight_;
   std::vector<uv_buf_t> bufs_;

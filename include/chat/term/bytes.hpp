@@ -6,6 +6,8 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 namespace chat::term {
 
@@ -22,6 +24,8 @@ class SharedBytes {
   [[nodiscard]] std::string_view view() const { return view_; }
   [[nodiscard]] size_t size() const { return view_.size(); }
   explicit operator bool() const { return owner_ != nullptr; }
+  // n bytes from pos, held by the same owner.
+  [[nodiscard]] SharedBytes slice(size_t pos, size_t n) const { return {owner_, view_.substr(pos, n)}; }
 
  private:
   std::shared_ptr<const void> owner_;
@@ -58,6 +62,29 @@ class Sink {
 
  private:
   std::string* text_ = nullptr;
+};
+
+// Encoded bytes kept as chunks, in order: blocks the encoder fills and large binaries by
+// reference, so holding a frame never copies the binaries in it.
+class ChunkList final : public Sink {
+ public:
+  ChunkList() = default;
+  ChunkList(ChunkList&& o) noexcept : chunks_(std::exchange(o.chunks_, {})), closed_(std::exchange(o.closed_, 0)) {}
+  ChunkList& operator=(ChunkList&&) = delete;
+  std::string& text() override;
+  void add(const SharedBytes& bytes) override;
+  [[nodiscard]] size_t size() const override { return closed_ + (chunks_.empty() ? 0 : chunks_.back().bytes().size()); }
+  void patch(size_t at, std::string_view bytes) override;
+  [[nodiscard]] bool empty() const { return size() == 0; }
+  // Moves the other list's chunks after ours.
+  void splice(ChunkList&& other);
+  // Every chunk, in order; the list is empty afterwards.
+  std::vector<Chunk> take();
+
+ private:
+  void push(Chunk chunk);
+  std::vector<Chunk> chunks_;
+  size_t closed_ = 0;  // bytes in the chunks before the last
 };
 
 }  // namespace chat::term
