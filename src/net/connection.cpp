@@ -265,7 +265,7 @@ std::span<char> Connection::read_area() {
   // each frame is read on its own (its length, then the rest in place): two reads per frame
   // instead of one, and not a byte of a large frame copied.
   if (state_ != State::kUp) return {};
-  // One read takes at most a turn's share (took_input), so a large frame arrives over turns.
+  // One read takes at most a turn's share (spend), so a large frame arrives over turns.
   auto area = after_large_ == 0 ? reader_.direct_area(kInPlaceMin) : reader_.direct_area(0);
   if (area.empty() && after_large_ != 0) area = reader_.header_area();
   return area.first(std::min(area.size(), kTurnBytes));
