@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <array>
-#include <iterator>
 #include <utility>
 
 namespace chat::net {
@@ -15,6 +14,9 @@ std::array<char, 256 * 1024> g_read_buffer;
 std::array<char, 64 * 1024> g_plain_buffer;
 // Blocks kept for reuse after a write: small ones only, so that an idle stream holds little.
 constexpr size_t kKeepBlock = 256U << 10U;
+// A write of many megabytes takes the loop as long to copy into the socket: the rest of a
+// large queue goes out in the next turns (on_written), with other peers served in between.
+constexpr size_t kWriteSlice = 1U << 20U;
 }  // namespace
 
 void WriteBatch::remove(Stream* s) {
@@ -119,30 +121,8 @@ void Stream::connect(const struct sockaddr* addr) {
   if (rc != 0) fail(uv_strerror(rc));
 }
 
-void Stream::push(term::Chunk chunk) {
-  if (!pending_.empty()) closed_bytes_ += pending_.back().bytes().size();
-  pending_.push_back(std::move(chunk));
-}
-
-std::string& Stream::new_block() {
-  push({std::exchange(spare_, {}), {}});
-  return pending_.back().block;
-}
-
-void Stream::Queue::add(const term::SharedBytes& bytes) { s_.push({{}, bytes}); }
-
-void Stream::Queue::patch(size_t at, std::string_view bytes) {
-  // What is patched was written lately, into one block: look for it from the end.
-  size_t start = s_.pending_bytes();
-  auto it = s_.pending_.end();
-  while (it != s_.pending_.begin() && start > at) start -= (--it)->bytes().size();
-  std::string& block = it->block;
-  if (it->shared || at - start + bytes.size() > block.size()) return;  // not in one block: no such write
-  bytes.copy(block.data() + (at - start), bytes.size());
-}
-
-size_t Stream::pending_bytes() const {
-  return pending_.empty() ? 0 : closed_bytes_ + pending_.back().bytes().size();
+void Stream::reuse(term::Chunk& written) {
+  if (!written.shared && written.block.capacity() <= kKeepBlock) pending_.reuse(std::move(written.block));
 }
 
 void Stream::write(std::string_view bytes) {
@@ -155,11 +135,13 @@ void Stream::flush() {
     tls_flush();
     return;
   }
-  if (pending_bytes() == 0) return;
-  take_slice();
+  if (pending_.empty()) return;
+  inflight_ = pending_.take_front(kWriteSlice);
+  inflight_bytes_ = 0;
   bufs_.clear();
   for (const auto& c : inflight_) {
     const std::string_view b = c.bytes();
+    inflight_bytes_ += b.size();
     if (!b.empty()) bufs_.push_back(uv_buf_init(const_cast<char*>(b.data()), static_cast<unsigned>(b.size())));
   }
   writing_ = true;
@@ -172,50 +154,12 @@ void Stream::flush() {
   }
 }
 
-// A write of many megabytes takes the loop as long to copy into the socket: the rest of a
-// large queue goes out in the next turns (on_written), with other peers served in between.
-constexpr size_t kWriteSlice = 1U << 20U;
-
-void Stream::take_slice() {
-  if (pending_bytes() <= kWriteSlice) {
-    inflight_bytes_ = pending_bytes();
-    inflight_.swap(pending_);
-    closed_bytes_ = 0;
-    return;
-  }
-  size_t taken = 0;
-  size_t whole = 0;  // chunks that go entirely
-  while (whole < pending_.size() && taken + pending_[whole].bytes().size() <= kWriteSlice) {
-    taken += pending_[whole++].bytes().size();
-  }
-  auto first = pending_.begin();
-  inflight_.assign(std::make_move_iterator(first), std::make_move_iterator(first + static_cast<ptrdiff_t>(whole)));
-  pending_.erase(first, first + static_cast<ptrdiff_t>(whole));
-  if (taken < kWriteSlice) {
-    // The chunk across the boundary is split: both parts share its bytes.
-    term::Chunk& c = pending_.front();
-    if (!c.shared) c.shared = term::SharedBytes(std::exchange(c.block, {}));
-    const size_t head = kWriteSlice - taken;
-    inflight_.push_back({{}, c.shared.slice(0, head)});
-    c.shared = c.shared.slice(head, c.shared.size() - head);
-    taken = kWriteSlice;
-  }
-  inflight_bytes_ = taken;
-  closed_bytes_ = 0;
-  for (size_t k = 0; k + 1 < pending_.size(); ++k) closed_bytes_ += pending_[k].bytes().size();
-}
-
 void Stream::on_written(uv_write_t* req, int status) {
   auto* self = static_cast<Stream*>(req->data);
   self->writing_ = false;
   self->inflight_bytes_ = 0;
   // Keep one written block of a modest size for the next burst; large ones go at once.
-  for (auto& c : self->inflight_) {
-    if (c.block.capacity() <= kKeepBlock && c.block.capacity() > self->spare_.capacity()) {
-      self->spare_ = std::move(c.block);
-      self->spare_.clear();
-    }
-  }
+  for (auto& c : self->inflight_) self->reuse(c);
   self->inflight_.clear();
   if (self->cipher_.capacity() > kKeepBlock) std::string().swap(self->cipher_);
   if (self->closing_) return;
@@ -274,19 +218,14 @@ void Stream::tls_received(std::string_view ciphertext) {
 
 // Queued plaintext into the session (records in its output); false if the session failed.
 bool Stream::tls_encrypt_pending() {
-  if (!tls_->established() || pending_bytes() == 0) return true;
-  for (auto& c : pending_) {
+  if (!tls_->established() || pending_.empty()) return true;
+  for (auto& c : pending_.take()) {
     if (!tls_->write(c.bytes())) {
       tls_fail();
       return false;
     }
-    if (!c.shared && c.block.capacity() <= kKeepBlock && c.block.capacity() > spare_.capacity()) {
-      spare_ = std::move(c.block);
-      spare_.clear();
-    }
+    reuse(c);
   }
-  pending_.clear();
-  closed_bytes_ = 0;
   return true;
 }
 
@@ -362,7 +301,7 @@ void Stream::close_after_flush(bool report) {
     tls_->shutdown();
     if (!writing_) flush();
   }
-  if (writing_ || pending_bytes() != 0) {
+  if (writing_ || !pending_.empty()) {
     close_when_flushed_ = true;
     return;
   }

@@ -3,6 +3,7 @@
 #include <ei.h>
 
 #include <cstring>
+#include <iterator>
 #include <utility>
 
 #include "chat/term/validate.hpp"
@@ -17,7 +18,9 @@ SharedBytes::SharedBytes(std::string bytes) {
 
 std::string& ChunkList::text() {
   constexpr size_t kBlock = 64U << 10U;  // a closed block is never copied by a string growing
-  if (chunks_.empty() || chunks_.back().shared || chunks_.back().block.size() >= kBlock) push({});
+  if (chunks_.empty() || chunks_.back().shared || chunks_.back().block.size() >= kBlock) {
+    push({std::exchange(spare_, {}), {}});
+  }
   return chunks_.back().block;
 }
 
@@ -44,6 +47,33 @@ void ChunkList::splice(ChunkList&& other) {
 std::vector<Chunk> ChunkList::take() {
   closed_ = 0;
   return std::exchange(chunks_, {});
+}
+
+std::vector<Chunk> ChunkList::take_front(size_t max) {
+  const size_t total = size();
+  if (total <= max) return take();
+  size_t taken = 0;
+  size_t whole = 0;  // chunks that go entirely
+  while (taken + chunks_[whole].bytes().size() <= max) taken += chunks_[whole++].bytes().size();
+  const auto first = chunks_.begin();
+  std::vector<Chunk> out(std::make_move_iterator(first), std::make_move_iterator(first + static_cast<ptrdiff_t>(whole)));
+  chunks_.erase(first, first + static_cast<ptrdiff_t>(whole));
+  if (taken < max) {
+    Chunk& c = chunks_.front();
+    if (!c.shared) c.shared = SharedBytes(std::exchange(c.block, {}));
+    const size_t head = max - taken;
+    out.push_back({{}, c.shared.slice(0, head)});
+    c.shared = c.shared.slice(head, c.shared.size() - head);
+    taken = max;
+  }
+  closed_ = total - taken - chunks_.back().bytes().size();
+  return out;
+}
+
+void ChunkList::reuse(std::string block) {
+  if (block.capacity() <= spare_.capacity()) return;
+  spare_ = std::move(block);
+  spare_.clear();
 }
 
 Binary::Binary(std::string bytes) {

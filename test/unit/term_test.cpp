@@ -211,4 +211,33 @@ TEST_SUITE("term") {
     encode_to(msg, expected);
     CHECK(flat == expected);
   }
+
+  TEST_CASE("a ChunkList hands out its front in slices, splitting a chunk without copying it") {
+    const std::string big(300, 'b');
+    ChunkList list;
+    list.text().append("0123456789");
+    list.add(SharedBytes(big));
+    list.text().append("xyz");
+    const auto flat = [](const std::vector<Chunk>& chunks) {
+      std::string out;
+      for (const auto& c : chunks) out += c.bytes();
+      return out;
+    };
+    const auto first = list.take_front(100);  // the block, and the head of the shared chunk
+    CHECK(flat(first) == "0123456789" + big.substr(0, 90));
+    CHECK(list.size() == 213);
+    const auto second = list.take_front(210);
+    CHECK(flat(second) == big.substr(90, 210));
+    CHECK(second.front().bytes().data() == first.back().bytes().data() + 90);  // both halves share the bytes
+    CHECK(list.size() == 3);
+    list.text().append("!");  // the last block still takes bytes
+    CHECK(flat(list.take_front(100)) == "xyz!");
+    CHECK(list.empty());
+
+    std::string used;
+    used.reserve(4096);
+    const char* const kept = used.data();
+    list.reuse(std::move(used));
+    CHECK(list.text().data() == kept);  // the next block is the one handed back
+  }
 }

@@ -80,11 +80,10 @@ class Stream {
   template <typename Fill>
   void append(Fill&& fill) {
     if (closing_) return;
-    Queue queue(*this);
-    fill(static_cast<term::Sink&>(queue));
+    fill(static_cast<term::Sink&>(pending_));
     if (!writing_) schedule();
   }
-  [[nodiscard]] size_t queued_bytes() const { return pending_bytes() + inflight_bytes_; }
+  [[nodiscard]] size_t queued_bytes() const { return pending_.size() + inflight_bytes_; }
   // Stops all callbacks and frees the stream once libuv lets go of it.
   void close();
   // Closes after what is queued has been written (e.g. a refusal the peer should read). With
@@ -94,40 +93,14 @@ class Stream {
   std::string peer_address();
 
  private:
-  // The sink an append() encodes into: the open block, and shared binaries as their own chunks.
-  class Queue final : public term::Sink {
-   public:
-    explicit Queue(Stream& s) : s_(s) {}
-    std::string& text() override { return s_.open_block(); }
-    void add(const term::SharedBytes& bytes) override;
-    [[nodiscard]] size_t size() const override { return s_.pending_bytes(); }
-    void patch(size_t at, std::string_view bytes) override;
-
-   private:
-    Stream& s_;
-  };
-
   explicit Stream(Events* events) : events_(events) {}
   ~Stream() = default;
-  // The block that takes the next bytes. Small frames share one; a block is closed once past
-  // 64 KB, so a large frame is never copied again by a string growing behind it.
-  std::string& open_block() {
-    constexpr size_t kBlock = 64U << 10U;
-    if (!pending_.empty() && !pending_.back().shared && pending_.back().block.size() < kBlock) {
-      return pending_.back().block;
-    }
-    return new_block();
-  }
-  std::string& new_block();
-  // Appends a chunk after the last one, which no longer grows.
-  void push(term::Chunk chunk);
-  [[nodiscard]] size_t pending_bytes() const;
   friend class WriteBatch;
   // Writes now, or at the end of this loop iteration with the rest of the batch.
   void schedule();
   void flush();
-  // Moves the front of pending_, at most kWriteSlice bytes, to inflight_.
-  void take_slice();
+  // Gives a written block back to pending_ to fill again, if it is small.
+  void reuse(term::Chunk& written);
   void fail(const std::string& why);
   static void on_close(uv_handle_t* h);
   static void on_written(uv_write_t* req, int status);
@@ -136,20 +109,18 @@ class Stream {
   void tls_flush();
   void tls_fail();
   bool tls_encrypt_pending();
-  [[nodiscard]] bool has_unsent() const { return pending_bytes() != 0 || (tls_ && tls_->has_output()); }
+  [[nodiscard]] bool has_unsent() const { return !pending_.empty() || (tls_ && tls_->has_output()); }
 
   uv_tcp_t tcp_{};
   uv_connect_t connect_req_{};
   uv_write_t write_req_{};
   Events* events_;
-  // The queue goes out in writes of at most kWriteSlice bytes (take_slice).
-  std::vector<term::Chunk> pending_;
+  // The queue goes out in writes of at most kWriteSlice bytes.
+  term::ChunkList pending_;
   std::vector<term::Chunk> inflight_;
   std::vector<uv_buf_t> bufs_;
-  std::string spare_;  // a written small block, kept for the next burst
   std::unique_ptr<tls::Session> tls_;
   std::string cipher_;  // TLS: the ciphertext in flight (its buffer is reused)
-  size_t closed_bytes_ = 0;  // in pending_, before its last chunk
   size_t inflight_bytes_ = 0;
   std::string error_;
   bool writing_ = false;

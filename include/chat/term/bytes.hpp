@@ -69,7 +69,8 @@ class Sink {
 class ChunkList final : public Sink {
  public:
   ChunkList() = default;
-  ChunkList(ChunkList&& o) noexcept : chunks_(std::exchange(o.chunks_, {})), closed_(std::exchange(o.closed_, 0)) {}
+  ChunkList(ChunkList&& o) noexcept
+      : chunks_(std::exchange(o.chunks_, {})), spare_(std::move(o.spare_)), closed_(std::exchange(o.closed_, 0)) {}
   ChunkList& operator=(ChunkList&&) = delete;
   std::string& text() override;
   void add(const SharedBytes& bytes) override;
@@ -80,10 +81,17 @@ class ChunkList final : public Sink {
   void splice(ChunkList&& other);
   // Every chunk, in order; the list is empty afterwards.
   std::vector<Chunk> take();
+  // The chunks that hold the first `max` bytes, or all of them if fewer. A chunk across that
+  // boundary is split into two shared views of its bytes, so nothing is copied.
+  std::vector<Chunk> take_front(size_t max);
+  // A block already used, emptied and kept as the next block to fill if it is the largest
+  // offered so far: a writer that hands its written blocks back allocates none in a steady flow.
+  void reuse(std::string block);
 
  private:
   void push(Chunk chunk);
   std::vector<Chunk> chunks_;
+  std::string spare_;
   size_t closed_ = 0;  // bytes in the chunks before the last
 };
 
