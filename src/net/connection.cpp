@@ -20,8 +20,11 @@ constexpr size_t kInPlaceMin = 64U << 10U;
 // frames back to back would otherwise have libuv read and handle up to 32 of them before the
 // loop polls again, and a 64 KB read of small requests holds hundreds; everyone else waits
 // that long. A frame costs its bytes plus kFrameCost (what handling it takes besides them).
+// The share is also a time: what a frame starts varies a hundredfold (a spawn that looks a
+// node up in EPMD connects a socket), and a share of frames of the costly kind is milliseconds.
 constexpr size_t kTurnBytes = 1U << 20U;
 constexpr size_t kFrameCost = 4U << 10U;
+constexpr uint64_t kTurnNs = 1'000'000;
 // Small frames after a large one before reads go back to sharing the loop's buffer.
 constexpr uint8_t kSmallFramesAfterLarge = 8;
 
@@ -282,14 +285,25 @@ void Connection::on_read_in_place(Stream& /*s*/, size_t n) {
   frames();
 }
 
-bool Connection::spend(size_t cost) {
-  auto& rt = net_.runtime();
-  if (rt.turn() != turn_) {
-    turn_ = rt.turn();
-    turn_cost_ = 0;
-  }
+void Connection::start_turn() {
+  const uint64_t turn = net_.runtime().turn();
+  if (turn == turn_) return;
+  turn_ = turn;
+  turn_cost_ = 0;
+  turn_frames_ = 0;
+  turn_start_ns_ = uv_hrtime();
+}
+
+void Connection::spend(size_t cost) {
+  start_turn();
   turn_cost_ += cost;
-  return turn_cost_ < kTurnBytes;
+}
+
+bool Connection::has_share() {
+  start_turn();
+  if (turn_cost_ >= kTurnBytes) return false;
+  // The clock is read every few frames: it would cost a few percent of a small frame.
+  return ++turn_frames_ % 8 != 0 || uv_hrtime() - turn_start_ns_ < kTurnNs;
 }
 
 void Connection::yield_turn() {
@@ -385,7 +399,7 @@ void Connection::frames() {
   const uint64_t fed = gate != nullptr ? gate->fed() : 0;
   std::string_view frame;
   for (;;) {
-    if (!spend(0)) {
+    if (!has_share()) {
       yield_turn();
       break;
     }

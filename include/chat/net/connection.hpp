@@ -62,8 +62,11 @@ class Connection final : Stream::Events {
   void on_closed(Stream& s, const std::string& why) override;
   void handshake_data(std::string_view bytes);
   void frames();
-  // Charges input against this connection's share of the loop turn; false once it is spent.
-  bool spend(size_t cost);
+  // Charges input against this connection's share of the loop turn.
+  void spend(size_t cost);
+  // Whether the share has room for another frame: bytes, and time since this turn's first.
+  bool has_share();
+  void start_turn();
   // Stops reading for the rest of the turn; the next turn handles the frames left, then reads.
   void yield_turn();
   void write(std::string_view bytes);
@@ -86,6 +89,8 @@ class Connection final : Stream::Events {
   bool yielded_ = false;  // reading stopped until the next loop turn (yield_turn)
   uint64_t turn_ = 0;
   size_t turn_cost_ = 0;
+  uint64_t turn_start_ns_ = 0;
+  uint32_t turn_frames_ = 0;
   bool overflowed_ = false;  // queued_ passed the limit: closing
   uint64_t flags_ = 0;
   uint64_t offered_flags_ = 0;
