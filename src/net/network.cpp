@@ -242,15 +242,19 @@ void Network::trim_soon() {
   // What a burst leaves behind is freed a little later (a printed message at once, a call's
   // arguments when the call ends, a peer's monitors when it goes): look once a second for
   // the next half minute.
-  trim_until_ms_ = runtime_.now_ms() + 30'000;
+  last_burst_ms_ = runtime_.now_ms();
+  trim_until_ms_ = last_burst_ms_ + 30'000;
   if (trim_timer_ == 0) trim_timer_ = runtime_.start(1000, [this] { trim(); });
+}
+
+void Network::trim_if_quiet() {
+  if (runtime_.now_ms() - last_burst_ms_ < 1000) return;
+  if (node_ == nullptr || !node_->tearing_down()) trim_in_background(runtime_.loop());
 }
 
 void Network::trim() {
   trim_timer_ = 0;
-  // Not while the node frees a departed peer's tables: the trim would hold glibc's lock
-  // against every free() of it. The next look comes a second later.
-  if (node_ == nullptr || !node_->tearing_down()) trim_in_background(runtime_.loop());
+  trim_if_quiet();
   if (!stopping_ && runtime_.now_ms() < trim_until_ms_) trim_timer_ = runtime_.start(1000, [this] { trim(); });
 }
 
@@ -404,7 +408,7 @@ void Network::tick() {
   // What a burst freed (a peer's calls holding large arguments, a flood the node printed)
   // goes back to the system: glibc keeps freed heap below its trim threshold for reuse,
   // which an idle node does not need.
-  if (node_ == nullptr || !node_->tearing_down()) trim_in_background(runtime_.loop());
+  trim_if_quiet();
   std::vector<Connection*> snapshot;
   for (auto& [ptr, c] : all_) snapshot.push_back(ptr);
   for (auto* c : snapshot) {

@@ -118,8 +118,9 @@ class Network final : public node::Transport {
   [[nodiscard]] size_t connecting_bytes() const { return connecting_bytes_; }
   // After what frees much memory soon (a large message, a burst of frames, a peer that goes
   // with its monitors and links), free heap memory goes back to the system: checked once a
-  // second for 30 s (so a stream of large messages keeps reusing its buffers meanwhile), and
-  // at every tick whatever the traffic.
+  // second for 30 s, and at every tick, but only once the burst has paused for a second.
+  // While it lasts, its freed buffers are reused as they are: pages given back in the middle
+  // of a burst are faulted in again by its next message, at a few µs per page, on the loop.
   void trim_soon();
   // One frame read: every kFramesPerTrimCheck frames count as a burst (trim_soon).
   void frame_seen() {
@@ -181,7 +182,11 @@ class Network final : public node::Transport {
   static constexpr uint32_t kFramesPerTrimCheck = 4096;
   uint32_t frames_since_trim_check_ = 0;
   uint64_t trim_until_ms_ = 0;
+  uint64_t last_burst_ms_ = 0;
   void trim();
+  // In libuv's thread pool, unless a burst is on or a departed peer's tables are being freed
+  // (the trim would hold glibc's lock against every free() of them).
+  void trim_if_quiet();
   bool stopping_ = false;
   NetCounters counters_;
 };
