@@ -106,6 +106,7 @@ App::App(const Options& options)
   node_->set_hidden(options_.hidden);
   network_->attach(*node_);
   ctx_.io_waits.limit = static_cast<uint64_t>(options_.max_io_wait_mb) << 20U;
+  ctx_.workers = &runtime_;
   network_->on_connect_failed = [this](const std::string& peer, const std::string& why) {
     connect_errors_.put(peer, why, runtime_.now_ms());
     if (connect_errors_sweep_ == 0) sweep_connect_errors();

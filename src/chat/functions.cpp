@@ -136,12 +136,7 @@ void run_function(FunctionHost& host, const std::string& module, const std::stri
   if (module == "Elixir.Chat") {
     // Prints the message, then `next` runs; IO.puts of something that is not chardata raises.
     const auto puts_then = [&](const Term& message, std::function<void()> next) {
-      auto text = puts_text(message);
-      if (!text) {
-        done(error("Elixir.IO", "puts", {message}, "badarg"));
-        return;
-      }
-      host.puts(std::move(*text), std::move(next));
+      if (!host.puts(message, std::move(next))) done(error("Elixir.IO", "puts", {message}, "badarg"));
     };
     // moebi (seed) and receive_message_for_moebi (lesson) answer by calling the sender back;
     // the call's value becomes this function's value, its failure this function's crash.

@@ -174,7 +174,38 @@ void FunctionProcess::connect_poll(uint64_t deadline_ms) {
   after(20, [this, deadline_ms] { connect_poll(deadline_ms); });
 }
 
-void FunctionProcess::puts(std::string line, std::function<void()> then) {
+bool FunctionProcess::puts(const Term& chardata, std::function<void()> then) {
+  // Copying a line of megabytes, and faulting in its fresh pages, takes the loop tens of ms. A
+  // BEAM makes that copy on the calling process's scheduler, not on the one serving everyone
+  // else: here it goes to the workers, as long as they hold at most kCopyingMax bytes.
+  constexpr size_t kCopyAside = 256U << 10U;
+  constexpr uint64_t kCopyingMax = uint64_t{64} << 20U;
+  const auto* bin = chardata.get<term::Binary>();
+  const size_t size = bin != nullptr ? bin->bytes().size() : 0;
+  if (size >= kCopyAside && ctx_.workers != nullptr && ctx_.copying_bytes + size <= kCopyingMax) {
+    ctx_.copying_bytes += size;
+    copying_ = size;
+    // Allocated here, filled there: the block comes from the loop's heap, which is trimmed once
+    // the burst is over (a worker thread's own arena would keep it), and its pages are first
+    // touched by the copy.
+    auto line = std::make_shared<std::string>();
+    line->reserve(size + 1);
+    ctx_.workers->post([line, held = *bin] { line->append(held.bytes()); },
+        // Only this process knows the context: it may be gone (the node with it) by now.
+        [this, alive = std::weak_ptr<bool>(alive_), line, then = std::move(then)]() mutable {
+          if (!alive.lock()) return;
+          copy_done();
+          print(std::move(*line), std::move(then));
+        });
+    return true;
+  }
+  auto text = puts_text(chardata);
+  if (!text) return false;
+  print(std::move(*text), std::move(then));
+  return true;
+}
+
+void FunctionProcess::print(std::string line, std::function<void()> then) {
   if (!group_leader()) {
     ctx_.out.line(line);
     then();
@@ -203,6 +234,10 @@ void FunctionProcess::puts(std::string line, std::function<void()> then) {
     io_done();
     if (auto next = std::exchange(after_io_, nullptr)) next();
   });
+}
+
+void FunctionProcess::copy_done() {
+  ctx_.copying_bytes -= std::exchange(copying_, 0);
 }
 
 void FunctionProcess::io_done() {

@@ -83,6 +83,29 @@ void Runtime::on_prepare(uv_prepare_t* h) {
   }
 }
 
+void Runtime::post(std::function<void()> work, std::function<void()> done) {
+  struct Job {
+    uv_work_t req{};
+    std::function<void()> work;
+    std::function<void()> done;
+  };
+  auto* job = new Job{{}, std::move(work), std::move(done)};
+  job->req.data = job;
+  const int rc = uv_queue_work(
+      &loop_, &job->req,
+      // What the work holds is released on its thread, as it was taken there.
+      [](uv_work_t* r) { std::exchange(static_cast<Job*>(r->data)->work, nullptr)(); },
+      [](uv_work_t* r, int) {
+        const std::unique_ptr<Job> own(static_cast<Job*>(r->data));
+        own->done();
+      });
+  if (rc != 0) {
+    const std::unique_ptr<Job> own(job);
+    own->work();
+    own->done();
+  }
+}
+
 uint64_t Runtime::start(uint64_t ms, std::function<void()> fire) {
   if (shut_) return 0;
   auto* t = new Timer;

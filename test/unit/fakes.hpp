@@ -53,6 +53,21 @@ class FakeTransport final : public chat::node::Transport {
   std::map<std::string, uint64_t> connected;
 };
 
+// Keeps posted work until run_all(), which does each job's work, then its done.
+class FakeWorkers final : public chat::node::Workers {
+ public:
+  void post(std::function<void()> work, std::function<void()> done) override {
+    jobs.emplace_back(std::move(work), std::move(done));
+  }
+  void run_all() {
+    for (auto& [work, done] : std::exchange(jobs, {})) {
+      work();
+      done();
+    }
+  }
+  std::vector<std::pair<std::function<void()>, std::function<void()>>> jobs;
+};
+
 class FakeTimers final : public chat::node::Timers {
  public:
   uint64_t start(uint64_t ms, std::function<void()> fire) override {

@@ -101,6 +101,46 @@ TEST_SUITE("rpc") {
     CHECK(sent[0].at(4) == tuple({n.res, atom("return"), atom("ok")}));
   }
 
+  TEST_CASE("a large line is copied by the workers, then goes to the group leader") {
+    RpcNode n;
+    test::FakeWorkers workers;
+    n.ctx.workers = &workers;
+    const std::string big(300 << 10, 'x');
+    auto sent = n.spawn("erpc", "execute_call",
+                        {n.res, atom("Elixir.Chat"), atom("receive_message"), term::list({term::binary(big)})},
+                        {atom("monitor")});
+    REQUIRE(sent.size() == 1);  // the spawn reply; the line is being copied
+    CHECK(workers.jobs.size() == 1);
+    CHECK(n.ctx.copying_bytes == big.size());
+    workers.run_all();
+    n.node.drain();
+    sent = n.transport.take();
+    REQUIRE(sent.size() == 1);
+    const auto* io = sent[0].payload->tuple(4);
+    REQUIRE(io != nullptr);
+    CHECK((*io)[3] == tuple({atom("put_chars"), atom("unicode"), term::binary(big + "\n")}));
+    CHECK(n.ctx.copying_bytes == 0);
+  }
+
+  TEST_CASE("a process killed while its line is copied is gone when the copy is done") {
+    RpcNode n;
+    test::FakeWorkers workers;
+    n.ctx.workers = &workers;
+    auto sent = n.spawn("erpc", "execute_call",
+                        {n.res, atom("Elixir.Chat"), atom("receive_message"),
+                         term::list({term::binary(std::string(300 << 10, 'y'))})},
+                        {atom("monitor")});
+    REQUIRE(sent.size() == 1);
+    const Pid spawned = *sent[0].at(4).get<Pid>();
+    n.node.control(n.peer, tuple({Term{op(Op::kExit2)}, n.caller, spawned, atom("kill")}), std::nullopt);
+    n.node.drain();
+    n.transport.take();
+    CHECK(n.ctx.copying_bytes == 0);
+    workers.run_all();  // the done callback finds the process gone
+    n.node.drain();
+    CHECK(n.transport.take().empty());
+  }
+
   TEST_CASE("link and monitor options set the reply flags; a plain spawn runs and exits normal") {
     RpcNode n;
     auto sent = n.spawn("erlang", "nodes", {}, {atom("link"), tuple({atom("monitor"), term::nil()})});

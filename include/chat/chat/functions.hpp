@@ -35,9 +35,10 @@ class FunctionHost {
   // The node's global and pg, when it runs them.
   virtual kernel::Kernel* kernel() = 0;
   virtual const term::Pid& host_pid() const = 0;
-  // Prints one line the way IO.puts would from this process, then continues. The line is
-  // taken, and sent on as it is (with its newline) when a group leader prints it.
-  virtual void puts(std::string line, std::function<void()> then) = 0;
+  // Prints chardata as one line the way IO.puts would from this process, then continues (a
+  // group leader gets it as one binary, with its newline). False if it is not chardata (IO.puts
+  // raises badarg); `then` is not called then.
+  virtual bool puts(const term::Term& chardata, std::function<void()> then) = 0;
   // Runs Chat.send_message-style calls to other nodes (moebi's call-back).
   virtual void call_remote(const std::string& target, const std::string& fun, std::vector<term::Term> args,
                            TaskCall::Done done) = 0;

@@ -49,6 +49,9 @@ struct ChatContext {
   kernel::Kernel* kernel = nullptr;  // global and pg, for the functions that read them
   kernel::SupervisorStats supervisor;
   IoWaits io_waits;
+  // Where a large line is copied (IO.puts of megabytes), off the loop; inline when null.
+  node::Workers* workers = nullptr;
+  uint64_t copying_bytes = 0;  // lines being copied there now
   // Seed app rule: the node whose own name starts with "moebi@" calls the sender back.
   [[nodiscard]] static bool is_moebi(const std::string& node_name) { return node_name.rfind("moebi@", 0) == 0; }
 };
@@ -80,7 +83,10 @@ class TaskSupervisor final : public node::Process {
 class FunctionProcess : public node::Process, public FunctionHost {
  public:
   explicit FunctionProcess(ChatContext& ctx) : ctx_(ctx) {}
-  ~FunctionProcess() override { io_done(); }
+  ~FunctionProcess() override {
+    io_done();
+    copy_done();
+  }
   FunctionProcess(const FunctionProcess&) = delete;
   FunctionProcess& operator=(const FunctionProcess&) = delete;
   void receive(term::Term msg) override;
@@ -88,7 +94,7 @@ class FunctionProcess : public node::Process, public FunctionHost {
   node::Node& host_node() override { return node(); }
   kernel::Kernel* kernel() override { return ctx_.kernel; }
   const term::Pid& host_pid() const override { return self(); }
-  void puts(std::string line, std::function<void()> then) override;
+  bool puts(const term::Term& chardata, std::function<void()> then) override;
   void call_remote(const std::string& target, const std::string& fun, std::vector<term::Term> args,
                    TaskCall::Done done) override;
   void connect_node(const std::string& node_name, std::function<void(bool)> done) override;
@@ -105,6 +111,12 @@ class FunctionProcess : public node::Process, public FunctionHost {
   uint64_t io_timer_ = 0;
   uint64_t io_bytes_ = 0;  // counted in ctx_.io_waits while waiting
   void io_done();
+  // Prints a line (its newline not yet added) to stdout or the group leader, then continues.
+  void print(std::string line, std::function<void()> then);
+  // Lets a copy made off the loop tell whether this process still lives when it is done.
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+  uint64_t copying_ = 0;  // counted in ctx_.copying_bytes while its line is copied
+  void copy_done();
   std::string connecting_;
   std::function<void(bool)> connected_;
   void connect_poll(uint64_t deadline_ms);

@@ -15,7 +15,7 @@
 
 namespace chat::net {
 
-class Runtime final : public node::Timers {
+class Runtime final : public node::Timers, public node::Workers {
  public:
   Runtime();
   Runtime(const Runtime&) = delete;
@@ -28,6 +28,8 @@ class Runtime final : public node::Timers {
 
   uint64_t start(uint64_t ms, std::function<void()> fire) override;
   void cancel(uint64_t id) override;
+  // In libuv's thread pool.
+  void post(std::function<void()> work, std::function<void()> done) override;
 
   // Called before every poll, in the order added.
   void before_poll(std::function<void()> fn) { before_poll_.push_back(std::move(fn)); }

@@ -27,6 +27,14 @@ class Transport {
   virtual void disconnect(const std::string& peer) = 0;
 };
 
+// Work that must not hold the loop, such as copying megabytes: `work` runs on another thread
+// and touches only what it owns; `done` runs on the loop thread afterwards.
+class Workers {
+ public:
+  virtual ~Workers() = default;
+  virtual void post(std::function<void()> work, std::function<void()> done) = 0;
+};
+
 class Timers {
  public:
   virtual ~Timers() = default;
