@@ -3,7 +3,6 @@
 #include <malloc.h>
 #include <spdlog/spdlog.h>
 
-#include <atomic>
 #include <stdexcept>
 
 #include "chat/net/connection.hpp"
@@ -22,23 +21,15 @@ constexpr size_t kTrimSlack = 2U << 20U;
 // page by page, for up to seconds, which the loop must not wait for. The loop may still wait
 // for glibc's arena lock now and then while it runs; small allocations come from its
 // per-thread cache.
-void trim_in_background(uv_loop_t* loop) {
-  static std::atomic<bool> running{false};
-  if (running.exchange(true)) return;
-  auto* req = new uv_work_t{};
-  const int rc = uv_queue_work(
-      loop, req,
-      [](uv_work_t*) {
+void trim_in_background(Runtime& runtime) {
+  static bool running = false;  // set and cleared on the loop thread
+  if (running) return;
+  running = true;
+  runtime.post(
+      [] {
         if (mallinfo2().fordblks > kTrimSlack) malloc_trim(0);
       },
-      [](uv_work_t* r, int) {
-        delete r;
-        running = false;
-      });
-  if (rc != 0) {
-    delete req;
-    running = false;
-  }
+      [] { running = false; });
 }
 }  // namespace
 
@@ -249,7 +240,7 @@ void Network::trim_soon() {
 
 void Network::trim_if_quiet() {
   if (runtime_.now_ms() - last_burst_ms_ < 1000) return;
-  if (node_ == nullptr || !node_->tearing_down()) trim_in_background(runtime_.loop());
+  if (node_ == nullptr || !node_->tearing_down()) trim_in_background(runtime_);
 }
 
 void Network::trim() {
