@@ -102,6 +102,9 @@ std::string metrics_text(App& app) {
         app.chat().io_waits.bytes);
   counter("chat_io_wait_went_on_total", "Calls that sent their line and went on without waiting, past --max-io-wait-mb.",
           app.chat().io_waits.went_on);
+  counter("chat_io_wait_dropped_lines_total",
+          "Lines to a peer's group leader not sent: its connection stayed busy (past --max-io-wait-mb, or for 5 s).",
+          app.chat().io_waits.dropped);
   counter("chat_peer_warnings_left_out_total", "Log lines a peer could cause at will, left out past 20 a second.",
           app.node().peer_warnings().left_out());
   if (const auto* h = app.http()) {

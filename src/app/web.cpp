@@ -36,7 +36,8 @@ std::string limits_json(App& app) {
                   ",\"connecting_bytes\":" + std::to_string(app.network().connecting_bytes()) +
                   ",\"peer_warnings_left_out\":" + std::to_string(app.node().peer_warnings().left_out()) +
                   ",\"io_wait\":{\"bytes\":" + std::to_string(app.chat().io_waits.bytes) +
-                  ",\"went_on\":" + std::to_string(app.chat().io_waits.went_on) + "}";
+                  ",\"went_on\":" + std::to_string(app.chat().io_waits.went_on) +
+                  ",\"dropped\":" + std::to_string(app.chat().io_waits.dropped) + "}";
   if (const auto* h = app.http()) {
     const auto st = h->stats();
     s += ",\"http\":{\"open\":" + std::to_string(st.open) + ",\"streams\":" + std::to_string(st.streams) +

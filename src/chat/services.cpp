@@ -182,6 +182,14 @@ bool FunctionProcess::puts(const Term& chardata, std::function<void()> then) {
   constexpr uint64_t kCopyingMax = uint64_t{64} << 20U;
   const auto* bin = chardata.get<term::Binary>();
   const size_t size = bin != nullptr ? bin->bytes().size() : 0;
+  // A line print() would drop is not worth copying: the calls already waiting, with the
+  // lines being copied, fill --max-io-wait-mb, and the group leader's connection is busy.
+  if (size >= kCopyAside && group_leader() &&
+      ctx_.io_waits.bytes + ctx_.copying_bytes + size + 1 > ctx_.io_waits.limit && gl_busy()) {
+    drop_line(size + 1);
+    then();
+    return true;
+  }
   if (size >= kCopyAside && ctx_.workers != nullptr && ctx_.copying_bytes + size <= kCopyingMax) {
     ctx_.copying_bytes += size;
     copying_ = size;
@@ -211,29 +219,75 @@ void FunctionProcess::print(std::string line, std::function<void()> then) {
     then();
     return;
   }
-  // The io protocol: {io_request, From, ReplyAs, {put_chars, unicode, Chars}}, Chars one
-  // binary as a BEAM's io module sends it (io:io_request/2). A large one goes out uncopied.
   line.push_back('\n');
   const uint64_t size = line.size();
-  io_tag_ = node().make_ref();
-  send(*group_leader(), tuple({atom("io_request"), self(), io_tag_,
-                               tuple({atom("put_chars"), atom("unicode"), term::binary(std::move(line))})}));
   auto& waits = ctx_.io_waits;
   if (waits.bytes + size > waits.limit) {
-    ++waits.went_on;
-    node().peer_warn("calls waiting for io_reply hold {} bytes (--max-io-wait-mb); {} goes on without waiting",
-                     waits.bytes, term::show(self()));
+    if (gl_busy()) {
+      drop_line(size);
+    } else {
+      ++waits.went_on;
+      node().peer_warn("calls waiting for io_reply hold {} bytes (--max-io-wait-mb); {} goes on without waiting",
+                       waits.bytes, term::show(self()));
+      send_io_request(std::move(line));
+    }
     then();
     return;
   }
   io_bytes_ = size;
   waits.bytes += size;
   after_io_ = std::move(then);
-  // A group leader that never answers must not hold the call forever.
+  // A group leader that never answers, or whose connection stays busy, must not hold the call
+  // forever.
   io_timer_ = after(5000, [this] {
+    if (!held_line_.empty()) {
+      ++ctx_.io_waits.dropped;
+      node().peer_warn("{} stayed busy for 5 s: {} drops a line of {} bytes", group_leader()->node,
+                       term::show(self()), held_line_.size());
+      std::string().swap(held_line_);
+    }
     io_done();
     if (auto next = std::exchange(after_io_, nullptr)) next();
   });
+  if (!gl_busy()) {
+    send_io_request(std::move(line));
+    return;
+  }
+  // As a BEAM process sending on a busy connection is suspended: the line waits here, counted
+  // in io_waits, rather than in the connection's queue, until the queue has room.
+  held_line_ = std::move(line);
+  if (!resume_) {
+    resume_ = std::make_shared<std::function<void()>>([this] {
+      if (held_line_.empty()) return;
+      if (gl_busy()) {
+        node().transport().when_not_busy(group_leader()->node, resume_);
+        return;
+      }
+      send_io_request(std::exchange(held_line_, {}));
+    });
+  }
+  node().transport().when_not_busy(group_leader()->node, resume_);
+}
+
+void FunctionProcess::drop_line(uint64_t size) {
+  auto& waits = ctx_.io_waits;
+  ++waits.dropped;
+  node().peer_warn("calls waiting for io_reply hold {} bytes (--max-io-wait-mb) and {} is busy: {} drops a line of {} "
+                   "bytes",
+                   waits.bytes + ctx_.copying_bytes, group_leader()->node, term::show(self()), size);
+}
+
+bool FunctionProcess::gl_busy() {
+  const std::string& peer = group_leader()->node;
+  return peer != node().name() && node().transport().busy(peer);
+}
+
+void FunctionProcess::send_io_request(std::string line) {
+  // The io protocol: {io_request, From, ReplyAs, {put_chars, unicode, Chars}}, Chars one
+  // binary as a BEAM's io module sends it (io:io_request/2). A large one goes out uncopied.
+  io_tag_ = node().make_ref();
+  send(*group_leader(), tuple({atom("io_request"), self(), io_tag_,
+                               tuple({atom("put_chars"), atom("unicode"), term::binary(std::move(line))})}));
 }
 
 void FunctionProcess::copy_done() {

@@ -532,6 +532,8 @@ void Connection::on_closed(Stream& /*s*/, const std::string& why) {
   }
 }
 
+void Connection::on_written(Stream& /*s*/) { net_.maybe_not_busy(peer_); }
+
 size_t Connection::queued_bytes() const { return queued_.size() + (stream_ ? stream_->queued_bytes() : 0); }
 
 void Connection::count_timeout() {

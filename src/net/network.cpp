@@ -3,6 +3,7 @@
 #include <malloc.h>
 #include <spdlog/spdlog.h>
 
+#include <bit>
 #include <stdexcept>
 
 #include "chat/net/connection.hpp"
@@ -216,7 +217,10 @@ void Network::connection_up(Connection& c) {
 
 void Network::remove(Connection& c) {
   auto p = by_peer_.find(c.peer());
-  if (p != by_peer_.end() && p->second == &c) by_peer_.erase(p);
+  if (p != by_peer_.end() && p->second == &c) {
+    by_peer_.erase(p);
+    maybe_not_busy(c.peer());
+  }
   // By value: an acceptor that dies mid-handshake may not have its peer's name set.
   std::erase_if(replacing_, [&c](const auto& kv) { return kv.second == &c; });
   auto it = all_.find(&c);
@@ -227,6 +231,35 @@ void Network::remove(Connection& c) {
 }
 
 void Network::forget(Connection& c) { remove(c); }
+
+bool Network::busy(const std::string& peer) const {
+  auto it = by_peer_.find(peer);
+  return it != by_peer_.end() && it->second->queued_bytes() > config_.busy_limit;
+}
+
+void Network::when_not_busy(const std::string& peer, std::weak_ptr<std::function<void()>> resume) {
+  auto& waiting = busy_waiters_[peer];
+  // Waiters that gave up (timed out, exited) stay until the peer drains: keep them to at most
+  // half of the list.
+  if (waiting.size() >= 64 && std::has_single_bit(waiting.size())) {
+    std::erase_if(waiting, [](const auto& w) { return w.expired(); });
+  }
+  waiting.push_back(std::move(resume));
+  maybe_not_busy(peer);
+}
+
+void Network::maybe_not_busy(const std::string& peer) {
+  if (busy_waiters_.empty() || stopping_ || busy(peer)) return;
+  auto it = busy_waiters_.find(peer);
+  if (it == busy_waiters_.end()) return;
+  // From the loop, not inside the write callback or the send that found the peer busy.
+  runtime_.start(0, [waiting = std::move(it->second)] {
+    for (const auto& w : waiting) {
+      if (auto resume = w.lock()) (*resume)();
+    }
+  });
+  busy_waiters_.erase(it);
+}
 
 void Network::trim_soon() {
   if (stopping_) return;

@@ -175,7 +175,9 @@ void Stream::on_written(uv_write_t* req, int status) {
     } else {
       self->close();
     }
+    return;
   }
+  if (!self->closing_ && self->events_ != nullptr) self->events_->on_written(*self);
 }
 
 void Stream::tls_received(std::string_view ciphertext) {

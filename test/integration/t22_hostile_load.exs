@@ -100,25 +100,45 @@ defmodule ChatIT.T22HostileLoadTest do
   end
 
   test "frames queued for a connection stuck in its handshake count against --max-queue-mb" do
-    kate = start_cpp(unique("kate"), args: ["--max-queue-mb", "8"])
+    kate = start_cpp(unique("kate"), args: ["--max-queue-mb", "2"])
 
-    # 12 calls, each printing 4 MB through a group leader on a node that never completes a
-    # handshake: kate queues each io_request for that connection.
-    {_result, _stats, rss} =
+    # Calls printing 4 MB through a group leader on a node that never completes a handshake:
+    # the first io_request alone is past 2 MB, and that connection is given up.
+    {result, _stats, rss} =
       measured(kate, fn a ->
         Hostile.Attacker.run(a, :spawn_io_hold, [kate.name, 12, 4_194_304, :hole], 60_000)
       end)
 
+    assert result.spawns == 12, inspect(result)
     assert log_of(kate) =~ "queued for connections being set up"
-    # The calls hold their 4 MB arguments until their io_request times out (5 s); what waits
-    # for the handshake is 8 MB at most (and one frame past it), not another 48.
-    # Under ASan the quarantine holds every freed block as well: the peak is judged in the
-    # plain build (the queue limit itself is checked by the node's answers in both).
-    if not asan_build?(),
-      do: assert(rss.peak < rss.base + mb(48 + 8 + 40), "RSS #{rss.base} -> #{rss.peak} kB")
-
     # ASan keeps what is freed in its quarantine and never trims: memory coming back is
     # judged in the plain build.
+    if not asan_build?(),
+      do: assert(rss.after < rss.base + mb(8), "RSS #{rss.base} -> #{rss.after} kB after")
+  end
+
+  test "calls printing through a connection stuck in its handshake wait while it is busy, then drop their lines" do
+    kate = start_cpp(unique("kate"), args: ["--max-io-wait-mb", "8"])
+
+    # 12 calls, each printing 4 MB through a group leader on a node that never completes a
+    # handshake. The first io_request is queued for that connection, which is then busy (past
+    # 1 MB): the next call keeps its line (8 MB may wait), the others drop theirs at once,
+    # without copying them. The kept one goes out when the connection fails (the hole closes
+    # with the attacker), or is dropped after 5 s.
+    {result, _stats, rss} =
+      measured(kate, fn a ->
+        Hostile.Attacker.run(a, :spawn_io_hold, [kate.name, 12, 4_194_304, :hole], 60_000)
+      end)
+
+    assert result.spawns == 12, inspect(result)
+    assert log_of(kate) =~ "is busy:"
+    refute log_of(kate) =~ "queued for connections being set up"
+
+    # The calls hold their 4 MB arguments while they run; what waits is 8 MB of lines and one
+    # 4 MB frame queued, not another 48.
+    if not asan_build?(),
+      do: assert(rss.peak < rss.base + mb(48 + 12 + 40), "RSS #{rss.base} -> #{rss.peak} kB")
+
     if not asan_build?(),
       do: assert(rss.after < rss.base + mb(8), "RSS #{rss.base} -> #{rss.after} kB after")
   end

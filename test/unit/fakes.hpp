@@ -4,7 +4,9 @@
 #include <cstdio>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -44,7 +46,21 @@ class FakeTransport final : public chat::node::Transport {
   }
   void connect(const std::string& peer) override { connects.push_back(peer); }
   void disconnect(const std::string& peer) override { disconnects.push_back(peer); }
+  [[nodiscard]] bool busy(const std::string& peer) const override { return busy_peers.contains(peer); }
+  void when_not_busy(const std::string& peer, std::weak_ptr<std::function<void()>> resume) override {
+    waiting[peer].push_back(std::move(resume));
+  }
+  // The queue for `peer` drained: its waiters go on.
+  void drained(const std::string& peer) {
+    busy_peers.erase(peer);
+    for (auto& w : std::exchange(waiting[peer], {})) {
+      if (auto f = w.lock()) (*f)();
+    }
+  }
   std::vector<Sent> take() { return std::exchange(sent, {}); }
+
+  std::set<std::string> busy_peers;
+  std::map<std::string, std::vector<std::weak_ptr<std::function<void()>>>> waiting;
 
   std::vector<std::string> connects;
   std::vector<std::string> disconnects;

@@ -101,6 +101,74 @@ TEST_SUITE("rpc") {
     CHECK(sent[0].at(4) == tuple({n.res, atom("return"), atom("ok")}));
   }
 
+  TEST_CASE("a line for a busy connection waits in the call until the queue has room") {
+    RpcNode n;
+    n.transport.busy_peers.insert(n.peer);
+    auto sent = n.spawn("erpc", "execute_call",
+                        {n.res, atom("Elixir.Chat"), atom("receive_message"), term::list({term::binary("hi")})},
+                        {atom("monitor")});
+    REQUIRE(sent.size() == 1);  // the spawn reply; the line waits
+    CHECK(n.ctx.io_waits.bytes == 3);
+    n.transport.drained(n.peer);
+    n.node.drain();
+    sent = n.transport.take();
+    REQUIRE(sent.size() == 1);
+    const auto* io = sent[0].payload->tuple(4);
+    REQUIRE(io != nullptr);
+    CHECK((*io)[3] == tuple({atom("put_chars"), atom("unicode"), term::binary("hi\n")}));
+    CHECK(n.ctx.io_waits.dropped == 0);
+  }
+
+  TEST_CASE("a line whose connection stays busy is dropped after 5 s, with the count, and the call goes on") {
+    RpcNode n;
+    n.transport.busy_peers.insert(n.peer);
+    auto sent = n.spawn("erpc", "execute_call",
+                        {n.res, atom("Elixir.Chat"), atom("receive_message"), term::list({term::binary("hi")})},
+                        {atom("monitor")});
+    REQUIRE(sent.size() == 1);
+    n.timers.advance(5000);
+    n.node.drain();
+    sent = n.transport.take();
+    REQUIRE(sent.size() == 1);
+    CHECK(sent[0].at(4) == tuple({n.res, atom("return"), atom("ok")}));
+    CHECK(n.ctx.io_waits.dropped == 1);
+    CHECK(n.ctx.io_waits.bytes == 0);
+    n.transport.drained(n.peer);  // the waiter is gone with the call
+    n.node.drain();
+    CHECK(n.transport.take().empty());
+  }
+
+  TEST_CASE("past --max-io-wait-mb, a line for a busy connection is dropped at once") {
+    RpcNode n;
+    n.ctx.io_waits.limit = 2;
+    n.transport.busy_peers.insert(n.peer);
+    auto sent = n.spawn("erpc", "execute_call",
+                        {n.res, atom("Elixir.Chat"), atom("receive_message"), term::list({term::binary("hi")})},
+                        {atom("monitor")});
+    REQUIRE(sent.size() == 2);  // the spawn reply, then the call's end
+    CHECK(sent[1].at(4) == tuple({n.res, atom("return"), atom("ok")}));
+    CHECK(n.ctx.io_waits.went_on == 0);
+    CHECK(n.ctx.io_waits.dropped == 1);
+  }
+
+  TEST_CASE("a large line that would be dropped is not copied") {
+    RpcNode n;
+    test::FakeWorkers workers;
+    n.ctx.workers = &workers;
+    n.ctx.io_waits.limit = 1 << 20;
+    n.ctx.io_waits.bytes = 900 << 10;  // other calls' lines
+    n.transport.busy_peers.insert(n.peer);
+    auto sent = n.spawn("erpc", "execute_call",
+                        {n.res, atom("Elixir.Chat"), atom("receive_message"),
+                         term::list({term::binary(std::string(300 << 10, 'z'))})},
+                        {atom("monitor")});
+    CHECK(workers.jobs.empty());
+    REQUIRE(sent.size() == 2);
+    CHECK(sent[1].at(4) == tuple({n.res, atom("return"), atom("ok")}));
+    CHECK(n.ctx.io_waits.dropped == 1);
+    n.ctx.io_waits.bytes = 0;
+  }
+
   TEST_CASE("a large line is copied by the workers, then goes to the group leader") {
     RpcNode n;
     test::FakeWorkers workers;

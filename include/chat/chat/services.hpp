@@ -36,11 +36,13 @@ struct ChatStats {
 // Lines whose io_request went to a peer's group leader and whose calls wait for the io_reply
 // (each call keeps its arguments meanwhile). A group leader that never answers would have
 // every call hold its arguments for the 5 s the wait lasts: past `limit` bytes, a call sends
-// its line and goes on without waiting.
+// its line and goes on without waiting. A line for a busy connection waits here too (counted
+// alike) until the queue has room; one that cannot wait, or waits 5 s, is dropped and logged.
 struct IoWaits {
   uint64_t limit = uint64_t{64} << 20U;
   uint64_t bytes = 0;
   uint64_t went_on = 0;  // calls that did not wait, the limit being reached
+  uint64_t dropped = 0;  // lines not sent: the group leader's connection stayed busy
 };
 
 struct ChatContext {
@@ -113,6 +115,12 @@ class FunctionProcess : public node::Process, public FunctionHost {
   void io_done();
   // Prints a line (its newline not yet added) to stdout or the group leader, then continues.
   void print(std::string line, std::function<void()> then);
+  void send_io_request(std::string line);
+  // Whether the group leader's connection has more than its busy limit queued.
+  bool gl_busy();
+  void drop_line(uint64_t size);  // past the limit, for a busy connection
+  std::string held_line_;  // waiting for the group leader's connection to have room
+  std::shared_ptr<std::function<void()>> resume_;
   // Lets a copy made off the loop tell whether this process still lives when it is done.
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
   uint64_t copying_ = 0;  // counted in ctx_.copying_bytes while its line is copied

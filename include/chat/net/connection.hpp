@@ -59,6 +59,7 @@ class Connection final : Stream::Events {
   void on_data(Stream& s, std::string_view bytes) override;
   std::span<char> read_area() override;
   void on_read_in_place(Stream& s, size_t n) override;
+  void on_written(Stream& s) override;
   void on_closed(Stream& s, const std::string& why) override;
   void handshake_data(std::string_view bytes);
   void frames();

@@ -55,6 +55,7 @@ struct NetworkConfig {
   uint32_t setup_timeout_ms = 7000;  // net_setuptime's default
   size_t max_frame = 128U << 20U;  // enough for a 64 MB binary and its control message
   size_t max_queue = 256U << 20U;  // bytes queued for one peer before it is disconnected
+  size_t busy_limit = 1U << 20U;   // queued for one peer, its senders wait (a BEAM's +zdbbl)
   // Outgoing connections being set up at once (resolving, asking EPMD, connecting, in the
   // handshake), and host name lookups among them (they share libuv's four-thread pool with
   // discovery). A peer may name any node it likes: past these, an attempt fails at once.
@@ -92,6 +93,10 @@ class Network final : public node::Transport {
   // Connects to `peer` unless a connection exists or is being set up (net_kernel:connect_node).
   void connect(const std::string& peer) override;
   void disconnect(const std::string& peer) override;
+  [[nodiscard]] bool busy(const std::string& peer) const override;
+  void when_not_busy(const std::string& peer, std::weak_ptr<std::function<void()>> resume) override;
+  // A connection's queue went down (or it is gone): who waits on `peer` goes on if it may.
+  void maybe_not_busy(const std::string& peer);
   [[nodiscard]] bool connecting_or_up(const std::string& peer) const { return by_peer_.contains(peer); }
 
   // Backpressure: connections consult `gate` after each read they hand to the node.
@@ -171,6 +176,8 @@ class Network final : public node::Transport {
   std::unordered_map<Connection*, std::unique_ptr<Connection>> all_;
   std::vector<std::unique_ptr<Connection>> closed_;  // freed before the next poll
   InputGate* gate_ = nullptr;
+  // Senders waiting for a busy peer; expired entries are dropped as the list grows.
+  std::unordered_map<std::string, std::vector<std::weak_ptr<std::function<void()>>>> busy_waiters_;
   node::WarnBudget own_warnings_;  // until a node is attached
   node::WarnBudget& warnings() { return node_ != nullptr ? node_->peer_warnings() : own_warnings_; }
   // Attempts refused at once, reported from the loop (never inside the send that asked).

@@ -54,6 +54,8 @@ class Stream {
     // frame, read in place); empty for the shared buffer. on_read_in_place reports such a read.
     virtual std::span<char> read_area() { return {}; }
     virtual void on_read_in_place(Stream& /*s*/, size_t /*n*/) {}
+    // A write finished: queued_bytes() went down.
+    virtual void on_written(Stream& /*s*/) {}
     // The peer closed, an I/O error, or a TLS failure: `why` says which. Not called after
     // close(), and always from a libuv callback, never from inside write() or connect().
     virtual void on_closed(Stream& s, const std::string& why) = 0;

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -25,6 +26,12 @@ class Transport {
   virtual void connect(const std::string& peer) = 0;
   // Closes the connection (erlang:disconnect_node/1); the node hears of it through peer_down.
   virtual void disconnect(const std::string& peer) = 0;
+  // Whether more than the busy limit is queued for `peer` (a BEAM suspends a process sending
+  // on such a connection: dist_buf_busy_limit).
+  [[nodiscard]] virtual bool busy(const std::string& peer) const = 0;
+  // Calls `resume`, if it still lives then, once `peer` is no longer busy or its connection is
+  // gone; from a later loop turn, never from inside this call.
+  virtual void when_not_busy(const std::string& peer, std::weak_ptr<std::function<void()>> resume) = 0;
 };
 
 // Work that must not hold the loop, such as copying megabytes: `work` runs on another thread
