@@ -99,17 +99,23 @@ defmodule ChatIT.T22HostileLoadTest do
     assert log_of(kate) =~ "would decode to more than"
   end
 
-  test "frames queued for a connection stuck in its handshake count against --max-queue-mb" do
-    kate = start_cpp(unique("kate"), args: ["--max-queue-mb", "2"])
-
-    # Calls printing 4 MB through a group leader on a node that never completes a handshake:
-    # the first io_request alone is past 2 MB, and that connection is given up.
+  # 12 calls, each printing 4 MB through a group leader on a node that never completes a
+  # handshake; the node's RSS meanwhile.
+  defp print_through_hole(kate) do
     {result, _stats, rss} =
       measured(kate, fn a ->
         Hostile.Attacker.run(a, :spawn_io_hold, [kate.name, 12, 4_194_304, :hole], 60_000)
       end)
 
     assert result.spawns == 12, inspect(result)
+    rss
+  end
+
+  test "frames queued for a connection stuck in its handshake count against --max-queue-mb" do
+    kate = start_cpp(unique("kate"), args: ["--max-queue-mb", "2"])
+
+    # The first io_request alone is past 2 MB, and that connection is given up.
+    rss = print_through_hole(kate)
     assert log_of(kate) =~ "queued for connections being set up"
     # ASan keeps what is freed in its quarantine and never trims: memory coming back is
     # judged in the plain build.
@@ -120,17 +126,11 @@ defmodule ChatIT.T22HostileLoadTest do
   test "calls printing through a connection stuck in its handshake wait while it is busy, then drop their lines" do
     kate = start_cpp(unique("kate"), args: ["--max-io-wait-mb", "8"])
 
-    # 12 calls, each printing 4 MB through a group leader on a node that never completes a
-    # handshake. The first io_request is queued for that connection, which is then busy (past
-    # 1 MB): the next call keeps its line (8 MB may wait), the others drop theirs at once,
-    # without copying them. The kept one goes out when the connection fails (the hole closes
-    # with the attacker), or is dropped after 5 s.
-    {result, _stats, rss} =
-      measured(kate, fn a ->
-        Hostile.Attacker.run(a, :spawn_io_hold, [kate.name, 12, 4_194_304, :hole], 60_000)
-      end)
-
-    assert result.spawns == 12, inspect(result)
+    # The first io_request is queued for that connection, which is then busy (past 1 MB):
+    # the next call keeps its line (8 MB may wait), the others drop theirs at once, without
+    # copying them. The kept one goes out when the connection fails (the hole closes with the
+    # attacker), or is dropped after 5 s.
+    rss = print_through_hole(kate)
     assert log_of(kate) =~ "is busy:"
     refute log_of(kate) =~ "queued for connections being set up"
 

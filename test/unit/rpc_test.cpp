@@ -38,6 +38,12 @@ struct RpcNode {
     return transport.take();
   }
 
+  // erpc:call(kate, 'Elixir.Chat', receive_message, [Text]): the call prints Text.
+  std::vector<test::Sent> receive_message(const Term& text) {
+    return spawn("erpc", "execute_call", {res, atom("Elixir.Chat"), atom("receive_message"), term::list({text})},
+                 {atom("monitor")});
+  }
+
   // Closed after `out`, which writes what it still holds when it goes.
   test::TempFile sink;
   service::Output out{sink.file};
@@ -83,9 +89,7 @@ TEST_SUITE("rpc") {
 
   TEST_CASE("output of a spawned call goes to the caller's group leader and waits for io_reply") {
     RpcNode n;
-    auto sent = n.spawn("erpc", "execute_call",
-                        {n.res, atom("Elixir.Chat"), atom("receive_message"), term::list({term::binary("hi")})},
-                        {atom("monitor")});
+    auto sent = n.receive_message(term::binary("hi"));
     REQUIRE(sent.size() == 2);
     CHECK(sent[1].op() == op(Op::kSend));
     CHECK(sent[1].at(2) == Term{n.gl});
@@ -104,9 +108,7 @@ TEST_SUITE("rpc") {
   TEST_CASE("a line for a busy connection waits in the call until the queue has room") {
     RpcNode n;
     n.transport.busy_peers.insert(n.peer);
-    auto sent = n.spawn("erpc", "execute_call",
-                        {n.res, atom("Elixir.Chat"), atom("receive_message"), term::list({term::binary("hi")})},
-                        {atom("monitor")});
+    auto sent = n.receive_message(term::binary("hi"));
     REQUIRE(sent.size() == 1);  // the spawn reply; the line waits
     CHECK(n.ctx.io_waits.bytes == 3);
     n.transport.drained(n.peer);
@@ -122,9 +124,7 @@ TEST_SUITE("rpc") {
   TEST_CASE("a line whose connection stays busy is dropped after 5 s, with the count, and the call goes on") {
     RpcNode n;
     n.transport.busy_peers.insert(n.peer);
-    auto sent = n.spawn("erpc", "execute_call",
-                        {n.res, atom("Elixir.Chat"), atom("receive_message"), term::list({term::binary("hi")})},
-                        {atom("monitor")});
+    auto sent = n.receive_message(term::binary("hi"));
     REQUIRE(sent.size() == 1);
     n.timers.advance(5000);
     n.node.drain();
@@ -142,9 +142,7 @@ TEST_SUITE("rpc") {
     RpcNode n;
     n.ctx.io_waits.limit = 2;
     n.transport.busy_peers.insert(n.peer);
-    auto sent = n.spawn("erpc", "execute_call",
-                        {n.res, atom("Elixir.Chat"), atom("receive_message"), term::list({term::binary("hi")})},
-                        {atom("monitor")});
+    auto sent = n.receive_message(term::binary("hi"));
     REQUIRE(sent.size() == 2);  // the spawn reply, then the call's end
     CHECK(sent[1].at(4) == tuple({n.res, atom("return"), atom("ok")}));
     CHECK(n.ctx.io_waits.went_on == 0);
@@ -158,10 +156,7 @@ TEST_SUITE("rpc") {
     n.ctx.io_waits.limit = 1 << 20;
     n.ctx.io_waits.bytes = 900 << 10;  // other calls' lines
     n.transport.busy_peers.insert(n.peer);
-    auto sent = n.spawn("erpc", "execute_call",
-                        {n.res, atom("Elixir.Chat"), atom("receive_message"),
-                         term::list({term::binary(std::string(300 << 10, 'z'))})},
-                        {atom("monitor")});
+    auto sent = n.receive_message(term::binary(std::string(300 << 10, 'z')));
     CHECK(workers.jobs.empty());
     REQUIRE(sent.size() == 2);
     CHECK(sent[1].at(4) == tuple({n.res, atom("return"), atom("ok")}));
@@ -174,9 +169,7 @@ TEST_SUITE("rpc") {
     test::FakeWorkers workers;
     n.ctx.workers = &workers;
     const std::string big(300 << 10, 'x');
-    auto sent = n.spawn("erpc", "execute_call",
-                        {n.res, atom("Elixir.Chat"), atom("receive_message"), term::list({term::binary(big)})},
-                        {atom("monitor")});
+    auto sent = n.receive_message(term::binary(big));
     REQUIRE(sent.size() == 1);  // the spawn reply; the line is being copied
     CHECK(workers.jobs.size() == 1);
     CHECK(n.ctx.copying_bytes == big.size());
@@ -194,10 +187,7 @@ TEST_SUITE("rpc") {
     RpcNode n;
     test::FakeWorkers workers;
     n.ctx.workers = &workers;
-    auto sent = n.spawn("erpc", "execute_call",
-                        {n.res, atom("Elixir.Chat"), atom("receive_message"),
-                         term::list({term::binary(std::string(300 << 10, 'y'))})},
-                        {atom("monitor")});
+    auto sent = n.receive_message(term::binary(std::string(300 << 10, 'y')));
     REQUIRE(sent.size() == 1);
     const Pid spawned = *sent[0].at(4).get<Pid>();
     n.node.control(n.peer, tuple({Term{op(Op::kExit2)}, n.caller, spawned, atom("kill")}), std::nullopt);
