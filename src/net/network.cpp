@@ -239,8 +239,8 @@ bool Network::busy(const std::string& peer) const {
 
 void Network::when_not_busy(const std::string& peer, std::weak_ptr<std::function<void()>> resume) {
   auto& waiting = busy_waiters_[peer];
-  // Waiters that gave up (timed out, exited) stay until the peer drains: keep them to at most
-  // half of the list.
+  // Waiters that gave up (timed out, exited) stay until the peer drains: they are swept out
+  // each time the list doubles, so it holds at most twice the live ones.
   if (waiting.size() >= 64 && std::has_single_bit(waiting.size())) {
     std::erase_if(waiting, [](const auto& w) { return w.expired(); });
   }
