@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cctype>
 #include <stdexcept>
+#include <utility>
 
 #include "chat/net/runtime.hpp"
 #include "chat/net/stream.hpp"
@@ -144,6 +145,7 @@ class Server::Connection final : net::Stream::Events, public Exchange {
   void on_connected(net::Stream&) override {}
   void on_data(net::Stream&, std::string_view bytes) override {
     if (phase_ != Phase::kRequest) return;  // one request per connection: the rest is ignored
+    heard_ = true;
     const size_t used = http_parser_execute(&parser_, &settings_, bytes.data(), bytes.size());
     if (complete_) {
       dispatch();
@@ -174,6 +176,9 @@ class Server::Connection final : net::Stream::Events, public Exchange {
   [[nodiscard]] bool streaming() const { return phase_ == Phase::kStreaming && stream_ != nullptr; }
   [[nodiscard]] Phase phase() const { return phase_; }
   [[nodiscard]] uint64_t seq() const { return seq_; }
+  // Whether any of its request was read: one accepted in the same burst as the newest may not
+  // have been read yet, and is no trickler.
+  [[nodiscard]] bool heard() const { return heard_; }
   [[nodiscard]] const std::string& client() const { return client_; }
   // Whom the per-client limits count this connection for: its address, or the one the proxy
   // in front says it forwards for (the last X-Forwarded-For entry, the one the proxy added).
@@ -270,6 +275,7 @@ class Server::Connection final : net::Stream::Events, public Exchange {
   std::string client_;
   uint64_t seq_;
   Phase phase_ = Phase::kRequest;
+  bool heard_ = false;
   http_parser parser_{};
   http_parser_settings settings_{};
   uv_timer_t* timer_ = nullptr;
@@ -408,10 +414,13 @@ void Server::refused(const char* why, const std::string& client) {
 
 // At the connection limit: the oldest connection still sending its request goes (a client
 // that trickles its headers holds a slot for nothing); answers, handlers and streams stay.
+// One that has sent part of its request goes before one not read yet: in a burst of accepts,
+// a client's whole request may still wait in the socket.
 bool Server::make_room() {
   Connection* oldest = nullptr;
   for (const auto& [c, owned] : connections_) {
-    if (c->phase() == Connection::Phase::kRequest && (oldest == nullptr || c->seq() < oldest->seq())) oldest = c;
+    if (c->phase() != Connection::Phase::kRequest) continue;
+    if (oldest == nullptr || std::pair(!c->heard(), c->seq()) < std::pair(!oldest->heard(), oldest->seq())) oldest = c;
   }
   if (oldest == nullptr) return false;
   ++stats_.evicted;
