@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cstring>
 #include <utility>
 
 namespace chat::net {
@@ -17,6 +18,19 @@ constexpr size_t kKeepBlock = 256U << 10U;
 // A write of many megabytes takes the loop as long to copy into the socket: the rest of a
 // large queue goes out in the next turns (on_written), with other peers served in between.
 constexpr size_t kWriteSlice = 1U << 20U;
+// TLS: a flush of this much plaintext or more is staged (Stream::tls_flush). Its records are
+// gathered in a buffer that stays in the cache and written to the socket each time it fills,
+// where they would otherwise be copied into one buffer as large as the flush, freshly allocated
+// for it, and written after: that copy and its page faults cost a 1 MB sender about 20% (more
+// than the encryption's cost less). Records written one by one as they are made would save
+// the copy too, but 16 KB segments cost the receiver about 30% more CPU (measured).
+constexpr size_t kStageFrom = 64U << 10U;
+struct Stage {
+  std::array<char, 256U << 10U> bytes;
+  size_t used = 0;
+  bool blocked = false;  // the socket took less than all: the rest waits for uv_write
+};
+Stage g_stage;
 }  // namespace
 
 void WriteBatch::remove(Stream* s) {
@@ -232,9 +246,28 @@ bool Stream::tls_encrypt_pending() {
 }
 
 void Stream::tls_flush() {
-  if (!tls_encrypt_pending()) return;
-  if (!tls_->has_output()) return;
-  tls_->take_output(cipher_);
+  const bool staged = !writing_ && !tls_->has_output() && pending_.size() >= kStageFrom;
+  if (staged) tls_->set_sink({&Stream::tls_stage, this});
+  const bool ok = tls_encrypt_pending();
+  bool left = false;
+  if (staged) {
+    tls_->set_sink({});
+    left = tls_unstage();
+  }
+  if (!ok || closing_) return;
+  if (left) {
+    if (tls_->has_output()) {
+      std::string later;
+      tls_->take_output(later);
+      cipher_.append(later);
+    }
+  } else if (tls_->has_output()) {
+    tls_->take_output(cipher_);
+  } else {
+    // All went out at once: what a finished write would have reported.
+    if (staged && events_ != nullptr) events_->on_written(*this);
+    return;
+  }
   inflight_bytes_ = cipher_.size();
   bufs_.assign(1, uv_buf_init(cipher_.data(), static_cast<unsigned>(cipher_.size())));
   writing_ = true;
@@ -244,6 +277,48 @@ void Stream::tls_flush() {
     writing_ = false;
     fail(uv_strerror(rc));
   }
+}
+
+// The sink of a staged flush: records into the staging buffer, which goes to the socket each
+// time it fills. Once the socket has not taken it all, nothing more is taken: later records
+// stay in the session's output, behind the rest of the stage.
+size_t Stream::tls_stage(void* ctx, std::string_view records) {
+  auto* self = static_cast<Stream*>(ctx);
+  if (self->closing_ || g_stage.blocked) return 0;
+  size_t taken = 0;
+  while (!records.empty()) {
+    const size_t k = std::min(records.size(), g_stage.bytes.size() - g_stage.used);
+    std::memcpy(g_stage.bytes.data() + g_stage.used, records.data(), k);
+    g_stage.used += k;
+    taken += k;
+    records.remove_prefix(k);
+    if (g_stage.used == g_stage.bytes.size() && !self->tls_stage_send()) break;
+  }
+  return taken;
+}
+
+// Writes the staging buffer; false (and blocked) if the socket did not take all of it.
+bool Stream::tls_stage_send() {
+  uv_buf_t b = uv_buf_init(g_stage.bytes.data(), static_cast<unsigned>(g_stage.used));
+  // A short write or EAGAIN leaves the rest for uv_write; an error shows there too.
+  const int n = uv_try_write(reinterpret_cast<uv_stream_t*>(&tcp_), &b, 1);
+  const size_t sent = n > 0 ? static_cast<size_t>(n) : 0;
+  std::memmove(g_stage.bytes.data(), g_stage.bytes.data() + sent, g_stage.used - sent);
+  g_stage.used -= sent;
+  if (g_stage.used == 0) return true;
+  g_stage.blocked = true;
+  return false;
+}
+
+// Ends a staged flush: sends what the stage still holds. True if some of it is left, now in
+// cipher_ (to go before anything in the session's output). The stage is empty again.
+bool Stream::tls_unstage() {
+  if (g_stage.used > 0 && !g_stage.blocked && !closing_) tls_stage_send();
+  const bool left = g_stage.used > 0 && !closing_;
+  if (left) cipher_.assign(g_stage.bytes.data(), g_stage.used);
+  g_stage.used = 0;
+  g_stage.blocked = false;
+  return left;
 }
 
 // The session's alert (why it gave up) goes out if the socket takes it at once; the stream

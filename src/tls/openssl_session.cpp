@@ -62,8 +62,13 @@ struct SessionBio {
   static int write(BIO* b, const char* data, size_t n, size_t* written) {
     auto* s = static_cast<OpensslSession*>(BIO_get_data(b));
     BIO_clear_retry_flags(b);
-    s->out_.append(data, n);
     *written = n;
+    if (s->out_.empty() && s->sink_.take != nullptr) {
+      const size_t taken = std::min(n, s->sink_.take(s->sink_.ctx, std::string_view(data, n)));
+      data += taken;
+      n -= taken;
+    }
+    s->out_.append(data, n);
     return 1;
   }
   static int read(BIO* b, char* data, size_t n, size_t* got) {
@@ -237,9 +242,12 @@ bool OpensslSession::write(std::string_view plain) {
   if (failed_ || !established_) return false;
   // Room for the records up front (a 16 KB record adds at most a header, a tag and padding):
   // growing the output record by record would copy it again and fault in new pages each time.
+  // Not while a sink takes them: it usually takes all.
   constexpr size_t kRecord = 16384;
   constexpr size_t kOverhead = 5 + 256 + 16;
-  out_.reserve(out_.size() + plain.size() + (plain.size() / kRecord + 1) * kOverhead);
+  if (sink_.take == nullptr || !out_.empty()) {
+    out_.reserve(out_.size() + plain.size() + (plain.size() / kRecord + 1) * kOverhead);
+  }
   while (!plain.empty()) {
     ERR_clear_error();
     size_t written = 0;

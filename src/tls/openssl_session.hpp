@@ -34,6 +34,7 @@ class OpensslSession final : public Session {
   bool write(std::string_view plain) override;
   void shutdown() override;
 
+  void set_sink(Sink sink) override { sink_ = sink; }
   [[nodiscard]] bool has_output() const override { return !out_.empty(); }
   void take_output(std::string& into) override {
     into.clear();
@@ -60,6 +61,7 @@ class OpensslSession final : public Session {
   std::string_view in_;     // unread ciphertext (in the caller's buffer, or in kept_)
   std::string kept_;
   std::string out_;
+  Sink sink_;
   std::string error_;
   std::string verify_error_;
   std::string first_bytes_;  // of the peer's stream, to recognise a plain distribution peer

@@ -111,6 +111,9 @@ class Stream {
   void tls_flush();
   void tls_fail();
   bool tls_encrypt_pending();
+  static size_t tls_stage(void* ctx, std::string_view records);
+  bool tls_stage_send();
+  bool tls_unstage();
   [[nodiscard]] bool has_unsent() const { return !pending_.empty() || (tls_ && tls_->has_output()); }
 
   uv_tcp_t tcp_{};

@@ -45,6 +45,17 @@ class Session {
   // Queues close_notify (best effort; the peer may already be gone).
   virtual void shutdown() = 0;
 
+  // Where records may go the moment they are made instead of into the output: the socket,
+  // while nothing is queued ahead of them, so that a large write is not copied once more on
+  // its way out. take() returns how many bytes of `records` it took. It is offered records
+  // only while the output is empty, so they keep their order; what it leaves goes to the
+  // output. An empty Sink (the default) sends everything to the output.
+  struct Sink {
+    size_t (*take)(void* ctx, std::string_view records) = nullptr;
+    void* ctx = nullptr;
+  };
+  virtual void set_sink(Sink sink) = 0;
+
   [[nodiscard]] virtual bool has_output() const = 0;
   // Moves the pending ciphertext to `into` (whose buffer is reused for the next output).
   virtual void take_output(std::string& into) = 0;
