@@ -282,6 +282,41 @@ TEST_SUITE("tls") {
     CHECK(p.to_server == big);
   }
 
+  TEST_CASE("a sink takes records while the output is empty; what it leaves follows in order") {
+    Pair p = connect(side(pki().node("a"), pki().ca, false), side(pki().node("127.0.0.1"), pki().ca, true));
+    // Takes 40,000 bytes, as a socket that fills up part way through a record would.
+    struct Socket {
+      std::string took;
+      static size_t take(void* ctx, std::string_view records) {
+        auto* self = static_cast<Socket*>(ctx);
+        const size_t k = std::min(records.size(), size_t{40000} - self->took.size());
+        self->took.append(records.substr(0, k));
+        return k;
+      }
+    } socket;
+    std::string big(200000, '\0');
+    std::mt19937 rng(11);
+    for (auto& ch : big) ch = static_cast<char>(rng());
+    p.client->set_sink({&Socket::take, &socket});
+    REQUIRE(p.client->write(big));
+    p.client->set_sink({});
+    CHECK(socket.took.size() == 40000);
+    CHECK(p.client->output_size() > big.size() - 40000);
+    std::string rest;
+    p.client->take_output(rest);
+    // The socket's bytes first, then the output: one stream of records.
+    const std::string wire = socket.took + rest;
+    std::string buf(16384, '\0');
+    p.server->feed(wire);
+    for (;;) {
+      const auto r = p.server->read(buf);
+      if (r.status != Session::Status::kData) break;
+      p.to_server.append(buf.data(), r.n);
+    }
+    p.server->end_feed();
+    CHECK(p.to_server == big);
+  }
+
   TEST_CASE("refusals: another CA, expired, no certificate, the wrong host") {
     const auto expect_failure = [](Pair& p, const std::string& client_error, const std::string& server_error) {
       CHECK_FALSE((p.client->established() && p.server->established() && !p.client->failed() && !p.server->failed()));
