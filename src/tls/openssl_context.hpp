@@ -32,6 +32,7 @@ class OpensslContext final : public Context, public std::enable_shared_from_this
  private:
   void load_identity();
   void load_trust();
+  void build_chain();
   void apply_rules();
 
   SideOptions options_;
