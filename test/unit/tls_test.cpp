@@ -327,7 +327,7 @@ TEST_SUITE("tls") {
     SUBCASE("the server's certificate is from another CA") {
       const auto rogue = issue_node_cert(pki().other_ca.cert_pem, pki().other_ca.key_pem, {"127.0.0.1"}, {});
       Pair p = connect(side(pki().node("a"), pki().ca, false), side(rogue, pki().other_ca, false));
-      expect_failure(p, "certificate verify failed: self-signed certificate in certificate chain", "unknown ca");
+      expect_failure(p, "certificate verify failed: unable to get local issuer certificate", "unknown ca");
     }
     SUBCASE("the client's certificate is from another CA") {
       const auto rogue = issue_node_cert(pki().other_ca.cert_pem, pki().other_ca.key_pem, {"a"}, {});
