@@ -21,9 +21,9 @@ constexpr size_t kWriteSlice = 1U << 20U;
 // TLS: a flush of this much plaintext or more is staged (Stream::tls_flush). Its records are
 // gathered in a buffer that stays in the cache and written to the socket each time it fills,
 // where they would otherwise be copied into one buffer as large as the flush, freshly allocated
-// for it, and written after: that copy and its page faults cost a 1 MB sender about 20% (more
-// than the encryption's cost less). Records written one by one as they are made would save
-// the copy too, but 16 KB segments cost the receiver about 30% more CPU (measured).
+// for it, and written after: that copy and its page faults cost a 1 MB sender about 20%.
+// Records written one by one as they are made would save the copy too, but 16 KB segments
+// cost the receiver about 30% more CPU (measured).
 constexpr size_t kStageFrom = 64U << 10U;
 struct Stage {
   std::array<char, 256U << 10U> bytes;

@@ -45,11 +45,11 @@ class Session {
   // Queues close_notify (best effort; the peer may already be gone).
   virtual void shutdown() = 0;
 
-  // Where records may go the moment they are made instead of into the output: the socket,
-  // while nothing is queued ahead of them, so that a large write is not copied once more on
-  // its way out. take() returns how many bytes of `records` it took. It is offered records
-  // only while the output is empty, so they keep their order; what it leaves goes to the
-  // output. An empty Sink (the default) sends everything to the output.
+  // Where records may go the moment they are made instead of into the output: towards the
+  // socket, while nothing is queued ahead of them, so that a large write is not first gathered
+  // in a buffer as large as itself. take() returns how many bytes of `records` it took. It is
+  // offered records only while the output is empty, so they keep their order; what it leaves
+  // goes to the output. An empty Sink (the default) sends everything to the output.
   struct Sink {
     size_t (*take)(void* ctx, std::string_view records) = nullptr;
     void* ctx = nullptr;
