@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# Where the time of a BEAM client's round trip goes, read off the wire: for each pause between
+# calls, bench/gap_client.exs calls a C++ node and elixir_peer (alternated blocks) while tcpdump
+# records loopback. A node's share of a call is the sum of its turns (the client's last packet
+# before an answer, to that answer); the rest is the client and the kernel. The last column is
+# the ratio a C++ node answering in no time at all would reach against the BEAM node: where it
+# is above a target, no change to the node can meet that target with this client. The C++
+# node answers a turn in one packet; a BEAM may spread an answer over several, and its column
+# counts to the first (so for Chat.send_message/2 it is a lower bound).
+#
+#   bench/wire-turns.sh [--bin-dir build] [--gaps 0,1,5,20] [--what call,rt] [--block-ms 2000]
+#
+# By hand, as root (tcpdump). Needs tcpdump (apt-get install tcpdump), elixir and elixir_peer
+# built (scripts/build).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+bin_dir=$root/build gaps=0,1,5,20 whats=call,rt block_ms=2000
+while (($#)); do
+    case $1 in
+        --bin-dir) bin_dir=$(cd "$2" && pwd); shift 2 ;;
+        --gaps) gaps=$2; shift 2 ;;
+        --what) whats=$2; shift 2 ;;
+        --block-ms) block_ms=$2; shift 2 ;;
+        *) echo "usage: $0 [--bin-dir DIR] [--gaps LIST] [--what call,rt] [--block-ms MS]" >&2; exit 2 ;;
+    esac
+done
+command -v tcpdump >/dev/null || { echo "needs tcpdump (apt-get install tcpdump)" >&2; exit 2; }
+ebin=${ELIXIR_PEER_EBIN:-$root/elixir_peer/_build/prod/lib/chat/ebin}
+[[ -d $ebin ]] || { echo "elixir_peer is not built ($ebin): run scripts/build" >&2; exit 2; }
+
+work=$(mktemp -d)
+export ERL_EPMD_PORT=$((20000 + RANDOM % 20000))
+pids=()
+cleanup() {
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    epmd -port "$ERL_EPMD_PORT" -kill >/dev/null 2>&1 || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+epmd -port "$ERL_EPMD_PORT" -daemon -relaxed_command_check
+tag=wt$$
+"$bin_dir/chat-node" --name "c$tag@127.0.0.1" --cookie "$tag" --log-level warn >/dev/null 2>"$work/cpp.err" &
+cpp_pid=$!
+pids+=("$cpp_pid")
+elixir --name "b$tag@127.0.0.1" --cookie "$tag" -pa "$ebin" \
+    -e 'Application.ensure_all_started(:chat); Process.sleep(:infinity)' >/dev/null 2>&1 &
+pids+=($!)
+
+port_of() { epmd -port "$ERL_EPMD_PORT" -names 2>/dev/null | awk -v n="$1" '$2 == n { print $5 }'; }
+deadline=$((SECONDS + 30))
+until [[ -n $(port_of "c$tag") && -n $(port_of "b$tag") ]]; do
+    ((SECONDS < deadline)) || { echo "the nodes did not register with EPMD" >&2; exit 1; }
+    sleep 0.1
+done
+cpp_port=$(port_of "c$tag") beam_port=$(port_of "b$tag")
+beam_pid=$(pgrep -f "beam.*b$tag@" | head -1)
+
+# Sum of a node's turns in a capture: each answer from the node's port, minus the client's
+# last packet with data since the node's previous answer. Turns over 10 ms are the
+# connection's set-up (handshake, the client loading code), not calls: left out.
+node_us() {
+    tcpdump -r "$1" -n -tt 2>/dev/null | awk -v port="$2" '
+        / length [1-9]/ {
+            split($3, s, "."); split($5, d, "."); sub(":", "", d[5])
+            if (s[5] == port) { if (last > 0 && $1 - last < 0.01) sum += ($1 - last) * 1e6; last = 0 }
+            else if (d[5] == port) { last = $1 }
+        }
+        END { printf "%.1f", sum }'
+}
+kv() { sed -n "s/.*\b$2=\([^ ]*\).*/\1/p" <<<"$1"; }
+
+printf '| call, pause | C++: round trip mean (µs) | C++: node turns per call | BEAM: round trip mean | BEAM: node turns per call | C++/BEAM | a C++ node taking 0 µs: C++/BEAM |\n'
+printf '|---|---:|---:|---:|---:|---:|---:|\n'
+for what in ${whats//,/ }; do
+    for gap in ${gaps//,/ }; do
+        tcpdump -i lo -n -s 96 -U -w "$work/cap.pcap" "tcp port $cpp_port or tcp port $beam_port" 2>/dev/null &
+        tp=$!
+        pids+=("$tp")
+        sleep 0.5 # tcpdump opens the interface asynchronously
+        out=$(elixir --name "g$tag$RANDOM@127.0.0.1" --cookie "$tag" -pa "$ebin" "$root/bench/gap_client.exs" \
+            "c$tag@127.0.0.1" "$cpp_pid" "b$tag@127.0.0.1" "$beam_pid" "$gap" "$what" "$block_ms" 100 3000 100 0)
+        kill "$tp"
+        wait "$tp" 2>/dev/null || true
+        cpp=$(grep 'side=cpp' <<<"$out") beam=$(grep 'side=beam' <<<"$out")
+        calls=$(($(kv "$cpp" calls) + 100)) # the warm-up calls are on the wire too
+        c_node=$(awk -v s="$(node_us "$work/cap.pcap" "$cpp_port")" -v n="$calls" 'BEGIN { printf "%.1f", s / n }')
+        b_node=$(awk -v s="$(node_us "$work/cap.pcap" "$beam_port")" -v n="$calls" 'BEGIN { printf "%.1f", s / n }')
+        c_rt=$(kv "$cpp" mean_us) b_rt=$(kv "$beam" mean_us)
+        awk -v w="$what" -v g="$gap" -v cr="$c_rt" -v cn="$c_node" -v br="$b_rt" -v bn="$b_node" 'BEGIN {
+            printf "| %s, %s ms | %.0f | %.0f | %.0f | %.0f | %.2f× | %.2f× |\n",
+                (w == "rt" ? "Chat.send_message/2" : "GenServer.call :count"), g, cr, cn, br, bn, cr / br, (cr - cn) / br }'
+    done
+done
