@@ -74,10 +74,14 @@ printf '| call, pause | C++: round trip mean (µs) | C++: node turns per call | 
 printf '|---|---:|---:|---:|---:|---:|---:|\n'
 for what in ${whats//,/ }; do
     for gap in ${gaps//,/ }; do
-        tcpdump -i lo -n -s 96 -U -w "$work/cap.pcap" "tcp port $cpp_port or tcp port $beam_port" 2>/dev/null &
+        tcpdump -i lo -n -s 96 -U -w "$work/cap.pcap" "tcp port $cpp_port or tcp port $beam_port" 2>"$work/tcpdump.err" &
         tp=$!
         pids+=("$tp")
-        sleep 0.5 # tcpdump opens the interface asynchronously
+        deadline=$((SECONDS + 10))
+        until grep -q 'listening on' "$work/tcpdump.err"; do
+            ((SECONDS < deadline)) || { echo "tcpdump did not start: $(cat "$work/tcpdump.err")" >&2; exit 1; }
+            sleep 0.05
+        done
         out=$(elixir --name "g$tag$RANDOM@127.0.0.1" --cookie "$tag" -pa "$ebin" "$root/bench/gap_client.exs" \
             "c$tag@127.0.0.1" "$cpp_pid" "b$tag@127.0.0.1" "$beam_pid" "$gap" "$what" "$block_ms" 100 3000 100 0)
         kill "$tp"
