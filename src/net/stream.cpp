@@ -39,13 +39,17 @@ void WriteBatch::remove(Stream* s) {
 }
 
 void WriteBatch::flush() {
-  flushing_.swap(streams_);
-  for (Stream* s : flushing_) {
-    if (s == nullptr) continue;
-    s->batched_ = false;
-    s->flush();
+  // A write that completes at once reports on_written from inside flush(), and what its
+  // handler queues must still leave in this iteration, before the loop sleeps.
+  while (!streams_.empty()) {
+    flushing_.swap(streams_);
+    for (Stream* s : flushing_) {
+      if (s == nullptr) continue;
+      s->batched_ = false;
+      s->flush();
+    }
+    flushing_.clear();
   }
-  flushing_.clear();
 }
 
 void WriteBatch::stop() {
@@ -160,8 +164,23 @@ void Stream::flush() {
   }
   writing_ = true;
   write_req_.data = this;
-  const int rc = uv_write(&write_req_, reinterpret_cast<uv_stream_t*>(&tcp_), bufs_.data(),
-                          static_cast<unsigned>(bufs_.size()), &Stream::on_written);
+  // The socket first: what it takes at once needs no write request, whose completion would
+  // come a loop iteration later and cost an epoll_ctl to take the socket's write interest
+  // back (libuv 1.44). Only what it leaves waits for uv_write.
+  const int n = uv_try_write(reinterpret_cast<uv_stream_t*>(&tcp_), bufs_.data(), static_cast<unsigned>(bufs_.size()));
+  if (n >= 0 && static_cast<size_t>(n) == inflight_bytes_) {
+    on_written(&write_req_, 0);
+    return;
+  }
+  size_t done = n > 0 ? static_cast<size_t>(n) : 0;
+  size_t first = 0;
+  while (first < bufs_.size() && done >= bufs_[first].len) done -= bufs_[first++].len;
+  if (first < bufs_.size()) {
+    bufs_[first].base += done;
+    bufs_[first].len -= done;
+  }
+  const int rc = uv_write(&write_req_, reinterpret_cast<uv_stream_t*>(&tcp_), bufs_.data() + first,
+                          static_cast<unsigned>(bufs_.size() - first), &Stream::on_written);
   if (rc != 0) {
     writing_ = false;
     fail(uv_strerror(rc));
