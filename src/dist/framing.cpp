@@ -115,50 +115,173 @@ std::shared_ptr<const void> FrameReader::lend() {
   return data_;
 }
 
-std::optional<Message> parse_message(std::string_view frame, const term::Limits& limits,
-                                     const std::shared_ptr<const void>& owner, bool* over_budget) {
-  if (over_budget != nullptr) *over_budget = false;
-  if (frame.size() < 2 || static_cast<uint8_t>(frame[0]) != kPassThrough ||
-      static_cast<uint8_t>(frame[1]) != kVersionMagic) {
-    return std::nullopt;
+namespace {
+
+constexpr uint8_t kDistHeader = 68;   // DIST_HEADER: the normal, unfragmented header
+constexpr size_t kMaxAtomBytes = 255 * 4;  // 255 characters of up to 4 UTF-8 bytes
+constexpr size_t kMaxRefs = 255;           // NumberOfAtomCacheRefs is one byte
+
+size_t characters(std::string_view utf8) {
+  return static_cast<size_t>(std::count_if(utf8.begin(), utf8.end(), [](char c) {
+    return (static_cast<uint8_t>(c) & 0xc0U) != 0x80U;
+  }));
+}
+
+}  // namespace
+
+bool AtomCache::read(std::string_view frame, size_t* offset, std::vector<const std::string*>& refs) {
+  refs.clear();
+  size_t at = *offset;
+  const auto byte = [&](size_t k) -> unsigned { return static_cast<uint8_t>(frame[k]); };
+  const auto has = [&](size_t n) { return at <= frame.size() && frame.size() - at >= n; };
+  if (!has(1)) return false;
+  const size_t count = byte(at++);
+  if (count == 0) {  // no Flags and no AtomCacheRefs follow
+    *offset = at;
+    return true;
   }
+  // Half a byte of flags per reference, low half first, then one more half byte whose lowest
+  // bit says whether new atoms' lengths take two bytes.
+  const size_t flags_at = at;
+  if (!has(count / 2 + 1)) return false;
+  at += count / 2 + 1;
+  const auto flags = [&](size_t k) { return (byte(flags_at + k / 2) >> (4U * (k % 2))) & 0xfU; };
+  const bool long_atoms = (flags(count) & 1U) != 0;
+  for (size_t k = 0; k < count; ++k) {
+    const unsigned f = flags(k);
+    if (!has(1)) return false;
+    const auto index = static_cast<uint16_t>(((f & 7U) << 8U) | byte(at++));
+    if ((f & 8U) == 0) {  // an entry an earlier header set
+      const auto it = entries_.find(index);
+      if (it == entries_.end()) return false;
+      refs.push_back(&it->second);
+      continue;
+    }
+    size_t len = 0;
+    if (long_atoms) {
+      if (!has(2)) return false;
+      len = (byte(at) << 8U) | byte(at + 1);
+      at += 2;
+    } else {
+      if (!has(1)) return false;
+      len = byte(at++);
+    }
+    if (!has(len) || len > kMaxAtomBytes) return false;
+    const std::string_view text = frame.substr(at, len);
+    if (!term::valid_utf8(text) || characters(text) > 255) return false;
+    at += len;
+    // An entry named earlier in this same header keeps its address and takes the new text;
+    // only a peer that breaks the protocol sends that.
+    std::string& entry = entries_[index];
+    entry.assign(text);
+    refs.push_back(&entry);
+  }
+  *offset = at;
+  return true;
+}
+
+std::optional<Message> parse_message(std::string_view frame, const term::Limits& limits,
+                                     const std::shared_ptr<const void>& owner, bool* over_budget, AtomCache* cache) {
+  if (over_budget != nullptr) *over_budget = false;
+  if (frame.size() < 2) return std::nullopt;
+  const auto first = static_cast<uint8_t>(frame[0]);
+  const auto second = static_cast<uint8_t>(frame[1]);
+  // A frame's atoms: at most kMaxRefs, kept where no allocation is needed.
+  thread_local std::vector<const std::string*> refs = [] {
+    std::vector<const std::string*> v;
+    v.reserve(kMaxRefs);
+    return v;
+  }();
+  refs.clear();
+  size_t offset = 2;
+  if (cache == nullptr) {
+    if (first != kPassThrough || second != kVersionMagic) return std::nullopt;
+  } else {
+    if (first != kVersionMagic || second != kDistHeader || !cache->read(frame, &offset, refs)) return std::nullopt;
+  }
+  const term::AtomRefs atoms(refs);
   size_t budget = decode_budget(frame.size());
   const auto refused = [&]() -> std::optional<Message> {
     if (over_budget != nullptr) *over_budget = budget == 0;
     return std::nullopt;
   };
-  size_t offset = 2;
-  auto control = term::decode_at(frame, &offset, limits, owner, &budget);
+  auto control = term::decode_at(frame, &offset, limits, owner, &budget, atoms);
   if (!control) return refused();
   if (control->get<term::Tuple>() == nullptr) return std::nullopt;
   Message m{std::move(*control), std::nullopt};
   if (offset == frame.size()) return m;
-  if (static_cast<uint8_t>(frame[offset]) != kVersionMagic) return std::nullopt;
-  ++offset;
-  auto payload = term::decode_at(frame, &offset, limits, owner, &budget);
+  if (cache == nullptr) {
+    if (static_cast<uint8_t>(frame[offset]) != kVersionMagic) return std::nullopt;
+    ++offset;
+  }
+  auto payload = term::decode_at(frame, &offset, limits, owner, &budget, atoms);
   if (!payload) return refused();
   if (offset != frame.size()) return std::nullopt;
   m.payload = std::move(*payload);
   return m;
 }
 
-void append_frame(term::Sink& out, const term::Term& control, const term::Term* payload) {
+namespace {
+
+void put_length(char* at, size_t len) {
+  for (size_t k = 0; k < 4; ++k) at[k] = static_cast<char>((len >> (24U - 8U * k)) & 0xffU);
+}
+
+}  // namespace
+
+void append_frame(term::Sink& out, const term::Term& control, const term::Term* payload, FrameForm form) {
   // The length is known once the terms are encoded: its place is kept and filled in last.
   const size_t at = out.size();
   std::string& start = out.text();
   start.append(4, '\0');
-  start.push_back(static_cast<char>(kPassThrough));
-  term::encode_with_version(control, out);
-  if (payload != nullptr) term::encode_with_version(*payload, out);
-  const size_t len = out.size() - at - 4;
-  const char head[4] = {static_cast<char>((len >> 24) & 0xff), static_cast<char>((len >> 16) & 0xff),
-                        static_cast<char>((len >> 8) & 0xff), static_cast<char>(len & 0xff)};
+  if (form == FrameForm::kPassThrough) {
+    start.push_back(static_cast<char>(kPassThrough));
+    term::encode_with_version(control, out);
+    if (payload != nullptr) term::encode_with_version(*payload, out);
+  } else {
+    // A header naming no atoms: 131, 68, 0; the terms then carry no version byte.
+    const char header[3] = {static_cast<char>(kVersionMagic), static_cast<char>(kDistHeader), 0};
+    start.append(header, sizeof header);
+    term::encode_to(control, out);
+    if (payload != nullptr) term::encode_to(*payload, out);
+  }
+  char head[4];
+  put_length(head, out.size() - at - 4);
   out.patch(at, {head, sizeof head});
 }
 
-void append_frame(std::string& out, const term::Term& control, const term::Term* payload) {
+void append_frame(std::string& out, const term::Term& control, const term::Term* payload, FrameForm form) {
   term::Sink sink(out);
-  append_frame(sink, control, payload);
+  append_frame(sink, control, payload, form);
+}
+
+std::optional<std::string> to_header_form(std::string_view frames) {
+  std::string out;
+  out.reserve(frames.size() + frames.size() / 16);
+  size_t at = 0;
+  while (frames.size() - at >= 4) {
+    const size_t len = frame_length(frames.data() + at);
+    const std::string_view frame = frames.substr(at + 4, len);
+    at += 4 + frame.size();
+    if (frame.empty()) {  // a tick
+      out.append(4, '\0');
+      continue;
+    }
+    // <<112, 131, Control, [131, Payload]>> as append_frame wrote it.
+    const auto control = frame.size() > 2 ? term::encoded_size(frame, 2, SIZE_MAX) : std::nullopt;
+    if (!control) return std::nullopt;
+    const std::string_view body = frame.substr(2, *control);
+    const std::string_view rest = frame.substr(std::min(frame.size(), 2 + *control + 1));
+    const size_t head = out.size();
+    out.append(4, '\0');
+    out.push_back(static_cast<char>(kVersionMagic));
+    out.push_back(static_cast<char>(kDistHeader));
+    out.push_back('\0');
+    out.append(body);
+    out.append(rest);
+    put_length(out.data() + head, out.size() - head - 4);
+  }
+  return out;
 }
 
 void append_tick(std::string& out) { out.append(4, '\0'); }

@@ -362,6 +362,10 @@ void Connection::handshake_data(std::string_view bytes) {
   peer_ = handshake_->peer().name;
   flags_ = handshake_->peer().flags;
   offered_flags_ = handshake_->peer().offered;
+  if ((flags_ & dist::flag::kDistHdrAtomCache) != 0) {
+    form_ = dist::FrameForm::kDistHeader;
+    atom_cache_ = std::make_unique<dist::AtomCache>();
+  }
   const std::string leftover(handshake_->leftover());
   handshake_.reset();
   state_ = State::kUp;
@@ -374,6 +378,19 @@ void Connection::handshake_data(std::string_view bytes) {
   if (state_ != State::kUp) return;
   if (!queued_.empty()) {
     auto waiting = take_queued();
+    if (form_ == dist::FrameForm::kDistHeader) {
+      // Queued before the peer's flags were known: rewritten once, in the form it now expects.
+      std::string flat;
+      flat.reserve(waiting.size());
+      for (const auto& c : waiting.take()) flat.append(c.bytes());
+      auto rewritten = dist::to_header_form(flat);
+      if (!rewritten) {
+        spdlog::error("peer {}: a frame queued during the handshake could not be rewritten; closing", peer_);
+        close("unreadable queued frame");
+        return;
+      }
+      waiting.text() = std::move(*rewritten);
+    }
     net_.counters().bytes_out += waiting.size();
     stream_->append([&waiting](term::Sink& out) {
       for (auto& c : waiting.take()) {
@@ -430,7 +447,7 @@ void Connection::frames() {
     // A frame that can hold a shared binary lends its buffer to the binaries decoded from it.
     const auto owner = frame.size() >= term::Binary::kSharedMin ? reader_.lend() : nullptr;
     bool over_budget = false;
-    auto msg = dist::parse_message(frame, {}, owner, &over_budget);
+    auto msg = dist::parse_message(frame, {}, owner, &over_budget, atom_cache_.get());
     if (over_budget) {
       spdlog::warn("peer {}: a {} byte frame would decode to more than {} bytes; closing", peer_, frame.size(),
                    dist::decode_budget(frame.size()));
@@ -492,7 +509,7 @@ void Connection::queue(const term::Term& control, const term::Term* payload) {
   if (stream_ == nullptr) return;
   // Encoded straight into the stream's queue: no intermediate copy of a large payload.
   const size_t before = stream_->queued_bytes();
-  stream_->append([&](term::Sink& out) { dist::append_frame(out, control, payload); });
+  stream_->append([&](term::Sink& out) { dist::append_frame(out, control, payload, form_); });
   net_.counters().bytes_out += stream_->queued_bytes() - before;
   after_write();
 }

@@ -2,6 +2,8 @@
 
 #include <ei.h>
 
+#include <algorithm>
+#include <array>
 #include <cstring>
 #include <iterator>
 #include <utility>
@@ -124,10 +126,23 @@ Term nil() { return List{}; }
 
 namespace {
 
+// An atom's own encoding, as it stands where a cache reference stood.
+void append_atom(std::string& out, std::string_view name) {
+  if (name.size() <= UINT8_MAX) {
+    out.push_back(static_cast<char>(ERL_SMALL_ATOM_UTF8_EXT));
+    out.push_back(static_cast<char>(name.size()));
+  } else {
+    out.push_back(static_cast<char>(ERL_ATOM_UTF8_EXT));
+    out.push_back(static_cast<char>(name.size() >> 8U));
+    out.push_back(static_cast<char>(name.size() & 0xffU));
+  }
+  out.append(name);
+}
+
 class Decoder {
  public:
-  Decoder(std::string_view data, const std::shared_ptr<const void>& owner)
-      : data_(data), buf_(data.data()), owner_(owner) {}
+  Decoder(std::string_view data, const std::shared_ptr<const void>& owner, AtomRefs atoms)
+      : data_(data), buf_(data.data()), owner_(owner), atoms_(atoms) {}
 
   // Only called on bytes that encoded_size() accepted, so ei stays inside the buffer.
   // Decodes in place: containers grow element by element without temporary copies.
@@ -154,13 +169,16 @@ class Decoder {
         out.value = d;
         return true;
       }
-      case ERL_SMALL_ATOM_UTF8_EXT: {
-        // What OTP sends once UTF8_ATOMS is negotiated: the name's bytes, already UTF-8.
-        // Copied directly; ei's conversion path was the costliest step of a message.
-        const auto at = static_cast<size_t>(i);
-        const size_t n = static_cast<uint8_t>(data_[at + 1]);
-        out.value = Atom{std::string(data_.substr(at + 2, n))};
-        i += static_cast<int>(2 + n);
+      case ERL_SMALL_ATOM_UTF8_EXT:
+      case kAtomCacheRef: {
+        // What OTP sends once UTF8_ATOMS is negotiated (the name's bytes, already UTF-8), or
+        // a reference to such a name in the frame's header. Copied directly; ei's conversion
+        // path was the costliest step of a message.
+        size_t at = static_cast<size_t>(i);
+        std::string_view name;
+        if (!node_name(at, name)) return false;
+        out.value = Atom{std::string(name)};
+        i = static_cast<int>(at);
         return true;
       }
       case ERL_ATOM_EXT:
@@ -173,30 +191,49 @@ class Decoder {
         out.value = Atom{name};
         return true;
       }
-      case ERL_NEW_PID_EXT:
-        if (static_cast<uint8_t>(data_[static_cast<size_t>(i) + 1]) == ERL_SMALL_ATOM_UTF8_EXT) {
-          // NEW_PID_EXT with a UTF-8 node name, the common case: Node, ID:32, Serial:32, Creation:32.
-          const auto at = static_cast<size_t>(i);
-          const size_t n = static_cast<uint8_t>(data_[at + 2]);
-          const auto u32 = [&](size_t k) {
-            const auto* b = reinterpret_cast<const uint8_t*>(data_.data() + k);
-            return (uint32_t{b[0]} << 24) | (uint32_t{b[1]} << 16) | (uint32_t{b[2]} << 8) | b[3];
-          };
-          const size_t ids = at + 3 + n;
-          out.value = Pid{std::string(data_.substr(at + 3, n)), u32(ids), u32(ids + 4), u32(ids + 8)};
-          i += static_cast<int>(3 + n + 12);
+      case ERL_NEW_PID_EXT: {
+        // Node, ID:32, Serial:32, Creation:32, read here in the common cases rather than
+        // through ei's 1 KB erlang_pid.
+        size_t at = static_cast<size_t>(i) + 1;
+        std::string_view node;
+        if (node_name(at, node)) {
+          out.value = Pid{std::string(node), u32(at), u32(at + 4), u32(at + 8)};
+          i = static_cast<int>(at + 12);
           return true;
         }
+      }
         [[fallthrough]];
       case ERL_PID_EXT: {
+        // The form before BIG_CREATION: a one-byte Creation.
+        size_t at = static_cast<size_t>(i) + 1;
+        std::string_view node;
+        if (tag == ERL_PID_EXT && node_name(at, node)) {
+          out.value = Pid{std::string(node), u32(at), u32(at + 4), static_cast<uint8_t>(data_[at + 8])};
+          i = static_cast<int>(at + 9);
+          return true;
+        }
         erlang_pid p{};
         if (ei_decode_pid(buf_, &i, &p) != 0) return false;
         out.value = Pid{p.node, p.num, p.serial, p.creation};
         return true;
       }
-      case ERL_REFERENCE_EXT:
-      case ERL_NEW_REFERENCE_EXT:
       case ERL_NEWER_REFERENCE_EXT: {
+        // Len:16, Node, Creation:32, ID:32 * Len: every monitor and call tag a peer sends.
+        const size_t words = (size_t{static_cast<uint8_t>(data_[static_cast<size_t>(i) + 1])} << 8U) |
+                             static_cast<uint8_t>(data_[static_cast<size_t>(i) + 2]);
+        size_t at = static_cast<size_t>(i) + 3;
+        std::string_view node;
+        if (words >= 1 && words <= RefIds::kMax && node_name(at, node)) {
+          std::array<uint32_t, RefIds::kMax> ids{};
+          for (size_t k = 0; k < words; ++k) ids[k] = u32(at + 4 + 4 * k);
+          out.value = Ref{std::string(node), u32(at), RefIds(ids.data(), ids.data() + words)};
+          i = static_cast<int>(at + 4 + 4 * words);
+          return true;
+        }
+      }
+        [[fallthrough]];
+      case ERL_REFERENCE_EXT:
+      case ERL_NEW_REFERENCE_EXT: {
         erlang_ref r{};
         if (ei_decode_ref(buf_, &i, &r) != 0 || r.len < 1 || r.len > 5) return false;
         out.value = Ref{r.node, r.creation, RefIds(r.n, r.n + r.len)};
@@ -261,9 +298,7 @@ class Decoder {
       }
       case ERL_BINARY_EXT: {
         const auto at = static_cast<size_t>(i);
-        const size_t n = (size_t{static_cast<uint8_t>(data_[at + 1])} << 24) |
-                         (size_t{static_cast<uint8_t>(data_[at + 2])} << 16) |
-                         (size_t{static_cast<uint8_t>(data_[at + 3])} << 8) | static_cast<uint8_t>(data_[at + 4]);
+        const size_t n = u32(at + 1);
         i += static_cast<int>(5 + n);
         const std::string_view bytes = data_.substr(at + 5, n);
         if (owner_ && n >= Binary::kSharedMin) {
@@ -279,18 +314,71 @@ class Decoder {
   }
 
  private:
+  static constexpr uint8_t kAtomCacheRef = 82;
+
+  [[nodiscard]] uint32_t u32(size_t k) const {
+    const auto* b = reinterpret_cast<const uint8_t*>(data_.data() + k);
+    return (uint32_t{b[0]} << 24U) | (uint32_t{b[1]} << 16U) | (uint32_t{b[2]} << 8U) | b[3];
+  }
+
+  // The name of the atom at data_[at] when it is a SMALL_ATOM_UTF8_EXT or a cache reference;
+  // `at` then moves past it. Other forms are left to ei.
+  bool node_name(size_t& at, std::string_view& name) const {
+    const auto tag = static_cast<uint8_t>(data_[at]);
+    const auto n = static_cast<uint8_t>(data_[at + 1]);
+    if (tag == ERL_SMALL_ATOM_UTF8_EXT) {
+      name = data_.substr(at + 2, n);
+      at += 2 + size_t{n};
+      return true;
+    }
+    if (tag == kAtomCacheRef && n < atoms_.size()) {
+      name = *atoms_[n];
+      at += 2;
+      return true;
+    }
+    return false;
+  }
+
+  // A term kept as its bytes. Atom cache references in it are written out as the atoms they
+  // stand for, and the Size of every fun around them grows to match.
   bool raw(int& i, Term& out) {
     const auto at = static_cast<size_t>(i);
-    auto size = encoded_size(data_, at, 1U << 20U);
+    CacheRefSites sites;
+    auto size = encoded_size(data_, at, 1U << 20U, nullptr, atoms_, atoms_.empty() ? nullptr : &sites);
     if (!size) return false;
     i += static_cast<int>(*size);
-    out.value = Raw{std::string(data_.substr(at, *size))};
+    if (sites.refs.empty()) {
+      out.value = Raw{std::string(data_.substr(at, *size))};
+      return true;
+    }
+    std::string bytes;
+    std::vector<size_t> grown;  // bytes added up to and including each reference
+    size_t from = at;
+    for (const size_t r : sites.refs) {
+      bytes.append(data_.substr(from, r - from));
+      append_atom(bytes, *atoms_[static_cast<uint8_t>(data_[r + 1])]);
+      from = r + 2;
+      grown.push_back(bytes.size() - (from - at));
+    }
+    bytes.append(data_.substr(from, at + *size - from));
+    const auto added_before = [&](size_t pos) {
+      const auto k = std::lower_bound(sites.refs.begin(), sites.refs.end(), pos) - sites.refs.begin();
+      return k == 0 ? size_t{0} : grown[static_cast<size_t>(k) - 1];
+    };
+    for (const size_t f : sites.fun_sizes) {
+      const size_t old_size = u32(f);
+      const size_t size_at = f - at + added_before(f);
+      const size_t new_size = old_size + added_before(f + old_size) - added_before(f);
+      for (size_t k = 0; k < 4; ++k) bytes[size_at + k] = static_cast<char>((new_size >> (24U - 8U * k)) & 0xffU);
+    }
+    out.value = Raw{std::move(bytes)};
     return true;
   }
 
   std::string_view data_;
   const char* buf_;
   const std::shared_ptr<const void>& owner_;
+  AtomRefs atoms_;
 };
 
 // ei encoders compute the size when given a null buffer; the second call writes in place.
@@ -413,11 +501,11 @@ struct Encoder {
 }  // namespace
 
 std::optional<Term> decode_at(std::string_view data, size_t* offset, const Limits& limits,
-                              const std::shared_ptr<const void>& owner, size_t* budget) {
+                              const std::shared_ptr<const void>& owner, size_t* budget, AtomRefs atoms) {
   if (data.size() > static_cast<size_t>(INT32_MAX)) return std::nullopt;  // ei indexes with int
-  auto size = encoded_size(data, *offset, limits.max_depth, budget);
+  auto size = encoded_size(data, *offset, limits.max_depth, budget, atoms);
   if (!size) return std::nullopt;
-  Decoder d(data, owner);
+  Decoder d(data, owner, atoms);
   int i = static_cast<int>(*offset);
   Term t;
   if (!d.term(i, t) || static_cast<size_t>(i) != *offset + *size) return std::nullopt;

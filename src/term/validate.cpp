@@ -10,6 +10,7 @@ namespace {
 // Tags of the external term format (erts "External Term Format" chapter).
 enum Tag : uint8_t {
   kNewFloat = 70,
+  kAtomCacheRef = 82,
   kBitBinary = 77,
   kNewPid = 88,
   kNewPort = 89,
@@ -42,10 +43,39 @@ enum Tag : uint8_t {
 constexpr size_t kMaxAtomBytes = 255 * 4;
 constexpr size_t kMaxRefWords = 5;
 
+// The length of the UTF-8 sequence at text[k] if it is well formed, else 0.
+size_t utf8_char(std::string_view text, size_t k) {
+  const auto c = static_cast<uint8_t>(text[k]);
+  size_t len = 0;
+  uint32_t cp = 0;
+  if (c < 0x80) return 1;
+  if ((c & 0xe0) == 0xc0) {
+    len = 2;
+    cp = c & 0x1fU;
+  } else if ((c & 0xf0) == 0xe0) {
+    len = 3;
+    cp = c & 0x0fU;
+  } else if ((c & 0xf8) == 0xf0) {
+    len = 4;
+    cp = c & 0x07U;
+  } else {
+    return 0;
+  }
+  if (k + len > text.size()) return 0;
+  for (size_t m = 1; m < len; ++m) {
+    const auto cc = static_cast<uint8_t>(text[k + m]);
+    if ((cc & 0xc0) != 0x80) return 0;
+    cp = (cp << 6U) | (cc & 0x3fU);
+  }
+  static constexpr uint32_t kMin[] = {0, 0, 0x80, 0x800, 0x10000};
+  if (cp < kMin[len] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return 0;
+  return len;
+}
+
 class Walker {
  public:
-  Walker(std::string_view data, size_t max_depth, size_t* budget)
-      : data_(data), max_depth_(max_depth), budget_(budget) {}
+  Walker(std::string_view data, size_t max_depth, size_t* budget, AtomRefs atoms, CacheRefSites* sites)
+      : data_(data), max_depth_(max_depth), budget_(budget), atoms_(atoms), sites_(sites) {}
 
   // One term, in the slot of a container (or the root): its slot is charged, then its walk.
   bool term(size_t& i, size_t depth) { return charge(sizeof(Term)) && walk(i, depth); }
@@ -75,6 +105,12 @@ class Walker {
       case kSmallAtomUtf8: {
         uint32_t n = 0;
         return u8(i, n) && text(n) && utf8(i, n);
+      }
+      case kAtomCacheRef: {
+        uint32_t k = 0;
+        if (!u8(i, k) || k >= atoms_.size()) return false;
+        if (sites_ != nullptr) sites_->refs.push_back(i - 2);
+        return text(atoms_[k]->size());
       }
       case kReference: return atom(i) && skip(i, 5);
       case kNewReference:
@@ -131,6 +167,7 @@ class Walker {
       case kNewFun: {
         // Size counts itself; the inner fields are walked too, so Size must agree.
         const size_t start = i;
+        if (sites_ != nullptr) sites_->fun_sizes.push_back(start);
         uint32_t size = 0;
         if (!u32(i, size) || size < 4 + 1 + 16 + 4 + 4 || !has(start, size) || !text(size + 1)) return false;
         uint32_t num_free = 0;
@@ -190,6 +227,10 @@ class Walker {
   bool atom(size_t& i) {
     if (!has(i, 1)) return false;
     const auto tag = byte(i);
+    if (tag == kAtomCacheRef) {
+      const size_t start = i;
+      return walk(i, 0) && atoms_[byte(start + 1)]->find('\0') == std::string::npos;
+    }
     if (tag != kAtom && tag != kAtomUtf8 && tag != kSmallAtom && tag != kSmallAtomUtf8) return false;
     const size_t start = i;
     if (!walk(i, 0)) return false;
@@ -198,37 +239,7 @@ class Walker {
   }
   // UTF-8 atom text must be well-formed, as binary_to_term/1 insists.
   bool utf8(size_t& i, size_t n) {
-    if (!has(i, n)) return false;
-    size_t k = 0;
-    while (k < n) {
-      const uint8_t c = byte(i + k);
-      size_t len = 0;
-      uint32_t cp = 0;
-      if (c < 0x80) {
-        len = 1;
-        cp = c;
-      } else if ((c & 0xe0) == 0xc0) {
-        len = 2;
-        cp = c & 0x1fU;
-      } else if ((c & 0xf0) == 0xe0) {
-        len = 3;
-        cp = c & 0x0fU;
-      } else if ((c & 0xf8) == 0xf0) {
-        len = 4;
-        cp = c & 0x07U;
-      } else {
-        return false;
-      }
-      if (k + len > n) return false;
-      for (size_t m = 1; m < len; ++m) {
-        const uint8_t cc = byte(i + k + m);
-        if ((cc & 0xc0) != 0x80) return false;
-        cp = (cp << 6U) | (cc & 0x3fU);
-      }
-      static constexpr uint32_t kMin[] = {0, 0, 0x80, 0x800, 0x10000};
-      if (cp < kMin[len] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return false;
-      k += len;
-    }
+    if (!has(i, n) || !valid_utf8(data_.substr(i, n))) return false;
     i += n;
     return true;
   }
@@ -247,12 +258,24 @@ class Walker {
   std::string_view data_;
   size_t max_depth_;
   size_t* budget_;
+  AtomRefs atoms_;
+  CacheRefSites* sites_;
 };
 
 }  // namespace
 
-std::optional<size_t> encoded_size(std::string_view data, size_t offset, size_t max_depth, size_t* budget) {
-  Walker w(data, max_depth, budget);
+bool valid_utf8(std::string_view text) {
+  for (size_t k = 0; k < text.size();) {
+    const size_t len = utf8_char(text, k);
+    if (len == 0) return false;
+    k += len;
+  }
+  return true;
+}
+
+std::optional<size_t> encoded_size(std::string_view data, size_t offset, size_t max_depth, size_t* budget,
+                                   AtomRefs atoms, CacheRefSites* sites) {
+  Walker w(data, max_depth, budget, atoms, sites);
   size_t i = offset;
   if (!w.term(i, 0)) return std::nullopt;
   return i - offset;

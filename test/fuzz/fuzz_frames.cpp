@@ -11,13 +11,18 @@
 // Invariant besides "no crash, no sanitizer report": every message the node sends back must
 // be a well-formed distribution message (it would otherwise break the peer's connection).
 //
+// The first frame decides the form, as the handshake would have: one that starts with 131 is
+// a distribution header and the connection keeps an atom cache; otherwise pass-through.
+//
 // Seeds (test/fuzz/corpus/frames) are frames a real BEAM sent to chat-node, captured by
-// test/fuzz/capture; one file per frame, header included.
+// test/fuzz/capture; one file per frame, header included. Those named dist-header-* are
+// streams in the header form, whose later frames name atoms the earlier ones cached.
 #include <spdlog/spdlog.h>
 
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
+#include <optional>
 #include <string>
 
 #include "chat/chat/services.hpp"
@@ -43,12 +48,14 @@ fuzz::GuardedBuffer& guarded() {
   return buffer;
 }
 
-void check_sent(test::FakeTransport& transport) {
+void check_sent(test::FakeTransport& transport, chat::dist::FrameForm form = chat::dist::FrameForm::kPassThrough) {
   for (const auto& s : transport.take()) {
     std::string frame;
-    chat::dist::append_frame(frame, s.control, s.payload ? &*s.payload : nullptr);
+    chat::dist::append_frame(frame, s.control, s.payload ? &*s.payload : nullptr, form);
     FUZZ_CHECK(frame.size() >= 4);
-    const auto back = chat::dist::parse_message(guarded().place(std::string_view(frame).substr(4)));
+    chat::dist::AtomCache cache;  // what the peer keeps: frames from us name no atom
+    const auto back = chat::dist::parse_message(guarded().place(std::string_view(frame).substr(4)), {}, nullptr,
+                                                nullptr, form == chat::dist::FrameForm::kDistHeader ? &cache : nullptr);
     FUZZ_CHECK(back.has_value());
     FUZZ_CHECK(back->payload.has_value() == s.payload.has_value());
   }
@@ -80,6 +87,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   fuzz::Chunker chunks(size > 0 ? data[size - 1] : 0);
   const std::string_view stream(reinterpret_cast<const char*>(data), size);
   bool open = true;
+  std::optional<chat::dist::FrameForm> form;
+  chat::dist::AtomCache cache;
   for (size_t fed = 0; open && fed < stream.size();) {
     const size_t n = chunks.next(stream.size() - fed);
     reader.feed(stream.substr(fed, n));
@@ -94,26 +103,31 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         break;
       }
       FUZZ_CHECK(!frame.empty() && frame.size() <= kMaxFrame);
-      auto msg = chat::dist::parse_message(guarded().place(frame));
+      // The first frame says which form the connection negotiated, as the handshake would:
+      // a distribution header (131) and an atom cache, or pass-through (112).
+      if (!form) form = static_cast<uint8_t>(frame[0]) == chat::dist::kVersionMagic ? chat::dist::FrameForm::kDistHeader
+                                                                                   : chat::dist::FrameForm::kPassThrough;
+      auto msg = chat::dist::parse_message(guarded().place(frame), {}, nullptr, nullptr,
+                                           form == chat::dist::FrameForm::kDistHeader ? &cache : nullptr);
       if (!msg || !node.control(fuzz::kPeerName, msg->control, std::move(msg->payload))) {
         open = false;
         break;
       }
     }
     node.drain();
-    check_sent(transport);
+    check_sent(transport, form.value_or(chat::dist::FrameForm::kPassThrough));
   }
 
   // Timers (task start timeouts, io reply timeouts) fire; whatever they start runs too.
   for (int round = 0; round < 4 && !timers.pending.empty(); ++round) {
     timers.advance(UINT64_MAX);
     node.drain();
-    check_sent(transport);
+    check_sent(transport, form.value_or(chat::dist::FrameForm::kPassThrough));
   }
   transport.connected.erase(fuzz::kPeerName);
   node.peer_down(fuzz::kPeerName);
   node.drain();
-  check_sent(transport);
+  check_sent(transport, form.value_or(chat::dist::FrameForm::kPassThrough));
   out.flush();
   return 0;
 }

@@ -45,11 +45,12 @@ inline constexpr uint64_t kMandatory25 = kExtendedReferences | kFunTags | kExten
                                          kMapTag | kExportPtrTag | kBitBinaries | kHandshake23;
 inline constexpr uint64_t kMandatory26 = kMandatory25 | kUnlinkId | kV4Nc;
 
-// Exactly what this node implements. No atom cache and no fragments: every frame is a plain
-// pass-through message. No EXIT_PAYLOAD: without it both sides carry exit reasons inside the
-// control tuple (EXIT, EXIT2, MONITOR_P_EXIT); the PAYLOAD_* forms are still decoded.
+// Exactly what this node implements. The atom cache as a BEAM peer fills it (DIST_HDR_ATOM_CACHE:
+// frames carry a distribution header; ours name no atoms). No fragments. No EXIT_PAYLOAD:
+// without it both sides carry exit reasons inside the control tuple (EXIT, EXIT2,
+// MONITOR_P_EXIT); the PAYLOAD_* forms are still decoded.
 inline constexpr uint64_t kOurs = kMandatory26 | kPublished | kDistMonitor | kDistMonitorName |
-                                  kSmallAtomTags | kSendSender | kUnicodeIo |
+                                  kSmallAtomTags | kSendSender | kUnicodeIo | kDistHdrAtomCache |
                                   kMandatory25Digest | kBigSeqtraceLabels | kSpawn | kAlias;
 // What we insist on from a peer: the terms we decode and the 'N' handshake.
 inline constexpr uint64_t kRequired = kMandatory25;
@@ -90,7 +91,7 @@ enum class Op : int64_t {
 };
 
 // "After the handshake, the distribution switches to 4 byte packet headers"; a message
-// without atom cache starts with this pass-through byte.
+// without a distribution header starts with this pass-through byte.
 inline constexpr uint8_t kPassThrough = 112;
 inline constexpr uint8_t kVersionMagic = 131;
 

@@ -9,6 +9,8 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <unordered_map>
+#include <vector>
 
 #include "chat/term/term.hpp"
 
@@ -67,16 +69,47 @@ inline constexpr size_t kDecodeFloor = 32U << 20U;
 inline constexpr size_t kDecodeRatio = 4;
 [[nodiscard]] constexpr size_t decode_budget(size_t frame_bytes) { return kDecodeFloor + kDecodeRatio * frame_bytes; }
 
-// Decodes <<112, 131, Control, [131, Payload]>>, within decode_budget(frame size) for both
-// terms together. nullopt for anything else; then *over_budget (when given) says whether
-// the budget was the reason. When `owner` keeps the frame alive, large binaries stay in it
-// (term::decode_at).
-std::optional<Message> parse_message(std::string_view frame, const term::Limits& limits = {},
-                                     const std::shared_ptr<const void>& owner = nullptr, bool* over_budget = nullptr);
+// The atoms a peer has put in its atom cache (DFLAG_DIST_HDR_ATOM_CACHE): 8 segments of 256
+// entries, each set by a distribution header and named by later ones by its index alone.
+// One per connection, for frames in the order they arrive.
+class AtomCache {
+ public:
+  static constexpr size_t kEntries = 2048;
+  // Reads the atom cache references of the normal distribution header
+  // <<131, 68, NumberOfAtomCacheRefs, Flags, AtomCacheRefs>> at frame[*offset] (just past the
+  // 68), storing its new atoms and listing in `refs` the atom each reference index names.
+  // False for a malformed header or a reference to an entry never set.
+  bool read(std::string_view frame, size_t* offset, std::vector<const std::string*>& refs);
+  [[nodiscard]] size_t size() const { return entries_.size(); }
 
-// Appends a complete frame (length header included) for control + optional payload.
-void append_frame(term::Sink& out, const term::Term& control, const term::Term* payload);
-void append_frame(std::string& out, const term::Term& control, const term::Term* payload);
+ private:
+  // Sparse: a BEAM spreads the atoms it uses over all 2048 indexes by hash, and uses a few.
+  std::unordered_map<uint16_t, std::string> entries_;
+};
+
+// How a connection's frames start: the pass-through byte 112 and a version byte before each
+// term, or (DFLAG_DIST_HDR_ATOM_CACHE negotiated) a distribution header and no version bytes.
+enum class FrameForm { kPassThrough, kDistHeader };
+
+// Decodes <<112, 131, Control, [131, Payload]>> or, given the connection's atom cache,
+// <<131, 68, Header, Control, [Payload]>>, within decode_budget(frame size) for both terms
+// together. nullopt for anything else (either form where the other is due); then
+// *over_budget (when given) says whether the budget was the reason. When `owner` keeps the
+// frame alive, large binaries stay in it (term::decode_at).
+std::optional<Message> parse_message(std::string_view frame, const term::Limits& limits = {},
+                                     const std::shared_ptr<const void>& owner = nullptr, bool* over_budget = nullptr,
+                                     AtomCache* cache = nullptr);
+
+// Appends a complete frame (length header included) for control + optional payload. The
+// header form names no atom: every atom goes out in full, which any peer decodes.
+void append_frame(term::Sink& out, const term::Term& control, const term::Term* payload,
+                  FrameForm form = FrameForm::kPassThrough);
+void append_frame(std::string& out, const term::Term& control, const term::Term* payload,
+                  FrameForm form = FrameForm::kPassThrough);
+// Pass-through frames (as append_frame writes them, ticks included) rewritten in the header
+// form, for what was queued before the handshake said which form the peer takes. nullopt if
+// one of them is not such a frame.
+std::optional<std::string> to_header_form(std::string_view frames);
 // A tick: an empty frame.
 void append_tick(std::string& out);
 

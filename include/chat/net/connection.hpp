@@ -81,7 +81,11 @@ class Connection final : Stream::Events {
   Stream* stream_ = nullptr;
   std::optional<dist::Handshake> handshake_;
   dist::FrameReader reader_;
-  term::ChunkList queued_;  // frames waiting for the handshake
+  term::ChunkList queued_;  // frames waiting for the handshake, in the pass-through form
+  // Set by the handshake: DFLAG_DIST_HDR_ATOM_CACHE on both sides puts a distribution header
+  // on every frame, each way, and the peer's frames name atoms from its cache.
+  dist::FrameForm form_ = dist::FrameForm::kPassThrough;
+  std::unique_ptr<dist::AtomCache> atom_cache_;
   // Counts down from a large frame over the small ones after it; while above zero, frames are
   // read one by one in place (read_area).
   uint8_t after_large_ = 0;

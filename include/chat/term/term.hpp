@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <initializer_list>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -143,6 +144,10 @@ Term list(std::vector<Term> items);
 Term improper_list(std::vector<Term> items, Term tail);
 Term nil();
 
+// The atoms a distribution header lists, in order: an ATOM_CACHE_REF (tag 82) in the terms
+// after the header is an index into them (dist::AtomCache). Empty outside such frames.
+using AtomRefs = std::span<const std::string* const>;
+
 // Limits applied while decoding peer data.
 struct Limits {
   size_t max_depth = 512;
@@ -152,8 +157,11 @@ struct Limits {
 // keeps `data` alive, large binaries are views into it rather than copies. With `budget`, the
 // memory the decoded term takes (validate.hpp) is taken from *budget, and a term that would
 // take more is refused (nullopt, *budget then unspecified) before anything is allocated.
+// `atoms` resolves atom cache references (AtomRefs); an unmodelled term (Raw) gets its
+// references written out as plain atoms, so its bytes stand on their own.
 std::optional<Term> decode_at(std::string_view data, size_t* offset, const Limits& limits = {},
-                              const std::shared_ptr<const void>& owner = nullptr, size_t* budget = nullptr);
+                              const std::shared_ptr<const void>& owner = nullptr, size_t* budget = nullptr,
+                              AtomRefs atoms = {});
 // Decodes `131, Term` occupying all of `data`.
 std::optional<Term> decode(std::string_view data, const Limits& limits = {});
 
