@@ -160,7 +160,10 @@ defmodule Capture do
 
   def split_frames(_), do: []
 
-  # Control and payload terms of a frame, each with its version byte.
+  # Control and payload terms of a frame, each with its version byte. A frame in the
+  # distribution-header form (<<131, 68, ...>>, what a BEAM sends once chat-node takes the atom
+  # cache) names atoms that earlier frames of its connection cached: it is not split here, and
+  # only the whole-session seed below keeps such frames in an order that decodes.
   def frame_terms(<<112, rest::binary>>), do: terms(rest)
   def frame_terms(_), do: []
 
