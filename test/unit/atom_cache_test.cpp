@@ -166,3 +166,16 @@ TEST_SUITE("framing") {
     CHECK_FALSE(dist::to_header_form(test::unhex("00000003" "708399")).has_value());
   }
 }
+
+TEST_SUITE("term") {
+  TEST_CASE("UTF-8 checks hold across the eight-byte ASCII steps") {
+    CHECK(term::valid_utf8(""));
+    CHECK(term::valid_utf8("Elixir.Chat.TaskSupervisor"));
+    CHECK(term::valid_utf8("abcdefg\xc3\xa9xyz"));        // a two-byte character across the first step
+    CHECK(term::valid_utf8("abcdefgh\xf0\x9f\x90\x94"));  // a four-byte one right after it
+    CHECK_FALSE(term::valid_utf8("abcdefgh\xc3"));        // cut short
+    CHECK_FALSE(term::valid_utf8("abcdefghijklmnop\x80"));
+    CHECK_FALSE(term::valid_utf8("abcdefgh\xed\xa0\x80"));  // a surrogate
+    CHECK_FALSE(term::valid_utf8("abcdefg\xc0\x80"));       // overlong
+  }
+}
