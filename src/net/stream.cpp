@@ -291,6 +291,16 @@ void Stream::tls_flush() {
   bufs_.assign(1, uv_buf_init(cipher_.data(), static_cast<unsigned>(cipher_.size())));
   writing_ = true;
   write_req_.data = this;
+  // The socket first, as in flush(): records it takes at once need no write request.
+  const int n = uv_try_write(reinterpret_cast<uv_stream_t*>(&tcp_), bufs_.data(), 1);
+  if (n >= 0 && static_cast<size_t>(n) == cipher_.size()) {
+    on_written(&write_req_, 0);
+    return;
+  }
+  if (n > 0) {
+    bufs_[0].base += n;
+    bufs_[0].len -= static_cast<unsigned>(n);
+  }
   const int rc = uv_write(&write_req_, reinterpret_cast<uv_stream_t*>(&tcp_), bufs_.data(), 1, &Stream::on_written);
   if (rc != 0) {
     writing_ = false;
