@@ -9,24 +9,36 @@
 # counts to the first (so for Chat.send_message/2 it is a lower bound).
 #
 #   bench/wire-turns.sh [--bin-dir build] [--gaps 0,1,5,20] [--what call,rt] [--block-ms 2000]
+#                       [--tls OPTFILE]
+#
+# With --tls, all three nodes run the distribution over TLS from that -ssl_dist_optfile
+# (certificates for 127.0.0.1: chat-node tls-ca, then tls-cert 127.0.0.1). A turn then ends
+# at the first record of the answer.
 #
 # By hand, as root (tcpdump). Needs tcpdump (apt-get install tcpdump), elixir and elixir_peer
 # built (scripts/build).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-bin_dir=$root/build gaps=0,1,5,20 whats=call,rt block_ms=2000
+bin_dir=$root/build gaps=0,1,5,20 whats=call,rt block_ms=2000 optfile=
 while (($#)); do
     case $1 in
         --bin-dir) bin_dir=$(cd "$2" && pwd); shift 2 ;;
         --gaps) gaps=$2; shift 2 ;;
         --what) whats=$2; shift 2 ;;
         --block-ms) block_ms=$2; shift 2 ;;
-        *) echo "usage: $0 [--bin-dir DIR] [--gaps LIST] [--what call,rt] [--block-ms MS]" >&2; exit 2 ;;
+        --tls) optfile=$(realpath "$2"); shift 2 ;;
+        *) echo "usage: $0 [--bin-dir DIR] [--gaps LIST] [--what call,rt] [--block-ms MS] [--tls OPTFILE]" >&2; exit 2 ;;
     esac
 done
 command -v tcpdump >/dev/null || { echo "needs tcpdump (apt-get install tcpdump)" >&2; exit 2; }
 ebin=${ELIXIR_PEER_EBIN:-$root/elixir_peer/_build/prod/lib/chat/ebin}
 [[ -d $ebin ]] || { echo "elixir_peer is not built ($ebin): run scripts/build" >&2; exit 2; }
+
+cpp_tls=() beam_tls=()
+if [[ -n $optfile ]]; then
+    cpp_tls=(--ssl-dist-optfile "$optfile")
+    beam_tls=(--erl "-proto_dist inet_tls -ssl_dist_optfile $optfile")
+fi
 
 work=$(mktemp -d)
 export ERL_EPMD_PORT=$((20000 + RANDOM % 20000))
@@ -40,10 +52,10 @@ cleanup() {
 trap cleanup EXIT
 epmd -port "$ERL_EPMD_PORT" -daemon -relaxed_command_check
 tag=wt$$
-"$bin_dir/chat-node" --name "c$tag@127.0.0.1" --cookie "$tag" --log-level warn >/dev/null 2>"$work/cpp.err" &
+"$bin_dir/chat-node" --name "c$tag@127.0.0.1" --cookie "$tag" "${cpp_tls[@]}" --log-level warn >/dev/null 2>"$work/cpp.err" &
 cpp_pid=$!
 pids+=("$cpp_pid")
-elixir --name "b$tag@127.0.0.1" --cookie "$tag" -pa "$ebin" \
+elixir "${beam_tls[@]}" --name "b$tag@127.0.0.1" --cookie "$tag" -pa "$ebin" \
     -e 'Application.ensure_all_started(:chat); Process.sleep(:infinity)' >/dev/null 2>&1 &
 pids+=($!)
 
@@ -82,7 +94,7 @@ for what in ${whats//,/ }; do
             ((SECONDS < deadline)) || { echo "tcpdump did not start: $(cat "$work/tcpdump.err")" >&2; exit 1; }
             sleep 0.05
         done
-        out=$(elixir --name "g$tag$RANDOM@127.0.0.1" --cookie "$tag" -pa "$ebin" "$root/bench/gap_client.exs" \
+        out=$(elixir "${beam_tls[@]}" --name "g$tag$RANDOM@127.0.0.1" --cookie "$tag" -pa "$ebin" "$root/bench/gap_client.exs" \
             "c$tag@127.0.0.1" "$cpp_pid" "b$tag@127.0.0.1" "$beam_pid" "$gap" "$what" "$block_ms" 100 3000 100 0)
         kill "$tp"
         wait "$tp" 2>/dev/null || true
