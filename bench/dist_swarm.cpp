@@ -120,7 +120,8 @@ class Swarm {
  public:
   struct Config {
     std::string cookie;
-    uint64_t flags = flag::kOurs & ~flag::kPublished;
+    // Pass-through frames only: no DIST_HDR_ATOM_CACHE, so no peer sends a distribution header.
+    uint64_t flags = flag::kOurs & ~flag::kPublished & ~flag::kDistHdrAtomCache;
     uint64_t tick_ms = 1000;  // send a tick after this long without writing
     std::shared_ptr<chat::tls::Context> tls;  // client side of an optfile, or none
   };

@@ -265,7 +265,8 @@ class DistCaller {
     bench::set_nodelay(fd_);
     chat::dist::HandshakeConfig c;
     c.our_name = me_;
-    c.our_flags = flag::kOurs & ~flag::kPublished;  // hidden: no global sync to answer
+    // Hidden (no global sync to answer), and pass-through frames only (no atom cache).
+    c.our_flags = flag::kOurs & ~flag::kPublished & ~flag::kDistHdrAtomCache;
     c.required_flags = flag::kMandatory25;
     c.our_creation = static_cast<uint32_t>(rng()) | 1U;
     c.cookie = cookie;
