@@ -11,12 +11,11 @@ namespace chat::app {
 
 namespace pm = prometheus;
 
-// BEAM nodes always offer the atom cache header and fragments; a chat-node offers exactly
-// its own flag set (without DFLAG_PUBLISHED when hidden); anything else is some other
-// implementation.
+// BEAM nodes always offer fragments, which a chat-node does not (the atom cache header both
+// offer); a chat-node offers exactly its own flag set (without DFLAG_PUBLISHED when hidden);
+// anything else is some other implementation.
 const char* peer_kind(uint64_t offered_flags) {
-  constexpr uint64_t kBeamOnly = dist::flag::kDistHdrAtomCache | dist::flag::kFragments;
-  if ((offered_flags & kBeamOnly) != 0) return "beam";
+  if ((offered_flags & dist::flag::kFragments) != 0) return "beam";
   return (offered_flags | dist::flag::kPublished) == dist::flag::kOurs ? "cpp" : "other";
 }
 
