@@ -117,15 +117,8 @@ std::shared_ptr<const void> FrameReader::lend() {
 
 namespace {
 
-constexpr uint8_t kDistHeader = 68;   // DIST_HEADER: the normal, unfragmented header
-constexpr size_t kMaxAtomBytes = 255 * 4;  // 255 characters of up to 4 UTF-8 bytes
-constexpr size_t kMaxRefs = 255;           // NumberOfAtomCacheRefs is one byte
-
-size_t characters(std::string_view utf8) {
-  return static_cast<size_t>(std::count_if(utf8.begin(), utf8.end(), [](char c) {
-    return (static_cast<uint8_t>(c) & 0xc0U) != 0x80U;
-  }));
-}
+constexpr uint8_t kDistHeader = 68;  // DIST_HEADER: the normal, unfragmented header
+constexpr size_t kMaxRefs = 255;    // NumberOfAtomCacheRefs is one byte
 
 }  // namespace
 
@@ -166,9 +159,9 @@ bool AtomCache::read(std::string_view frame, size_t* offset, std::vector<const s
       if (!has(1)) return false;
       len = byte(at++);
     }
-    if (!has(len) || len > kMaxAtomBytes) return false;
+    if (!has(len)) return false;
     const std::string_view text = frame.substr(at, len);
-    if (!term::valid_utf8(text) || characters(text) > 255) return false;
+    if (!term::valid_atom_text(text)) return false;
     at += len;
     // An entry named earlier in this same header keeps its address and takes the new text;
     // only a peer that breaks the protocol sends that.

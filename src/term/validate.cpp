@@ -1,5 +1,6 @@
 #include "chat/term/validate.hpp"
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 
@@ -279,6 +280,13 @@ bool valid_utf8(std::string_view text) {
     k += len;
   }
   return true;
+}
+
+bool valid_atom_text(std::string_view text) {
+  const auto characters = std::count_if(text.begin(), text.end(), [](char c) {
+    return (static_cast<uint8_t>(c) & 0xc0U) != 0x80U;  // every byte but a continuation starts one
+  });
+  return text.size() <= kMaxAtomBytes && characters <= 255 && valid_utf8(text);
 }
 
 std::optional<size_t> encoded_size(std::string_view data, size_t offset, size_t max_depth, size_t* budget,

@@ -32,6 +32,8 @@ std::optional<size_t> encoded_size(std::string_view data, size_t offset, size_t 
 // Well-formed UTF-8 (no overlong forms, surrogates or code points past U+10FFFF), as
 // binary_to_term/1 insists for atom text.
 [[nodiscard]] bool valid_utf8(std::string_view text);
+// Text an atom may have: well-formed UTF-8 of at most 255 characters.
+[[nodiscard]] bool valid_atom_text(std::string_view text);
 
 // The memory decode_at() gives a term, as the walk counts it: its slot in its container
 // (sizeof(Term), for every element of every tuple, list and map) plus what it keeps on the
