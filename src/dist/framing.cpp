@@ -173,6 +173,104 @@ bool AtomCache::read(std::string_view frame, size_t* offset, std::vector<const s
   return true;
 }
 
+namespace {
+
+// The control of a plain send at frame[*offset] (Send), read by hand in the forms peers use
+// (NEW_PID_EXT, SMALL_ATOM_UTF8_EXT or an atom cache reference), with the checks the term walk
+// makes. nullopt, with *offset and *budget untouched, for any other control or form: the
+// general path then decides, so nothing is accepted here that it would refuse.
+class SendReader {
+ public:
+  SendReader(std::string_view frame, size_t at, term::AtomRefs atoms) : frame_(frame), at_(at), atoms_(atoms) {}
+
+  std::optional<Send> read(size_t* budget) {
+    constexpr uint8_t kSmallTuple = 104;    // SMALL_TUPLE_EXT
+    constexpr uint8_t kSmallInteger = 97;  // SMALL_INTEGER_EXT
+    if (!has(4) || byte(at_) != kSmallTuple || byte(at_ + 2) != kSmallInteger) return std::nullopt;
+    const size_t arity = byte(at_ + 1);
+    const auto op = static_cast<Op>(byte(at_ + 3));
+    at_ += 4;
+    std::optional<Send> s;
+    std::string_view name;
+    if (op == Op::kRegSend && arity == 4) {
+      s.emplace(Send{op, {}, {}});
+      std::string_view unused;
+      if (!pid(s->from) || !atom(unused) || !atom(name)) return std::nullopt;
+      s->to = std::string(name);
+    } else if ((op == Op::kSendSender || op == Op::kSend) && arity == 3) {
+      s.emplace(Send{op, {}, term::Pid{}});
+      std::string_view unused;
+      auto& to = std::get<term::Pid>(s->to);
+      if (!(op == Op::kSend ? atom(unused) : pid(s->from)) || !pid(to)) return std::nullopt;
+      if (op == Op::kSend) s->from = to;
+    } else {
+      return std::nullopt;
+    }
+    // What the walk would charge: a slot for the tuple and each element, and the heap text
+    // of the names too long for a string's own buffer.
+    size_t cost = (1 + arity) * sizeof(term::Term) + heap(s->from.node) + heap(name);
+    if (const auto* to = std::get_if<term::Pid>(&s->to)) cost += heap(to->node);
+    if (cost > *budget) return std::nullopt;
+    *budget -= cost;
+    return s;
+  }
+  [[nodiscard]] size_t offset() const { return at_; }
+
+ private:
+  static size_t heap(std::string_view text) { return text.size() > term::kShortString ? text.size() : 0; }
+  [[nodiscard]] bool has(size_t n) const { return n <= frame_.size() - at_; }
+  [[nodiscard]] uint8_t byte(size_t i) const { return static_cast<uint8_t>(frame_[i]); }
+  [[nodiscard]] uint32_t u32(size_t i) const {
+    return (uint32_t{byte(i)} << 24U) | (uint32_t{byte(i + 1)} << 16U) | (uint32_t{byte(i + 2)} << 8U) | byte(i + 3);
+  }
+
+  bool atom(std::string_view& text) {
+    constexpr uint8_t kSmallAtomUtf8 = 119;
+    constexpr uint8_t kAtomCacheRef = 82;
+    if (!has(2)) return false;
+    const uint8_t tag = byte(at_);
+    const size_t n = byte(at_ + 1);
+    if (tag == kAtomCacheRef) {
+      if (n >= atoms_.size()) return false;
+      text = *atoms_[n];  // checked when the header set it
+      at_ += 2;
+      return true;
+    }
+    if (tag != kSmallAtomUtf8 || !has(2 + n)) return false;
+    text = frame_.substr(at_ + 2, n);
+    if (!term::valid_utf8(text)) return false;
+    at_ += 2 + n;
+    return true;
+  }
+
+  bool pid(term::Pid& out) {
+    constexpr uint8_t kNewPid = 88;
+    if (!has(1) || byte(at_) != kNewPid) return false;
+    ++at_;
+    std::string_view node;
+    if (!atom(node) || node.find('\0') != std::string_view::npos || !has(12)) return false;
+    out = term::Pid{std::string(node), u32(at_), u32(at_ + 4), u32(at_ + 8)};
+    at_ += 12;
+    return true;
+  }
+
+  std::string_view frame_;
+  size_t at_;
+  term::AtomRefs atoms_;
+};
+
+}  // namespace
+
+term::Term Message::control_term() const {
+  if (!send) return control;
+  if (const auto* name = std::get_if<std::string>(&send->to)) {
+    return term::tuple({term::Term{static_cast<int64_t>(Op::kRegSend)}, send->from, term::atom(""), term::atom(*name)});
+  }
+  const auto& to = std::get<term::Pid>(send->to);
+  if (send->op == Op::kSend) return term::tuple({term::Term{static_cast<int64_t>(Op::kSend)}, term::atom(""), to});
+  return term::tuple({term::Term{static_cast<int64_t>(Op::kSendSender)}, send->from, to});
+}
+
 std::optional<Message> parse_message(std::string_view frame, const term::Limits& limits,
                                      const std::shared_ptr<const void>& owner, bool* over_budget, AtomCache* cache) {
   if (over_budget != nullptr) *over_budget = false;
@@ -198,10 +296,17 @@ std::optional<Message> parse_message(std::string_view frame, const term::Limits&
     if (over_budget != nullptr) *over_budget = budget == 0;
     return std::nullopt;
   };
-  auto control = term::decode_at(frame, &offset, limits, owner, &budget, atoms);
-  if (!control) return refused();
-  if (control->get<term::Tuple>() == nullptr) return std::nullopt;
-  Message m{std::move(*control), std::nullopt};
+  Message m;
+  SendReader send(frame, offset, atoms);
+  m.send = send.read(&budget);
+  if (m.send) {
+    offset = send.offset();
+  } else {
+    auto control = term::decode_at(frame, &offset, limits, owner, &budget, atoms);
+    if (!control) return refused();
+    if (control->get<term::Tuple>() == nullptr) return std::nullopt;
+    m.control = std::move(*control);
+  }
   if (offset == frame.size()) return m;
   if (cache == nullptr) {
     if (static_cast<uint8_t>(frame[offset]) != kVersionMagic) return std::nullopt;

@@ -454,7 +454,7 @@ void Connection::frames() {
       close("frame over its decoding budget");
       return;
     }
-    if (!msg || !node.control(peer_, msg->control, std::move(msg->payload))) {
+    if (!msg || !node.message(peer_, std::move(*msg))) {
       spdlog::warn("peer {}: malformed distribution message; closing", peer_);
       close("malformed message");
       return;

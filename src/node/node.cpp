@@ -173,8 +173,8 @@ Ref Node::make_ref() {
               static_cast<uint32_t>(n >> 50)}};
 }
 
-void Node::enqueue(Kind kind, const Pid& from, const Pid& to, Term data) {
-  queue_.push_back(Signal{kind, from, to, std::move(data)});
+void Node::enqueue(Kind kind, Pid from, const Pid& to, Term data) {
+  if (is_local(to)) queue_.push_back(Signal{kind, local_key(to), std::move(from), std::move(data)});
 }
 
 void Node::send_remote(const std::string& peer, Term control, const Term* payload) {
@@ -529,8 +529,9 @@ void Node::exit_signal(Entry& e, const Pid& from, const Term& reason, bool via_l
 }
 
 void Node::deliver(Signal& s) {
-  auto* e = find(s.to);
-  if (e == nullptr) return;
+  auto it = procs_.find(s.to);
+  if (it == procs_.end()) return;
+  auto* e = &it->second;
   switch (s.kind) {
     case Kind::kMessage:
       e->process->receive(std::move(s.data));

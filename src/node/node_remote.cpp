@@ -7,6 +7,7 @@
 #include <algorithm>
 
 #include "chat/dist/constants.hpp"
+#include "chat/dist/framing.hpp"
 #include "chat/term/show.hpp"
 #include "chat/node/node.hpp"
 #include "tables.hpp"
@@ -26,6 +27,28 @@ const Pid* as_pid(const Term& t) { return t.get<Pid>(); }
 const Ref* as_ref(const Term& t) { return t.get<Ref>(); }
 
 }  // namespace
+
+bool Node::message(const std::string& peer, dist::Message m) {
+  if (!m.send) return control(peer, m.control, std::move(m.payload));
+  if (!m.payload) return false;
+  auto& s = *m.send;
+  std::visit([&](const auto& to) { message_in(peer, std::move(s.from), to, std::move(*m.payload)); }, s.to);
+  return true;
+}
+
+void Node::message_in(const std::string& /*peer*/, Pid from, const Pid& to, Term payload) {
+  ++counters_.messages_in;
+  enqueue(Kind::kMessage, std::move(from), to, std::move(payload));
+}
+
+void Node::message_in(const std::string& peer, Pid from, const std::string& to_name, Term payload) {
+  ++counters_.messages_in;
+  if (auto it = names_.find(to_name); it != names_.end()) {
+    enqueue(Kind::kMessage, std::move(from), it->second, std::move(payload));
+  } else {
+    spdlog::debug("message from {} to unregistered name {} dropped: {}", peer, to_name, term::show(payload));
+  }
+}
 
 bool Node::control(const std::string& peer, const Term& control, std::optional<Term> payload) {
   const auto* items = control.get<term::Tuple>();
@@ -48,8 +71,7 @@ bool Node::control(const std::string& peer, const Term& control, std::optional<T
       const auto* to = as_pid(c[2]);
       const auto* from = sender ? as_pid(c[1]) : to;
       if (from == nullptr || to == nullptr) return false;
-      ++counters_.messages_in;
-      if (is_local(*to)) enqueue(Kind::kMessage, *from, *to, std::move(*payload));
+      message_in(peer, *from, *to, std::move(*payload));
       return true;
     }
     case Op::kRegSend:
@@ -59,12 +81,7 @@ bool Node::control(const std::string& peer, const Term& control, std::optional<T
       const auto* from = as_pid(c[1]);
       const auto* name = c[3].get<term::Atom>();
       if (from == nullptr || name == nullptr) return false;
-      ++counters_.messages_in;
-      if (auto pid = whereis(name->name)) {
-        enqueue(Kind::kMessage, *from, *pid, std::move(*payload));
-      } else {
-        spdlog::debug("message from {} to unregistered name {} dropped: {}", peer, name->name, term::show(*payload));
-      }
+      message_in(peer, *from, name->name, std::move(*payload));
       return true;
     }
     case Op::kLink: {

@@ -109,7 +109,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                                                                                    : chat::dist::FrameForm::kPassThrough;
       auto msg = chat::dist::parse_message(guarded().place(frame), {}, nullptr, nullptr,
                                            form == chat::dist::FrameForm::kDistHeader ? &cache : nullptr);
-      if (!msg || !node.control(fuzz::kPeerName, msg->control, std::move(msg->payload))) {
+      if (!msg || !node.message(fuzz::kPeerName, std::move(*msg))) {
         open = false;
         break;
       }

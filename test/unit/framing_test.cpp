@@ -52,7 +52,7 @@ TEST_SUITE("framing") {
     CHECK(out.substr(0, 4) == std::string("\0\0\0", 3) + static_cast<char>(body.size()));
     auto parsed = dist::parse_message(body);
     REQUIRE(parsed.has_value());
-    CHECK(parsed->control == control);
+    CHECK(parsed->control_term() == control);
     REQUIRE(parsed->payload.has_value());
     CHECK(*parsed->payload == msg);
   }
@@ -81,8 +81,8 @@ TEST_SUITE("framing") {
         REQUIRE(seen.frames.size() == 2);
         CHECK(seen.ticks == 1);
         CHECK_FALSE(seen.malformed);
-        CHECK(dist::parse_message(seen.frames[0])->control == c1);
-        CHECK(dist::parse_message(seen.frames[1])->control == c2);
+        CHECK(dist::parse_message(seen.frames[0])->control_term() == c1);
+        CHECK(dist::parse_message(seen.frames[1])->control_term() == c2);
         CHECK_FALSE(dist::parse_message(seen.frames[1])->payload.has_value());
       }
     }

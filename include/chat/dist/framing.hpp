@@ -10,8 +10,10 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <variant>
 #include <vector>
 
+#include "chat/dist/constants.hpp"
 #include "chat/term/term.hpp"
 
 namespace chat::dist {
@@ -53,10 +55,22 @@ class FrameReader {
   size_t max_frame_;
 };
 
+// The control of a message to a process, by far the commonest frame: {2, _, To} (SEND),
+// {22, From, To} (SEND_SENDER) or {6, From, _, ToName} (REG_SEND). parse_message reads these
+// element by element, without building the control tuple and tearing it down again.
+struct Send {
+  Op op;
+  term::Pid from;  // SEND names no sender: the receiver stands in, as Node::control has it
+  std::variant<term::Pid, std::string> to;  // a pid, or REG_SEND's name
+};
+
 // One distribution message: a control tuple and, for the ops that carry one, a payload.
 struct Message {
-  term::Term control;
+  term::Term control;  // the empty list when `send` holds it instead
   std::optional<term::Term> payload;
+  std::optional<Send> send;
+  // The control tuple, rebuilt when `send` holds it (SEND's unused element as '').
+  [[nodiscard]] term::Term control_term() const;
 };
 
 // What the terms of one frame may take in memory once decoded: kDecodeFloor plus kDecodeRatio

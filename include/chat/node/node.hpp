@@ -20,6 +20,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "chat/dist/framing.hpp"
 #include "chat/node/ports.hpp"
 #include "chat/node/process.hpp"
 #include "chat/node/warn_budget.hpp"
@@ -140,6 +141,9 @@ class Node {
   // One decoded distribution message from `peer`. Returns false if it is malformed (the
   // transport then closes that connection).
   bool control(const std::string& peer, const term::Term& control, std::optional<term::Term> payload);
+  // The same for a message as the frame parser gives it: a plain send it took apart without
+  // building the control tuple (dist::Send), or any other control.
+  bool message(const std::string& peer, dist::Message m);
 
   // True while the links and monitors of a peer that went down are being undone.
   [[nodiscard]] bool tearing_down() const { return !departed_.empty(); }
@@ -192,10 +196,12 @@ class Node {
   // Links and monitors of departed peers undone per loop iteration: a few milliseconds' worth.
   static constexpr size_t kTeardownSlice = 2048;
   enum class Kind { kMessage, kLinkExit, kExitSignal };
+  // For one of our processes: enqueue() drops a signal to any other pid, so the receiver is
+  // held by its key alone.
   struct Signal {
     Kind kind;
+    LocalKey to;
     term::Pid from;
-    term::Pid to;
     term::Term data;  // the message, or the exit reason
   };
 
@@ -205,7 +211,11 @@ class Node {
   Entry* find(const term::Pid& pid);
   const Entry* find(const term::Pid& pid) const;
   Entry* find_target(const term::Term& target);
-  void enqueue(Kind kind, const term::Pid& from, const term::Pid& to, term::Term data);
+  void enqueue(Kind kind, term::Pid from, const term::Pid& to, term::Term data);
+  // A message from a peer to a pid (SEND, SEND_SENDER) or a registered name (REG_SEND). Like a
+  // BEAM, a message to a dead pid or an unknown name is dropped.
+  void message_in(const std::string& peer, term::Pid from, const term::Pid& to, term::Term payload);
+  void message_in(const std::string& peer, term::Pid from, const std::string& to_name, term::Term payload);
   void deliver(Signal& s);
   void exit_signal(Entry& e, const term::Pid& from, const term::Term& reason, bool via_link);
   void terminate(const term::Pid& pid, const term::Term& reason);

@@ -1,0 +1,135 @@
+// The frame parser's own reading of plain sends (SEND, SEND_SENDER, REG_SEND: dist::Send):
+// it must say what the general decoder says of the same bytes, refuse what it refuses, and
+// leave every other control to it.
+#include <doctest/doctest.h>
+
+#include <string>
+
+#include "chat/dist/framing.hpp"
+#include "hex.hpp"
+
+using namespace chat;
+using term::atom;
+using term::Term;
+
+namespace {
+
+std::string bytes(std::initializer_list<int> b) {
+  std::string out;
+  for (const int c : b) out.push_back(static_cast<char>(c));
+  return out;
+}
+
+std::string pass_through(const Term& control, const Term& payload) {
+  return "\x70" + term::encode(control) + term::encode(payload);
+}
+
+const term::Pid kFrom{"sender@127.0.0.1", 77, 3, 0x5a5a5a5a};  // a node name past the short-string buffer
+const term::Pid kTo{"t@h", 9, 0, 1};
+
+Term op(dist::Op o) { return Term{static_cast<int64_t>(o)}; }
+
+// REG_SEND {6, From, '', 'Elixir.Chat'} + <<"hi">> in the header form, both names from the
+// atom cache: 'sender@127.0.0.1' set at index 1 and 'Elixir.Chat' at index 2 of segment 0.
+std::string cached_reg_send() {
+  std::string f = bytes({131, 68, 2, 0x88, 0x00, 1, 16});
+  f += "sender@127.0.0.1";
+  f += bytes({2, 11});
+  f += "Elixir.Chat";
+  f += bytes({104, 4, 97, 6, 88, 82, 0, 0, 0, 0, 77, 0, 0, 0, 3, 0x5a, 0x5a, 0x5a, 0x5a, 119, 0, 82, 1});
+  f += bytes({109, 0, 0, 0, 2, 'h', 'i'});
+  return f;
+}
+
+}  // namespace
+
+TEST_SUITE("framing") {
+  TEST_CASE("plain sends are read without a control tuple and say what the tuple says") {
+    const Term msg = term::binary("hi");
+    const Term reg = term::tuple({op(dist::Op::kRegSend), kFrom, atom(""), atom("Elixir.Chat")});
+    const Term sender = term::tuple({op(dist::Op::kSendSender), kFrom, kTo});
+    const Term plain = term::tuple({op(dist::Op::kSend), atom(""), kTo});
+    for (const Term* control : {&reg, &sender, &plain}) {
+      CAPTURE(term::to_erlang_string(*control));
+      auto m = dist::parse_message(pass_through(*control, msg));
+      REQUIRE(m.has_value());
+      REQUIRE(m->send.has_value());
+      CHECK(m->control.is_nil());
+      CHECK(m->control_term() == *control);
+      REQUIRE(m->payload.has_value());
+      CHECK(*m->payload == msg);
+    }
+    auto m = dist::parse_message(pass_through(plain, msg));
+    CHECK(m->send->from == kTo);  // SEND names no sender: the receiver stands in
+    CHECK(std::get<term::Pid>(m->send->to) == kTo);
+    m = dist::parse_message(pass_through(reg, msg));
+    CHECK(m->send->from == kFrom);
+    CHECK(std::get<std::string>(m->send->to) == "Elixir.Chat");
+  }
+
+  TEST_CASE("a plain send naming cached atoms reads them from the header") {
+    dist::AtomCache cache;
+    auto m = dist::parse_message(cached_reg_send(), {}, nullptr, nullptr, &cache);
+    REQUIRE(m.has_value());
+    REQUIRE(m->send.has_value());
+    CHECK(m->send->from == kFrom);
+    CHECK(std::get<std::string>(m->send->to) == "Elixir.Chat");
+    CHECK(*m->payload == term::binary("hi"));
+    // A reference past the header's list is refused, as the general decoder refuses it.
+    std::string f = cached_reg_send();
+    f[f.size() - 8] = 2;  // the name's reference, 82 2
+    dist::AtomCache fresh;
+    CHECK_FALSE(dist::parse_message(f, {}, nullptr, nullptr, &fresh).has_value());
+  }
+
+  TEST_CASE("other controls and other forms of the elements go the general way") {
+    const Term msg = atom("m");
+    const term::Pid long_form{"a@b", 1, 2, 3};
+    const std::vector<Term> controls = {
+        // REG_SEND_TT: a trace token after the name.
+        term::tuple({op(dist::Op::kRegSendTt), kFrom, atom(""), atom("n"), atom("tok")}),
+        // A name that is not an atom, a sender that is not a pid: taken whole, refused by the node.
+        term::tuple({op(dist::Op::kRegSend), kFrom, atom(""), Term{int64_t{5}}}),
+        term::tuple({op(dist::Op::kSendSender), atom("x"), kTo}),
+        // SEND with a used "unused" element.
+        term::tuple({op(dist::Op::kSend), Term{int64_t{1}}, kTo}),
+        // Arity other than the op's.
+        term::tuple({op(dist::Op::kSendSender), kFrom, kTo, atom("extra")}),
+        term::tuple({op(dist::Op::kLink), kFrom, kTo}),
+    };
+    for (const auto& c : controls) {
+      CAPTURE(term::to_erlang_string(c));
+      auto m = dist::parse_message(pass_through(c, msg));
+      REQUIRE(m.has_value());
+      CHECK_FALSE(m->send.has_value());
+      CHECK(m->control == c);
+    }
+    // A pid whose node is ATOM_UTF8_EXT (two length bytes), which OTP does not send but may.
+    std::string f = bytes({112, 131, 104, 3, 97, 22, 88, 118, 0, 3, 'a', '@', 'b', 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 3});
+    f += bytes({88, 119, 3, 'a', '@', 'b', 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 3, 131, 106});
+    auto m = dist::parse_message(f);
+    REQUIRE(m.has_value());
+    CHECK_FALSE(m->send.has_value());
+    CHECK(m->control == term::tuple({op(dist::Op::kSendSender), long_form, long_form}));
+  }
+
+  TEST_CASE("a malformed plain send is refused, whatever part of it is wrong") {
+    const Term reg = term::tuple({op(dist::Op::kRegSend), kFrom, atom(""), atom("Elixir.Chat")});
+    const std::string whole = pass_through(reg, term::binary("hi"));
+    // Cut anywhere: nothing, or at the end of the control a send without its payload.
+    for (size_t n = 0; n < whole.size(); ++n) {
+      CAPTURE(n);
+      auto m = dist::parse_message(whole.substr(0, n));
+      CHECK((!m || !m->payload));
+    }
+    // A node name holding NUL, text that is not UTF-8: refused, as the term walk refuses them.
+    std::string nul = whole;
+    nul[nul.find("sender") + 2] = '\0';
+    CHECK_FALSE(dist::parse_message(nul).has_value());
+    std::string bad = whole;
+    bad[bad.find("Elixir") + 1] = static_cast<char>(0xc0);
+    CHECK_FALSE(dist::parse_message(bad).has_value());
+    // Bytes after the payload.
+    CHECK_FALSE(dist::parse_message(whole + "x").has_value());
+  }
+}
