@@ -312,6 +312,21 @@ std::optional<Message> parse_message(std::string_view frame, const term::Limits&
     if (static_cast<uint8_t>(frame[offset]) != kVersionMagic) return std::nullopt;
     ++offset;
   }
+  // The commonest payload, a small binary (a chat line) filling the rest of the frame, is made
+  // directly; the walk would charge its slot and its bytes past a string's own buffer.
+  constexpr uint8_t kBinary = 109;  // BINARY_EXT
+  const size_t rest = frame.size() - offset;
+  if (rest >= 5 && rest - 5 < term::Binary::kSharedMin && static_cast<uint8_t>(frame[offset]) == kBinary &&
+      frame_length(frame.data() + offset + 1) == rest - 5) {
+    const size_t n = rest - 5;
+    const size_t cost = sizeof(term::Term) + (n <= term::kShortString ? 0 : n + 1);
+    if (cost > budget) {
+      budget = 0;
+      return refused();
+    }
+    m.payload.emplace(term::Binary(std::string(frame.substr(offset + 5))));
+    return m;
+  }
   auto payload = term::decode_at(frame, &offset, limits, owner, &budget, atoms);
   if (!payload) return refused();
   if (offset != frame.size()) return std::nullopt;

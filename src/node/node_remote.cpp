@@ -28,7 +28,7 @@ const Ref* as_ref(const Term& t) { return t.get<Ref>(); }
 
 }  // namespace
 
-bool Node::message(const std::string& peer, dist::Message m) {
+bool Node::message(const std::string& peer, dist::Message&& m) {
   if (!m.send) return control(peer, m.control, std::move(m.payload));
   if (!m.payload) return false;
   auto& s = *m.send;
@@ -36,12 +36,12 @@ bool Node::message(const std::string& peer, dist::Message m) {
   return true;
 }
 
-void Node::message_in(const std::string& /*peer*/, Pid from, const Pid& to, Term payload) {
+void Node::message_in(const std::string& /*peer*/, Pid&& from, const Pid& to, Term&& payload) {
   ++counters_.messages_in;
   enqueue(Kind::kMessage, std::move(from), to, std::move(payload));
 }
 
-void Node::message_in(const std::string& peer, Pid from, const std::string& to_name, Term payload) {
+void Node::message_in(const std::string& peer, Pid&& from, const std::string& to_name, Term&& payload) {
   ++counters_.messages_in;
   if (auto it = names_.find(to_name); it != names_.end()) {
     enqueue(Kind::kMessage, std::move(from), it->second, std::move(payload));
@@ -71,7 +71,7 @@ bool Node::control(const std::string& peer, const Term& control, std::optional<T
       const auto* to = as_pid(c[2]);
       const auto* from = sender ? as_pid(c[1]) : to;
       if (from == nullptr || to == nullptr) return false;
-      message_in(peer, *from, *to, std::move(*payload));
+      message_in(peer, Pid(*from), *to, std::move(*payload));
       return true;
     }
     case Op::kRegSend:
@@ -81,7 +81,7 @@ bool Node::control(const std::string& peer, const Term& control, std::optional<T
       const auto* from = as_pid(c[1]);
       const auto* name = c[3].get<term::Atom>();
       if (from == nullptr || name == nullptr) return false;
-      message_in(peer, *from, name->name, std::move(*payload));
+      message_in(peer, Pid(*from), name->name, std::move(*payload));
       return true;
     }
     case Op::kLink: {

@@ -11,14 +11,9 @@
 using namespace chat;
 using term::atom;
 using term::Term;
+using test::bytes;
 
 namespace {
-
-std::string bytes(std::initializer_list<int> b) {
-  std::string out;
-  for (const int c : b) out.push_back(static_cast<char>(c));
-  return out;
-}
 
 // Puts 'a@b' at cache index 4*256+10 and 'c@d' at 0*256+5, the two entries the example
 // below takes as already cached; the frame carries {2, '', 'a@b'} and no payload.

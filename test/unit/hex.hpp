@@ -1,4 +1,5 @@
 #pragma once
+#include <initializer_list>
 #include <string>
 #include <string_view>
 
@@ -17,6 +18,13 @@ inline std::string hex(std::string_view b) {
     out.push_back(kDigits[c >> 4]);
     out.push_back(kDigits[c & 15]);
   }
+  return out;
+}
+
+// Bytes written as numbers, as the erts chapter writes frames.
+inline std::string bytes(std::initializer_list<int> b) {
+  std::string out;
+  for (const int c : b) out.push_back(static_cast<char>(c));
   return out;
 }
 

@@ -11,14 +11,9 @@
 using namespace chat;
 using term::atom;
 using term::Term;
+using test::bytes;
 
 namespace {
-
-std::string bytes(std::initializer_list<int> b) {
-  std::string out;
-  for (const int c : b) out.push_back(static_cast<char>(c));
-  return out;
-}
 
 std::string pass_through(const Term& control, const Term& payload) {
   return "\x70" + term::encode(control) + term::encode(payload);
@@ -131,5 +126,29 @@ TEST_SUITE("framing") {
     CHECK_FALSE(dist::parse_message(bad).has_value());
     // Bytes after the payload.
     CHECK_FALSE(dist::parse_message(whole + "x").has_value());
+  }
+
+  TEST_CASE("a small binary payload is made directly, with its length checked against the frame") {
+    const Term reg = term::tuple({op(dist::Op::kRegSend), kFrom, atom(""), atom("Elixir.Chat")});
+    for (const size_t n : {size_t{0}, size_t{15}, size_t{16}, size_t{1000}}) {
+      CAPTURE(n);
+      const Term msg = term::binary(std::string(n, 'x'));
+      const std::string f = pass_through(reg, msg);
+      auto m = dist::parse_message(f);
+      REQUIRE(m.has_value());
+      CHECK(*m->payload == msg);
+      // A length one more or one less than the bytes left: refused either way.
+      for (const int delta : {-1, 1}) {
+        std::string lie = f;
+        const size_t at = lie.size() - n - 1;  // the length's last byte
+        lie[at] = static_cast<char>(static_cast<uint8_t>(lie[at]) + delta);
+        CHECK_FALSE(dist::parse_message(lie).has_value());
+      }
+    }
+    // From kSharedMin bytes up the general decoder takes it, to share the frame's buffer.
+    const Term big = term::binary(std::string(64 << 10, 'y'));
+    auto m = dist::parse_message(pass_through(reg, big));
+    REQUIRE(m.has_value());
+    CHECK(*m->payload == big);
   }
 }

@@ -143,7 +143,7 @@ class Node {
   bool control(const std::string& peer, const term::Term& control, std::optional<term::Term> payload);
   // The same for a message as the frame parser gives it: a plain send it took apart without
   // building the control tuple (dist::Send), or any other control.
-  bool message(const std::string& peer, dist::Message m);
+  bool message(const std::string& peer, dist::Message&& m);
 
   // True while the links and monitors of a peer that went down are being undone.
   [[nodiscard]] bool tearing_down() const { return !departed_.empty(); }
@@ -214,8 +214,8 @@ class Node {
   void enqueue(Kind kind, term::Pid from, const term::Pid& to, term::Term data);
   // A message from a peer to a pid (SEND, SEND_SENDER) or a registered name (REG_SEND). Like a
   // BEAM, a message to a dead pid or an unknown name is dropped.
-  void message_in(const std::string& peer, term::Pid from, const term::Pid& to, term::Term payload);
-  void message_in(const std::string& peer, term::Pid from, const std::string& to_name, term::Term payload);
+  void message_in(const std::string& peer, term::Pid&& from, const term::Pid& to, term::Term&& payload);
+  void message_in(const std::string& peer, term::Pid&& from, const std::string& to_name, term::Term&& payload);
   void deliver(Signal& s);
   void exit_signal(Entry& e, const term::Pid& from, const term::Term& reason, bool via_link);
   void terminate(const term::Pid& pid, const term::Term& reason);
