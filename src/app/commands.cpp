@@ -124,6 +124,17 @@ int run_gen_secret(const Options& options) {
   }
   std::string secret;
   for (unsigned char b : bytes) secret.push_back(kAlphabet[b % 64]);
+  // erl reads `-setcookie -x...` as a flag and quietly takes ~/.erlang.cookie instead, so a
+  // BEAM started with `--cookie "$ERLANG_COOKIE"` would be refused by every other node. The
+  // first character is drawn again until it is not '-' (still uniform over the other 63).
+  while (secret.front() == '-') {
+    unsigned char b = 0;
+    if (!dist::random_bytes(&b, 1)) {
+      std::fprintf(stderr, "chat-node: no random bytes available\n");
+      return 1;
+    }
+    secret.front() = kAlphabet[b % 64];
+  }
   std::printf("%s\n", secret.c_str());
   return 0;
 }
