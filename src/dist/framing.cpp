@@ -217,7 +217,7 @@ class SendReader {
   [[nodiscard]] size_t offset() const { return at_; }
 
  private:
-  static size_t heap(std::string_view text) { return text.size() > term::kShortString ? text.size() : 0; }
+  static size_t heap(std::string_view text) { return text.size() > term::kShortString ? text.size() + 1 : 0; }
   [[nodiscard]] bool has(size_t n) const { return n <= frame_.size() - at_; }
   [[nodiscard]] uint8_t byte(size_t i) const { return static_cast<uint8_t>(frame_[i]); }
   [[nodiscard]] uint32_t u32(size_t i) const {
@@ -258,6 +258,16 @@ class SendReader {
   size_t at_;
   term::AtomRefs atoms_;
 };
+
+// The commonest payload, a binary under kSharedMin that is all of `rest` (a chat line): its
+// bytes, to be made directly. nullopt for any other payload.
+std::optional<std::string_view> small_binary(std::string_view rest) {
+  constexpr uint8_t kBinary = 109;  // BINARY_EXT
+  if (rest.size() < 5 || static_cast<uint8_t>(rest[0]) != kBinary) return std::nullopt;
+  const size_t n = rest.size() - 5;
+  if (n >= term::Binary::kSharedMin || frame_length(rest.data() + 1) != n) return std::nullopt;
+  return rest.substr(5);
+}
 
 }  // namespace
 
@@ -312,19 +322,14 @@ std::optional<Message> parse_message(std::string_view frame, const term::Limits&
     if (static_cast<uint8_t>(frame[offset]) != kVersionMagic) return std::nullopt;
     ++offset;
   }
-  // The commonest payload, a small binary (a chat line) filling the rest of the frame, is made
-  // directly; the walk would charge its slot and its bytes past a string's own buffer.
-  constexpr uint8_t kBinary = 109;  // BINARY_EXT
-  const size_t rest = frame.size() - offset;
-  if (rest >= 5 && rest - 5 < term::Binary::kSharedMin && static_cast<uint8_t>(frame[offset]) == kBinary &&
-      frame_length(frame.data() + offset + 1) == rest - 5) {
-    const size_t n = rest - 5;
-    const size_t cost = sizeof(term::Term) + (n <= term::kShortString ? 0 : n + 1);
+  if (auto bytes = small_binary(frame.substr(offset))) {
+    // What the walk would charge: its slot, and its bytes past a string's own buffer.
+    const size_t cost = sizeof(term::Term) + (bytes->size() <= term::kShortString ? 0 : bytes->size() + 1);
     if (cost > budget) {
       budget = 0;
       return refused();
     }
-    m.payload.emplace(term::Binary(std::string(frame.substr(offset + 5))));
+    m.payload.emplace(term::Binary(std::string(*bytes)));
     return m;
   }
   auto payload = term::decode_at(frame, &offset, limits, owner, &budget, atoms);
