@@ -189,6 +189,11 @@ int App::run(Client on_ready) {
             *this, std::vector<std::pair<std::string, term::Pid>>{{"kernel", kernel_sup}, {"chat", chat_sup}}));
         spdlog::info("node {} up: distribution port {}, EPMD port {}", node_->name(), network_->listen_port(),
                      options_.epmd_port);
+        if (options_.cookie.starts_with('-')) {
+          spdlog::warn("the cookie starts with '-': a BEAM given it as `erl -setcookie` or `--cookie` takes it for a "
+                       "flag and uses ~/.erlang.cookie instead, so it cannot connect here (chat-node gen-secret "
+                       "never makes such a cookie)");
+        }
         if (options_.command == Command::kRun) {
           out_.line("Node name: " + node_->name());
           out_.flush();
