@@ -111,31 +111,16 @@ int run_ping(const Options& options) {
 }
 
 int run_gen_secret(const Options& options) {
-  // 64 symbols, so a byte maps to one without bias (256 = 4 * 64); shell- and cookie-safe.
-  static constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-";
   if (options.secret_length < 32 || options.secret_length > 255) {
     std::fprintf(stderr, "chat-node: a cookie needs 32 to 255 characters\n");
     return 2;
   }
-  std::string bytes(options.secret_length, '\0');
-  if (!dist::random_bytes(bytes.data(), bytes.size())) {
+  const auto cookie = dist::make_cookie(options.secret_length);
+  if (!cookie) {
     std::fprintf(stderr, "chat-node: no random bytes available\n");
     return 1;
   }
-  std::string secret;
-  for (unsigned char b : bytes) secret.push_back(kAlphabet[b % 64]);
-  // erl reads `-setcookie -x...` as a flag and quietly takes ~/.erlang.cookie instead, so a
-  // BEAM started with `--cookie "$ERLANG_COOKIE"` would be refused by every other node. The
-  // first character is drawn again until it is not '-' (still uniform over the other 63).
-  while (secret.front() == '-') {
-    unsigned char b = 0;
-    if (!dist::random_bytes(&b, 1)) {
-      std::fprintf(stderr, "chat-node: no random bytes available\n");
-      return 1;
-    }
-    secret.front() = kAlphabet[b % 64];
-  }
-  std::printf("%s\n", secret.c_str());
+  std::printf("%s\n", cookie->c_str());
   return 0;
 }
 

@@ -22,4 +22,20 @@ bool random_bytes(void* buf, size_t size) {
   return true;
 }
 
+std::optional<std::string> make_cookie(size_t length, bool (*fill)(void*, size_t)) {
+  static constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-";
+  std::string cookie(length, '\0');
+  if (!fill(cookie.data(), cookie.size())) return std::nullopt;
+  for (char& c : cookie) c = kAlphabet[static_cast<unsigned char>(c) % 64];
+  // erl reads `-setcookie -x...` as a flag and quietly takes ~/.erlang.cookie instead, so a
+  // BEAM started with `--cookie "$ERLANG_COOKIE"` would be refused by every other node. The
+  // first character is drawn again until it is not '-' (still uniform over the other 63).
+  while (!cookie.empty() && cookie.front() == '-') {
+    unsigned char b = 0;
+    if (!fill(&b, 1)) return std::nullopt;
+    cookie.front() = kAlphabet[b % 64];
+  }
+  return cookie;
+}
+
 }  // namespace chat::dist
