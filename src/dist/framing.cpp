@@ -175,6 +175,10 @@ bool AtomCache::read(std::string_view frame, size_t* offset, std::vector<const s
 
 namespace {
 
+// The tags a plain send's control opens with: {Op, ...} as a small tuple and integer.
+constexpr uint8_t kSmallTuple = 104;   // SMALL_TUPLE_EXT
+constexpr uint8_t kSmallInteger = 97;  // SMALL_INTEGER_EXT
+
 // The control of a plain send at frame[*offset] (Send), read by hand in the forms peers use
 // (NEW_PID_EXT, SMALL_ATOM_UTF8_EXT or an atom cache reference), with the checks the term walk
 // makes. nullopt, with *offset and *budget untouched, for any other control or form: the
@@ -184,8 +188,6 @@ class SendReader {
   SendReader(std::string_view frame, size_t at, term::AtomRefs atoms) : frame_(frame), at_(at), atoms_(atoms) {}
 
   std::optional<Send> read(size_t* budget) {
-    constexpr uint8_t kSmallTuple = 104;    // SMALL_TUPLE_EXT
-    constexpr uint8_t kSmallInteger = 97;  // SMALL_INTEGER_EXT
     if (!has(4) || byte(at_) != kSmallTuple || byte(at_ + 2) != kSmallInteger) return std::nullopt;
     const size_t arity = byte(at_ + 1);
     const auto op = static_cast<Op>(byte(at_ + 3));
@@ -345,27 +347,77 @@ void put_length(char* at, size_t len) {
   for (size_t k = 0; k < 4; ++k) at[k] = static_cast<char>((len >> (24U - 8U * k)) & 0xffU);
 }
 
-}  // namespace
 
-void append_frame(term::Sink& out, const term::Term& control, const term::Term* payload, FrameForm form) {
-  // The length is known once the terms are encoded: its place is kept and filled in last.
+// Where a frame's length goes, kept and filled in by end_frame once the terms are encoded;
+// then the form's opening: the pass-through byte, or a header naming no atoms (131, 68, 0).
+size_t begin_frame(term::Sink& out, FrameForm form) {
   const size_t at = out.size();
   std::string& start = out.text();
   start.append(4, '\0');
   if (form == FrameForm::kPassThrough) {
     start.push_back(static_cast<char>(kPassThrough));
-    term::encode_with_version(control, out);
-    if (payload != nullptr) term::encode_with_version(*payload, out);
   } else {
-    // A header naming no atoms: 131, 68, 0; the terms then carry no version byte.
     const char header[3] = {static_cast<char>(kVersionMagic), static_cast<char>(kDistHeader), 0};
     start.append(header, sizeof header);
-    term::encode_to(control, out);
-    if (payload != nullptr) term::encode_to(*payload, out);
   }
+  return at;
+}
+
+void end_frame(term::Sink& out, size_t at) {
   char head[4];
   put_length(head, out.size() - at - 4);
   out.patch(at, {head, sizeof head});
+}
+
+// A term of the frame: with a version byte in the pass-through form, without in the other.
+void put_term(term::Sink& out, const term::Term& t, FrameForm form) {
+  if (form == FrameForm::kPassThrough) {
+    term::encode_with_version(t, out);
+  } else {
+    term::encode_to(t, out);
+  }
+}
+
+}  // namespace
+
+void append_frame(term::Sink& out, const term::Term& control, const term::Term* payload, FrameForm form) {
+  const size_t at = begin_frame(out, form);
+  put_term(out, control, form);
+  if (payload != nullptr) put_term(out, *payload, form);
+  end_frame(out, at);
+}
+
+term::Term SendParts::control() const {
+  const auto code = term::Term{static_cast<int64_t>(op)};
+  if (op == Op::kRegSend) return term::tuple({code, *from, term::atom(""), term::atom(std::string(name))});
+  return term::tuple({code, term::atom(""), *to});
+}
+
+void append_send_frame(term::Sink& out, const SendParts& send, const term::Term& payload, FrameForm form) {
+  const term::Pid& pid = send.op == Op::kRegSend ? *send.from : *send.to;
+  if (pid.node.size() > UINT8_MAX || send.name.size() > UINT8_MAX) {
+    // Written the way the encoder writes such atoms (ATOM_UTF8_EXT); no peer sends them.
+    append_frame(out, send.control(), &payload, form);
+    return;
+  }
+  const size_t at = begin_frame(out, form);
+  std::string& text = out.text();
+  if (form == FrameForm::kPassThrough) text.push_back(static_cast<char>(kVersionMagic));
+  const auto op = static_cast<char>(send.op);
+  if (send.op == Op::kRegSend) {
+    const char head[4] = {static_cast<char>(kSmallTuple), 4, static_cast<char>(kSmallInteger), op};
+    text.append(head, sizeof head);
+    term::append_small_pid(text, pid);
+    term::append_small_atom(text, "");
+    term::append_small_atom(text, send.name);
+  } else {
+    const char head[4] = {static_cast<char>(kSmallTuple), 3, static_cast<char>(kSmallInteger), op};
+    text.append(head, sizeof head);
+    term::append_small_atom(text, "");
+    term::append_small_pid(text, pid);
+  }
+  put_term(out, payload, form);
+  end_frame(out, at);
 }
 
 void append_frame(std::string& out, const term::Term& control, const term::Term* payload, FrameForm form) {

@@ -485,12 +485,14 @@ void Connection::pause() {
   });
 }
 
-void Connection::queue(const term::Term& control, const term::Term* payload) {
+// The frame goes out now, or waits for the handshake in the pass-through form.
+template <typename Write>
+void Connection::queue_frame(const Write& write) {
   if (state_ == State::kClosed) return;
   if (state_ != State::kUp) {
     if (overflowed_) return;  // closing already
     const size_t before = queued_.size();
-    dist::append_frame(queued_, control, payload);
+    write(queued_, dist::FrameForm::kPassThrough);
     net_.connecting_bytes(queued_.size() - before, 0);
     // What waits for handshakes counts against --max-queue-mb, all such connections together
     // (a peer can make the node connect to many names). Closed from the loop, not inside the
@@ -509,9 +511,17 @@ void Connection::queue(const term::Term& control, const term::Term* payload) {
   if (stream_ == nullptr) return;
   // Encoded straight into the stream's queue: no intermediate copy of a large payload.
   const size_t before = stream_->queued_bytes();
-  stream_->append([&](term::Sink& out) { dist::append_frame(out, control, payload, form_); });
+  stream_->append([&](term::Sink& out) { write(out, form_); });
   net_.counters().bytes_out += stream_->queued_bytes() - before;
   after_write();
+}
+
+void Connection::queue(const term::Term& control, const term::Term* payload) {
+  queue_frame([&](term::Sink& out, dist::FrameForm form) { dist::append_frame(out, control, payload, form); });
+}
+
+void Connection::queue(const dist::SendParts& send, const term::Term& payload) {
+  queue_frame([&](term::Sink& out, dist::FrameForm form) { dist::append_send_frame(out, send, payload, form); });
 }
 
 void Connection::tick(uint64_t now_ms) {

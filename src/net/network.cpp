@@ -377,6 +377,11 @@ void Network::send(const std::string& peer, const term::Term& control, const ter
   if (Connection* c = connection_to(peer)) c->queue(control, payload);
 }
 
+void Network::send(const std::string& peer, const dist::SendParts& send, const term::Term& payload) {
+  if (stopping_ || peer == config_.name) return;
+  if (Connection* c = connection_to(peer)) c->queue(send, payload);
+}
+
 void Network::connect(const std::string& peer) {
   if (stopping_ || peer == config_.name) return;
   connection_to(peer);

@@ -182,13 +182,18 @@ void Node::send_remote(const std::string& peer, Term control, const Term* payloa
   transport_.send(peer, control, payload);
 }
 
+void Node::send_remote(const std::string& peer, const dist::SendParts& send, const term::Term& payload) {
+  ++counters_.messages_out;
+  transport_.send(peer, send, payload);
+}
+
 void Node::send(const Pid& from, const Pid& to, Term msg, bool connect) {
   if (to.node == name_) {
     if (to.creation == creation_) enqueue(Kind::kMessage, from, to, std::move(msg));
     return;  // an old incarnation of this node: the message goes nowhere, as on a BEAM
   }
   if (!connect && transport_.flags(to.node) == 0) return;
-  send_remote(to.node, tuple({op(Op::kSend), atom(""), to}), &msg);
+  send_remote(to.node, dist::SendParts::pid(to), msg);
 }
 
 void Node::send_named(const Pid& from, const std::string& name, const std::string& node_name, Term msg,
@@ -198,7 +203,7 @@ void Node::send_named(const Pid& from, const std::string& name, const std::strin
     return;
   }
   if (!connect && transport_.flags(node_name) == 0) return;
-  send_remote(node_name, tuple({op(Op::kRegSend), from, atom(""), atom(name)}), &msg);
+  send_remote(node_name, dist::SendParts::registered(from, name), msg);
 }
 
 // --- links ------------------------------------------------------------------------------------

@@ -413,17 +413,9 @@ struct Encoder {
   void operator()(double v) {
     append(*out, [&](char* b, int* i) { ei_encode_double(b, i, v); });
   }
-  // SMALL_ATOM_UTF8_EXT, what ei writes for a name under 256 bytes: the bytes as they are.
-  // Written here because ei's conversion and checks cost more than the rest of a small message.
-  void small_atom(std::string_view name) {
-    out->push_back(static_cast<char>(ERL_SMALL_ATOM_UTF8_EXT));
-    out->push_back(static_cast<char>(name.size()));
-    out->append(name);
-  }
-
   void operator()(const Atom& a) {
     if (a.name.size() <= UINT8_MAX) {
-      small_atom(a.name);
+      append_small_atom(*out, a.name);
       return;
     }
     append(*out, [&](char* b, int* i) {
@@ -447,15 +439,7 @@ struct Encoder {
   }
   void operator()(const Pid& p) {
     if (p.node.size() <= UINT8_MAX) {
-      // NEW_PID_EXT: Node, ID:32, Serial:32, Creation:32 (as ei writes it, without filling
-      // its 1 KB erlang_pid first).
-      out->push_back(static_cast<char>(ERL_NEW_PID_EXT));
-      small_atom(p.node);
-      for (const uint32_t v : {p.num, p.serial, p.creation}) {
-        const char word[4] = {static_cast<char>(v >> 24U), static_cast<char>(v >> 16U), static_cast<char>(v >> 8U),
-                              static_cast<char>(v)};
-        out->append(word, sizeof word);
-      }
+      append_small_pid(*out, p);
       return;
     }
     erlang_pid e{};
@@ -519,6 +503,26 @@ std::optional<Term> decode(std::string_view data, const Limits& limits) {
   auto t = decode_at(data, &offset, limits);
   if (!t || offset != data.size()) return std::nullopt;
   return t;
+}
+
+// SMALL_ATOM_UTF8_EXT, what ei writes for a name under 256 bytes: the bytes as they are.
+// Written here because ei's conversion and checks cost more than the rest of a small message.
+void append_small_atom(std::string& out, std::string_view name) {
+  out.push_back(static_cast<char>(ERL_SMALL_ATOM_UTF8_EXT));
+  out.push_back(static_cast<char>(name.size()));
+  out.append(name);
+}
+
+// NEW_PID_EXT: Node, ID:32, Serial:32, Creation:32 (as ei writes it, without filling its 1 KB
+// erlang_pid first).
+void append_small_pid(std::string& out, const Pid& p) {
+  out.push_back(static_cast<char>(ERL_NEW_PID_EXT));
+  append_small_atom(out, p.node);
+  for (const uint32_t v : {p.num, p.serial, p.creation}) {
+    const char word[4] = {static_cast<char>(v >> 24U), static_cast<char>(v >> 16U), static_cast<char>(v >> 8U),
+                          static_cast<char>(v)};
+    out.append(word, sizeof word);
+  }
 }
 
 void encode_to(const Term& t, Sink& out) {

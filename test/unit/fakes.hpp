@@ -35,6 +35,9 @@ class FakeTransport final : public chat::node::Transport {
   void send(const std::string& peer, const chat::term::Term& control, const chat::term::Term* payload) override {
     sent.push_back(Sent{peer, control, payload ? std::optional(*payload) : std::nullopt});
   }
+  void send(const std::string& peer, const chat::dist::SendParts& send, const chat::term::Term& payload) override {
+    sent.push_back(Sent{peer, send.control(), payload});
+  }
   [[nodiscard]] uint64_t flags(const std::string& peer) const override {
     auto it = connected.find(peer);
     return it == connected.end() ? 0 : it->second;

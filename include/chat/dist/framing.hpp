@@ -120,6 +120,23 @@ void append_frame(term::Sink& out, const term::Term& control, const term::Term* 
                   FrameForm form = FrameForm::kPassThrough);
 void append_frame(std::string& out, const term::Term& control, const term::Term* payload,
                   FrameForm form = FrameForm::kPassThrough);
+// A plain send to write, as views into the sender's own data: REG_SEND {6, From, '', Name}
+// or SEND {2, '', To}. The node's commonest frame, written without building its control tuple.
+struct SendParts {
+  Op op = Op::kSend;
+  const term::Pid* from = nullptr;  // REG_SEND's sender
+  const term::Pid* to = nullptr;    // SEND's receiver
+  std::string_view name;            // REG_SEND's registered name
+  static SendParts registered(const term::Pid& from, std::string_view name) {
+    return {Op::kRegSend, &from, nullptr, name};
+  }
+  static SendParts pid(const term::Pid& to) { return {Op::kSend, nullptr, &to, {}}; }
+  // The control tuple these parts stand for.
+  [[nodiscard]] term::Term control() const;
+};
+// The same frame as append_frame(out, send.control(), &payload, form), byte for byte.
+void append_send_frame(term::Sink& out, const SendParts& send, const term::Term& payload,
+                       FrameForm form = FrameForm::kPassThrough);
 // Pass-through frames (as append_frame writes them, ticks included) rewritten in the header
 // form, for what was queued before the handshake said which form the peer takes. nullopt if
 // one of them is not such a frame.

@@ -29,6 +29,7 @@ class Connection final : Stream::Events {
   ~Connection() override;
 
   void queue(const term::Term& control, const term::Term* payload);
+  void queue(const dist::SendParts& send, const term::Term& payload);
   // Hands frames queued before the handshake to another connection (simultaneous connect).
   term::ChunkList take_queued();
   void add_queued(term::ChunkList frames);
@@ -63,6 +64,9 @@ class Connection final : Stream::Events {
   void on_closed(Stream& s, const std::string& why) override;
   void handshake_data(std::string_view bytes);
   void frames();
+  // write(sink, form) appends one frame.
+  template <typename Write>
+  void queue_frame(const Write& write);
   // Charges input against this connection's share of the loop turn.
   void spend(size_t cost);
   // Whether the share has room for another frame: bytes, and time since this turn's first.

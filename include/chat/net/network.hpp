@@ -87,6 +87,7 @@ class Network final : public node::Transport {
 
   // node::Transport
   void send(const std::string& peer, const term::Term& control, const term::Term* payload) override;
+  void send(const std::string& peer, const dist::SendParts& send, const term::Term& payload) override;
   [[nodiscard]] uint64_t flags(const std::string& peer) const override;
   [[nodiscard]] std::vector<std::string> peers() const override;
   [[nodiscard]] std::vector<PeerStatus> peer_status() const;

@@ -222,6 +222,7 @@ class Node {
   bool add_link(const term::Pid& local, const term::Pid& other);
   bool remove_link(const term::Pid& local, const term::Pid& other);
   void send_remote(const std::string& peer, term::Term control, const term::Term* payload);
+  void send_remote(const std::string& peer, const dist::SendParts& send, const term::Term& payload);
   void request_monitor(const RefIds& ids, OutMonitor& m);
   void down(const RefIds& ids, const OutMonitor& m, const term::Term& reason);
   void add_in_monitor(Entry& e, const term::Ref& ref, InMonitor m);

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "chat/dist/framing.hpp"
 #include "chat/term/term.hpp"
 
 namespace chat::node {
@@ -18,6 +19,8 @@ class Transport {
   // Queues one distribution message for `peer`, connecting to it first if needed (as a BEAM
   // does on the first send). A failed connection is reported back through Node::peer_down.
   virtual void send(const std::string& peer, const term::Term& control, const term::Term* payload) = 0;
+  // The same for a plain send, whose control is written from its parts.
+  virtual void send(const std::string& peer, const dist::SendParts& send, const term::Term& payload) = 0;
   // Flags negotiated with a connected peer; 0 when there is no connection (yet).
   [[nodiscard]] virtual uint64_t flags(const std::string& peer) const = 0;
   // Names of the nodes with an established connection.
