@@ -198,11 +198,11 @@ class SendReader {
       s.emplace(Send{op, {}, {}});
       std::string_view unused;
       if (!pid(s->from) || !atom(unused) || !atom(name)) return std::nullopt;
-      s->to = std::string(name);
+      s->to = name;
     } else if ((op == Op::kSendSender || op == Op::kSend) && arity == 3) {
-      s.emplace(Send{op, {}, term::Pid{}});
+      s.emplace(Send{op, {}, PidView{}});
       std::string_view unused;
-      auto& to = std::get<term::Pid>(s->to);
+      auto& to = std::get<PidView>(s->to);
       if (!(op == Op::kSend ? atom(unused) : pid(s->from)) || !pid(to)) return std::nullopt;
       if (op == Op::kSend) s->from = to;
     } else {
@@ -211,7 +211,7 @@ class SendReader {
     // What the walk would charge: a slot for the tuple and each element, and the heap text
     // of the names too long for a string's own buffer.
     size_t cost = (1 + arity) * sizeof(term::Term) + heap(s->from.node) + heap(name);
-    if (const auto* to = std::get_if<term::Pid>(&s->to)) cost += heap(to->node);
+    if (const auto* to = std::get_if<PidView>(&s->to)) cost += heap(to->node);
     if (cost > *budget) return std::nullopt;
     *budget -= cost;
     return s;
@@ -245,13 +245,13 @@ class SendReader {
     return true;
   }
 
-  bool pid(term::Pid& out) {
+  bool pid(PidView& out) {
     constexpr uint8_t kNewPid = 88;
     if (!has(1) || byte(at_) != kNewPid) return false;
     ++at_;
     std::string_view node;
     if (!atom(node) || node.find('\0') != std::string_view::npos || !has(12)) return false;
-    out = term::Pid{std::string(node), u32(at_), u32(at_ + 4), u32(at_ + 8)};
+    out = PidView{node, u32(at_), u32(at_ + 4), u32(at_ + 8)};
     at_ += 12;
     return true;
   }
@@ -275,12 +275,13 @@ std::optional<std::string_view> small_binary(std::string_view rest) {
 
 term::Term Message::control_term() const {
   if (!send) return control;
-  if (const auto* name = std::get_if<std::string>(&send->to)) {
-    return term::tuple({term::Term{static_cast<int64_t>(Op::kRegSend)}, send->from, term::atom(""), term::atom(*name)});
+  if (const auto* name = std::get_if<std::string_view>(&send->to)) {
+    return term::tuple(
+        {term::Term{static_cast<int64_t>(Op::kRegSend)}, send->from.pid(), term::atom(""), term::atom(std::string(*name))});
   }
-  const auto& to = std::get<term::Pid>(send->to);
+  const auto to = std::get<PidView>(send->to).pid();
   if (send->op == Op::kSend) return term::tuple({term::Term{static_cast<int64_t>(Op::kSend)}, term::atom(""), to});
-  return term::tuple({term::Term{static_cast<int64_t>(Op::kSendSender)}, send->from, to});
+  return term::tuple({term::Term{static_cast<int64_t>(Op::kSendSender)}, send->from.pid(), to});
 }
 
 std::optional<Message> parse_message(std::string_view frame, const term::Limits& limits,

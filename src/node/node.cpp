@@ -553,11 +553,18 @@ void Node::deliver(Signal& s) {
 void Node::drain() {
   if (draining_) return;
   draining_ = true;
-  while (!queue_.empty()) {
-    Signal s = std::move(queue_.front());
-    queue_.pop_front();
+  while (queue_head_ < queue_.size()) {
+    Signal s = std::move(queue_[queue_head_++]);
     deliver(s);
+    // Signals that keep coming while the queue drains: the delivered ones' slots are reused.
+    if (queue_head_ >= kKeepSignals && queue_head_ * 2 >= queue_.size()) {
+      queue_.erase(queue_.begin(), queue_.begin() + static_cast<std::ptrdiff_t>(queue_head_));
+      queue_head_ = 0;
+    }
   }
+  queue_.clear();
+  queue_head_ = 0;
+  if (queue_.capacity() > kKeepSignals) queue_.shrink_to_fit();
   graveyard_.clear();
   draining_ = false;
 }

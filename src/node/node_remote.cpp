@@ -32,19 +32,22 @@ bool Node::message(const std::string& peer, dist::Message&& m) {
   if (!m.send) return control(peer, m.control, std::move(m.payload));
   if (!m.payload) return false;
   auto& s = *m.send;
-  std::visit([&](const auto& to) { message_in(peer, std::move(s.from), to, std::move(*m.payload)); }, s.to);
+  // A message's sender goes nowhere: Erlang messages do not carry it.
+  std::visit([&](const auto& to) { message_in(peer, to, std::move(*m.payload)); }, s.to);
   return true;
 }
 
-void Node::message_in(const std::string& /*peer*/, Pid&& from, const Pid& to, Term&& payload) {
+void Node::message_in(const std::string& /*peer*/, const dist::PidView& to, Term&& payload) {
   ++counters_.messages_in;
-  enqueue(Kind::kMessage, std::move(from), to, std::move(payload));
+  if (to.node == name_ && to.creation == creation_) {
+    queue_.push_back(Signal{Kind::kMessage, local_key(to), {}, std::move(payload)});
+  }
 }
 
-void Node::message_in(const std::string& peer, Pid&& from, const std::string& to_name, Term&& payload) {
+void Node::message_in(const std::string& peer, std::string_view to_name, Term&& payload) {
   ++counters_.messages_in;
   if (auto it = names_.find(to_name); it != names_.end()) {
-    enqueue(Kind::kMessage, std::move(from), it->second, std::move(payload));
+    queue_.push_back(Signal{Kind::kMessage, local_key(it->second), {}, std::move(payload)});
   } else {
     spdlog::debug("message from {} to unregistered name {} dropped: {}", peer, to_name, term::show(payload));
   }
@@ -65,13 +68,14 @@ bool Node::control(const std::string& peer, const Term& control, std::optional<T
     case Op::kSendSender:
     case Op::kSendSenderTt: {
       // {2, Unused, ToPid}, {22, FromPid, ToPid}, and the _TT forms with a trace token after.
-      // Plain SEND does not name its sender; the receiver is recorded as the sender then.
+      // Plain SEND does not name its sender; SEND_SENDER's must be a pid, though a message does
+      // not carry it.
       const bool sender = static_cast<Op>(*code) == Op::kSendSender || static_cast<Op>(*code) == Op::kSendSenderTt;
       if (n < 3 || !need_payload()) return false;
       const auto* to = as_pid(c[2]);
       const auto* from = sender ? as_pid(c[1]) : to;
       if (from == nullptr || to == nullptr) return false;
-      message_in(peer, Pid(*from), *to, std::move(*payload));
+      message_in(peer, dist::PidView{to->node, to->num, to->serial, to->creation}, std::move(*payload));
       return true;
     }
     case Op::kRegSend:
@@ -81,7 +85,7 @@ bool Node::control(const std::string& peer, const Term& control, std::optional<T
       const auto* from = as_pid(c[1]);
       const auto* name = c[3].get<term::Atom>();
       if (from == nullptr || name == nullptr) return false;
-      message_in(peer, Pid(*from), name->name, std::move(*payload));
+      message_in(peer, name->name, std::move(*payload));
       return true;
     }
     case Op::kLink: {

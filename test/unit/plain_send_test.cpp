@@ -46,7 +46,8 @@ TEST_SUITE("framing") {
     const Term plain = term::tuple({op(dist::Op::kSend), atom(""), kTo});
     for (const Term* control : {&reg, &sender, &plain}) {
       CAPTURE(term::to_erlang_string(*control));
-      auto m = dist::parse_message(pass_through(*control, msg));
+      const std::string frame = pass_through(*control, msg);  // a Send's views point into it
+      auto m = dist::parse_message(frame);
       REQUIRE(m.has_value());
       REQUIRE(m->send.has_value());
       CHECK(m->control.is_nil());
@@ -54,21 +55,24 @@ TEST_SUITE("framing") {
       REQUIRE(m->payload.has_value());
       CHECK(*m->payload == msg);
     }
-    auto m = dist::parse_message(pass_through(plain, msg));
-    CHECK(m->send->from == kTo);  // SEND names no sender: the receiver stands in
-    CHECK(std::get<term::Pid>(m->send->to) == kTo);
-    m = dist::parse_message(pass_through(reg, msg));
-    CHECK(m->send->from == kFrom);
-    CHECK(std::get<std::string>(m->send->to) == "Elixir.Chat");
+    const std::string plain_frame = pass_through(plain, msg);
+    auto m = dist::parse_message(plain_frame);
+    CHECK(m->send->from.pid() == kTo);  // SEND names no sender: the receiver stands in
+    CHECK(std::get<dist::PidView>(m->send->to).pid() == kTo);
+    const std::string reg_frame = pass_through(reg, msg);
+    m = dist::parse_message(reg_frame);
+    CHECK(m->send->from.pid() == kFrom);
+    CHECK(std::get<std::string_view>(m->send->to) == "Elixir.Chat");
   }
 
   TEST_CASE("a plain send naming cached atoms reads them from the header") {
     dist::AtomCache cache;
-    auto m = dist::parse_message(cached_reg_send(), {}, nullptr, nullptr, &cache);
+    const std::string frame = cached_reg_send();
+    auto m = dist::parse_message(frame, {}, nullptr, nullptr, &cache);
     REQUIRE(m.has_value());
     REQUIRE(m->send.has_value());
-    CHECK(m->send->from == kFrom);
-    CHECK(std::get<std::string>(m->send->to) == "Elixir.Chat");
+    CHECK(m->send->from.pid() == kFrom);
+    CHECK(std::get<std::string_view>(m->send->to) == "Elixir.Chat");
     CHECK(*m->payload == term::binary("hi"));
     // A reference past the header's list is refused, as the general decoder refuses it.
     std::string f = cached_reg_send();
@@ -195,8 +199,8 @@ TEST_SUITE("framing") {
     REQUIRE(m.has_value());
     REQUIRE(m->send.has_value());
     CHECK(m->send->op == dist::Op::kRegSend);
-    CHECK(m->send->from == kFrom);
-    CHECK(std::get<std::string>(m->send->to) == "Elixir.Chat");
+    CHECK(m->send->from.pid() == kFrom);
+    CHECK(std::get<std::string_view>(m->send->to) == "Elixir.Chat");
     CHECK(*m->payload == term::binary("hi"));
   }
 }

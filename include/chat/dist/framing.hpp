@@ -55,13 +55,24 @@ class FrameReader {
   size_t max_frame_;
 };
 
+// A pid as a frame holds it: the node name is a view into the frame or the connection's atom
+// cache, so reading one allocates nothing.
+struct PidView {
+  std::string_view node;
+  uint32_t num = 0;
+  uint32_t serial = 0;
+  uint32_t creation = 0;
+  [[nodiscard]] term::Pid pid() const { return {std::string(node), num, serial, creation}; }
+};
+
 // The control of a message to a process, by far the commonest frame: {2, _, To} (SEND),
 // {22, From, To} (SEND_SENDER) or {6, From, _, ToName} (REG_SEND). parse_message reads these
-// element by element, without building the control tuple and tearing it down again.
+// element by element, without building the control tuple and tearing it down again. Its
+// views are valid while the frame is, and the atom cache until the next frame is parsed.
 struct Send {
   Op op;
-  term::Pid from;  // SEND names no sender: the receiver stands in, as Node::control has it
-  std::variant<term::Pid, std::string> to;  // a pid, or REG_SEND's name
+  PidView from;  // SEND names no sender: the receiver stands in, as Node::control has it
+  std::variant<PidView, std::string_view> to;  // a pid, or REG_SEND's name
 };
 
 // One distribution message: a control tuple and, for the ops that carry one, a payload.

@@ -208,14 +208,15 @@ class Node {
   // Adds a process without starting it (a spawn request answers before the process runs).
   term::Pid insert(std::unique_ptr<Process> p, const std::string& registered_name);
   static LocalKey local_key(const term::Pid& pid) { return (uint64_t{pid.serial} << 32) | pid.num; }
+  static LocalKey local_key(const dist::PidView& pid) { return (uint64_t{pid.serial} << 32) | pid.num; }
   Entry* find(const term::Pid& pid);
   const Entry* find(const term::Pid& pid) const;
   Entry* find_target(const term::Term& target);
   void enqueue(Kind kind, term::Pid from, const term::Pid& to, term::Term data);
   // A message from a peer to a pid (SEND, SEND_SENDER) or a registered name (REG_SEND). Like a
   // BEAM, a message to a dead pid or an unknown name is dropped.
-  void message_in(const std::string& peer, term::Pid&& from, const term::Pid& to, term::Term&& payload);
-  void message_in(const std::string& peer, term::Pid&& from, const std::string& to_name, term::Term&& payload);
+  void message_in(const std::string& peer, const dist::PidView& to, term::Term&& payload);
+  void message_in(const std::string& peer, std::string_view to_name, term::Term&& payload);
   void deliver(Signal& s);
   void exit_signal(Entry& e, const term::Pid& from, const term::Term& reason, bool via_link);
   void terminate(const term::Pid& pid, const term::Term& reason);
@@ -252,7 +253,12 @@ class Node {
   uint64_t next_ref_ = 1;
   bool hidden_ = false;
   std::unordered_map<LocalKey, Entry> procs_;
-  std::unordered_map<std::string, term::Pid> names_;
+  // Looked up by a view into the frame that names it (REG_SEND), with no string made.
+  struct NameHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+  std::unordered_map<std::string, term::Pid, NameHash, std::equal_to<>> names_;
   std::unordered_map<RefIds, OutMonitor, RefIdsHash> out_monitors_;  // keyed by our ref's words
   std::unordered_map<std::string, PeerIndex> by_peer_;
   std::deque<Departed> departed_;
@@ -262,7 +268,12 @@ class Node {
   std::unordered_set<std::string> visible_;
   std::unordered_map<RefIds, term::Pid, RefIdsHash> aliases_;  // our alias refs -> owner
   SpawnHandler spawn_handler_;
-  std::deque<Signal> queue_;
+  // Signals in order, read from queue_head_: a vector rather than a deque, whose blocks of a
+  // few signals each were allocated and freed as messages flowed through.
+  std::vector<Signal> queue_;
+  size_t queue_head_ = 0;
+  // Slots kept between bursts; past this many the vector is given back once drained.
+  static constexpr size_t kKeepSignals = 1024;
   std::vector<std::unique_ptr<Process>> graveyard_;
   bool draining_ = false;
   Counters counters_;
