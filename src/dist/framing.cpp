@@ -187,34 +187,37 @@ class SendReader {
  public:
   SendReader(std::string_view frame, size_t at, term::AtomRefs atoms) : frame_(frame), at_(at), atoms_(atoms) {}
 
-  std::optional<Send> read(size_t* budget) {
-    if (!has(4) || byte(at_) != kSmallTuple || byte(at_ + 2) != kSmallInteger) return std::nullopt;
+  // Fills `out` (left empty on false). The parts are read into locals and `out` is built
+  // once: a Send made empty first and copied out cost more than the reading.
+  bool read(size_t* budget, std::optional<Send>& out) {
+    if (!has(4) || byte(at_) != kSmallTuple || byte(at_ + 2) != kSmallInteger) return false;
     const size_t arity = byte(at_ + 1);
     const auto op = static_cast<Op>(byte(at_ + 3));
     at_ += 4;
-    std::optional<Send> s;
+    PidView from;
+    PidView to;
     std::string_view name;
-    if (op == Op::kRegSend && arity == 4) {
-      s.emplace(Send{op, {}, {}});
-      std::string_view unused;
-      if (!pid(s->from) || !atom(unused) || !atom(name)) return std::nullopt;
-      s->to = name;
+    std::string_view unused;
+    const bool named = op == Op::kRegSend && arity == 4;
+    if (named) {
+      if (!pid(from) || !atom(unused) || !atom(name)) return false;
     } else if ((op == Op::kSendSender || op == Op::kSend) && arity == 3) {
-      s.emplace(Send{op, {}, PidView{}});
-      std::string_view unused;
-      auto& to = std::get<PidView>(s->to);
-      if (!(op == Op::kSend ? atom(unused) : pid(s->from)) || !pid(to)) return std::nullopt;
-      if (op == Op::kSend) s->from = to;
+      if (!(op == Op::kSend ? atom(unused) : pid(from)) || !pid(to)) return false;
+      if (op == Op::kSend) from = to;
     } else {
-      return std::nullopt;
+      return false;
     }
     // What the walk would charge: a slot for the tuple and each element, and the heap text
     // of the names too long for a string's own buffer.
-    size_t cost = (1 + arity) * sizeof(term::Term) + heap(s->from.node) + heap(name);
-    if (const auto* to = std::get_if<PidView>(&s->to)) cost += heap(to->node);
-    if (cost > *budget) return std::nullopt;
+    const size_t cost = (1 + arity) * sizeof(term::Term) + heap(from.node) + (named ? heap(name) : heap(to.node));
+    if (cost > *budget) return false;
     *budget -= cost;
-    return s;
+    if (named) {
+      out.emplace(Send{op, from, name});
+    } else {
+      out.emplace(Send{op, from, to});
+    }
+    return true;
   }
   [[nodiscard]] size_t offset() const { return at_; }
 
@@ -309,10 +312,10 @@ std::optional<Message> parse_message(std::string_view frame, const term::Limits&
     if (over_budget != nullptr) *over_budget = budget == 0;
     return std::nullopt;
   };
-  Message m;
+  std::optional<Message> result(std::in_place);  // returned as it is, not moved out of a Message
+  Message& m = *result;
   SendReader send(frame, offset, atoms);
-  m.send = send.read(&budget);
-  if (m.send) {
+  if (send.read(&budget, m.send)) {
     offset = send.offset();
   } else {
     auto control = term::decode_at(frame, &offset, limits, owner, &budget, atoms);
@@ -320,7 +323,7 @@ std::optional<Message> parse_message(std::string_view frame, const term::Limits&
     if (control->get<term::Tuple>() == nullptr) return std::nullopt;
     m.control = std::move(*control);
   }
-  if (offset == frame.size()) return m;
+  if (offset == frame.size()) return result;
   if (cache == nullptr) {
     if (static_cast<uint8_t>(frame[offset]) != kVersionMagic) return std::nullopt;
     ++offset;
@@ -333,13 +336,13 @@ std::optional<Message> parse_message(std::string_view frame, const term::Limits&
       return refused();
     }
     m.payload.emplace(term::Binary(std::string(*bytes)));
-    return m;
+    return result;
   }
   auto payload = term::decode_at(frame, &offset, limits, owner, &budget, atoms);
   if (!payload) return refused();
   if (offset != frame.size()) return std::nullopt;
   m.payload = std::move(*payload);
-  return m;
+  return result;
 }
 
 namespace {
