@@ -181,8 +181,8 @@ constexpr uint8_t kSmallInteger = 97;  // SMALL_INTEGER_EXT
 
 // The control of a plain send at frame[*offset] (Send), read by hand in the forms peers use
 // (NEW_PID_EXT, SMALL_ATOM_UTF8_EXT or an atom cache reference), with the checks the term walk
-// makes. nullopt, with *offset and *budget untouched, for any other control or form: the
-// general path then decides, so nothing is accepted here that it would refuse.
+// makes. False, with *budget untouched, for any other control or form: the general path
+// then decides, so nothing is accepted here that it would refuse.
 class SendReader {
  public:
   SendReader(std::string_view frame, size_t at, term::AtomRefs atoms) : frame_(frame), at_(at), atoms_(atoms) {}
@@ -312,7 +312,7 @@ std::optional<Message> parse_message(std::string_view frame, const term::Limits&
     if (over_budget != nullptr) *over_budget = budget == 0;
     return std::nullopt;
   };
-  std::optional<Message> result(std::in_place);  // returned as it is, not moved out of a Message
+  std::optional<Message> result(std::in_place);  // the plain send is read straight into it
   Message& m = *result;
   SendReader send(frame, offset, atoms);
   if (send.read(&budget, m.send)) {
@@ -350,7 +350,6 @@ namespace {
 void put_length(char* at, size_t len) {
   for (size_t k = 0; k < 4; ++k) at[k] = static_cast<char>((len >> (24U - 8U * k)) & 0xffU);
 }
-
 
 // Where a frame's length goes, kept and filled in by end_frame once the terms are encoded;
 // then the form's opening: the pass-through byte, or a header naming no atoms (131, 68, 0).
