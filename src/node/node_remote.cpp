@@ -39,15 +39,13 @@ bool Node::message(const std::string& peer, dist::Message&& m) {
 
 void Node::message_in(const std::string& /*peer*/, const dist::PidView& to, Term&& payload) {
   ++counters_.messages_in;
-  if (to.node == name_ && to.creation == creation_) {
-    queue_.push_back(Signal{Kind::kMessage, local_key(to), {}, std::move(payload)});
-  }
+  if (to.node == name_ && to.creation == creation_) enqueue_message(local_key(to), std::move(payload));
 }
 
 void Node::message_in(const std::string& peer, std::string_view to_name, Term&& payload) {
   ++counters_.messages_in;
   if (auto it = names_.find(to_name); it != names_.end()) {
-    queue_.push_back(Signal{Kind::kMessage, local_key(it->second), {}, std::move(payload)});
+    enqueue_message(local_key(it->second), std::move(payload));
   } else {
     spdlog::debug("message from {} to unregistered name {} dropped: {}", peer, to_name, term::show(payload));
   }
