@@ -54,6 +54,16 @@ std::string metrics_text(App& app) {
   w.sample(chat.supervisor.restarts, {{"supervisor", "chat_sup"}});
   w.sample(app.kernel().stats.restarts, {{"supervisor", "kernel_sup"}});
 
+  // The loop's own stalls: every input waits while a turn runs.
+  const auto& turns = app.runtime().turn_stats();
+  std::array<double, net::TurnStats::kBoundsUs.size()> bounds{};
+  for (size_t i = 0; i < bounds.size(); ++i) bounds[i] = static_cast<double>(net::TurnStats::kBoundsUs[i]) / 1e6;
+  w.family("chat_loop_turn_seconds", pm::Type::kHistogram,
+           "How long the event loop's turns took, waiting in poll left out; a long turn delays every peer.");
+  w.histogram(bounds, turns.counts, static_cast<double>(turns.busy_ns) / 1e9);
+  w.family("chat_loop_longest_turn_seconds", pm::Type::kGauge, "The longest turn of the event loop since start.");
+  w.sample(static_cast<double>(turns.longest_ns) / 1e9);
+
   // Connections now, by the kind of peer and who connected.
   const auto& net = app.network();
   std::map<std::pair<std::string, std::string>, uint64_t> up;

@@ -42,7 +42,11 @@ void Writer::family(std::string_view name, Type type, std::string_view help) {
   out_ += escape_help(help);
   out_ += "\n# TYPE ";
   out_ += name;
-  out_ += type == Type::kCounter ? " counter\n" : " gauge\n";
+  switch (type) {
+    case Type::kCounter: out_ += " counter\n"; break;
+    case Type::kGauge: out_ += " gauge\n"; break;
+    case Type::kHistogram: out_ += " histogram\n"; break;
+  }
 }
 
 void Writer::sample_start(const Labels& labels) {
@@ -68,19 +72,41 @@ void Writer::sample(uint64_t value, const Labels& labels) {
   out_ += '\n';
 }
 
+void Writer::histogram(std::span<const double> upper_bounds, std::span<const uint64_t> counts, double sum) {
+  const std::string family = name_;
+  uint64_t total = 0;
+  name_ = family + "_bucket";
+  for (size_t i = 0; i < counts.size(); ++i) {
+    total += counts[i];
+    std::string le = "+Inf";
+    if (i < upper_bounds.size()) {
+      // Fixed notation ("0.0001", not "1e-04"): how Prometheus' own clients write bounds.
+      char buf[64];
+      const auto r = std::to_chars(buf, buf + sizeof buf, upper_bounds[i], std::chars_format::fixed);
+      le.assign(buf, r.ptr);
+    }
+    sample(total, {{"le", le}});
+  }
+  name_ = family + "_sum";
+  sample(sum);
+  name_ = family + "_count";
+  sample(total);
+  name_ = family;
+}
+
 void Writer::sample(double value, const Labels& labels) {
   sample_start(labels);
   out_ += ' ';
-  if (std::isnan(value)) {
-    out_ += "NaN";
-  } else if (std::isinf(value)) {
-    out_ += value > 0 ? "+Inf" : "-Inf";
-  } else {
-    char buf[32];
-    const auto r = std::to_chars(buf, buf + sizeof buf, value);
-    out_.append(buf, r.ptr);
-  }
+  out_ += number(value);
   out_ += '\n';
+}
+
+std::string number(double value) {
+  if (std::isnan(value)) return "NaN";
+  if (std::isinf(value)) return value > 0 ? "+Inf" : "-Inf";
+  char buf[32];
+  const auto r = std::to_chars(buf, buf + sizeof buf, value);
+  return {buf, r.ptr};
 }
 
 }  // namespace chat::app::prometheus

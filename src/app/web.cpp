@@ -47,6 +47,16 @@ std::string limits_json(App& app) {
   return s + "}";
 }
 
+// The event loop's turns (chat_loop_turn_seconds in /metrics, in full).
+std::string loop_json(App& app) {
+  const auto& t = app.runtime().turn_stats();
+  return "{\"turns\":" + std::to_string(t.turns) + ",\"busy_ms\":" + std::to_string(t.busy_ns / 1'000'000) +
+         ",\"longest_turn_us\":" + std::to_string(t.longest_ns / 1000) +
+         ",\"turns_over_1ms\":" + std::to_string(t.longer_than_us(1'000)) +
+         ",\"turns_over_10ms\":" + std::to_string(t.longer_than_us(10'000)) +
+         ",\"turns_over_100ms\":" + std::to_string(t.longer_than_us(100'000)) + "}";
+}
+
 std::string status_json(App& app) {
   const auto& c = app.chat();
   const auto counters = app.node().counters();
@@ -89,7 +99,8 @@ std::string status_json(App& app) {
          ",\"monitors\":" + std::to_string(counters.monitors) +
          ",\"restarts\":{\"chat_sup\":" + std::to_string(c.supervisor.restarts) +
          ",\"kernel_sup\":" + std::to_string(app.kernel().stats.restarts) + "}" +
-         ",\"http_requests\":" + std::to_string(app.http_requests()) + ",\"limits\":" + limits_json(app) + "}\n";
+         ",\"http_requests\":" + std::to_string(app.http_requests()) + ",\"loop\":" + loop_json(app) +
+         ",\"limits\":" + limits_json(app) + "}\n";
 }
 
 // GET /nodes: this node and its connected peers.

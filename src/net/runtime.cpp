@@ -18,6 +18,8 @@ Runtime::Runtime() {
     throw std::runtime_error(std::string("uv_loop_init: ") + uv_strerror(rc));
   }
   loop_.data = &batch_;
+  // libuv then keeps the time it spends waiting in poll, which a turn's length leaves out.
+  uv_loop_configure(&loop_, UV_METRICS_IDLE_TIME);
   uv_prepare_init(&loop_, &prepare_);
   prepare_.data = this;
   uv_prepare_start(&prepare_, &Runtime::on_prepare);
@@ -71,6 +73,15 @@ Runtime::~Runtime() {
 void Runtime::on_prepare(uv_prepare_t* h) {
   auto* self = static_cast<Runtime*>(h->data);
   ++self->turn_;
+  const uint64_t now = uv_hrtime();
+  const uint64_t idle = uv_metrics_idle_time(&self->loop_);
+  if (self->last_prepare_ns_ != 0) {
+    const uint64_t span = now - self->last_prepare_ns_;
+    const uint64_t waited = idle - self->last_idle_ns_;
+    self->turn_stats_.record(span > waited ? span - waited : 0);
+  }
+  self->last_prepare_ns_ = now;
+  self->last_idle_ns_ = idle;
   for (auto& fn : std::exchange(self->next_turn_, {})) fn();
   for (auto& fn : self->before_poll_) fn();
   self->batch_.flush();

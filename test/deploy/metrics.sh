@@ -109,6 +109,10 @@ ctype=$(curl -fsS --max-time 5 -o /dev/null -w '%{content_type}' "http://127.0.0
 [[ $ctype == "text/plain; version=0.0.4; charset=utf-8" ]] || fail "content type '$ctype'"
 ok "content type: $ctype"
 
+# The loop counts its turns (a histogram: the parser checked its buckets).
+wait_value "http://127.0.0.1:$web_port/metrics" 'chat_loop_turn_seconds_count{}' 1
+ok "the loop's turns are counted"
+
 # Discovery connects web to moebi.
 wait_value "http://127.0.0.1:$web_port/metrics" 'chat_dist_connections{direction=outgoing,kind=cpp}' 1
 wait_value "http://127.0.0.1:$moebi_metrics/metrics" 'chat_dist_connections{direction=incoming,kind=cpp}' 1

@@ -6,7 +6,8 @@
 
 Exit status 1, with the reason, when the parser rejects the text or a check fails:
 every family has HELP and TYPE, a family appears once, counters end in _total and are
-never negative, label names are unique within a sample.
+never negative, label names are unique within a sample, a histogram's buckets are
+cumulative and end with +Inf, which equals its _count.
 """
 import re
 import sys
@@ -48,8 +49,17 @@ for f in families:
     declared = f.name + "_total" if f.type == "counter" else f.name
     if declared not in types or declared not in helps:
         fail("family %s has no HELP or TYPE line" % declared)
-    if f.type not in ("counter", "gauge"):
+    if f.type not in ("counter", "gauge", "histogram"):
         fail("family %s has type %s" % (declared, f.type))
+    if f.type == "histogram":
+        buckets = [s for s in f.samples if s.name == f.name + "_bucket"]
+        counts = [s.value for s in f.samples if s.name == f.name + "_count"]
+        if not buckets or buckets[-1].labels.get("le") != "+Inf":
+            fail("histogram %s does not end with an le=+Inf bucket" % f.name)
+        if any(a.value > b.value for a, b in zip(buckets, buckets[1:])):
+            fail("histogram %s has buckets that are not cumulative" % f.name)
+        if counts != [buckets[-1].value]:
+            fail("histogram %s: _count is not the +Inf bucket" % f.name)
     if not f.samples:
         fail("family %s has no sample" % declared)
     for s in f.samples:

@@ -1,10 +1,12 @@
 #include <doctest/doctest.h>
 
+#include <array>
 #include <cmath>
 #include <limits>
 #include <string>
 
 #include "chat/app/prometheus.hpp"
+#include "chat/net/turn_stats.hpp"
 
 namespace pm = chat::app::prometheus;
 
@@ -62,5 +64,45 @@ TEST_SUITE("prometheus") {
 
   TEST_CASE("HELP text escapes backslash and line feed only") {
     CHECK(pm::escape_help("a \"quoted\" \\ word\nnext") == "a \"quoted\" \\\\ word\\nnext");
+  }
+
+  TEST_CASE("a histogram: cumulative buckets, +Inf last, then _sum and _count") {
+    pm::Writer w;
+    w.family("chat_loop_turn_seconds", pm::Type::kHistogram, "Turns.");
+    const std::array<double, 2> bounds{0.0001, 0.01};
+    const std::array<uint64_t, 3> counts{5, 0, 2};
+    w.histogram(bounds, counts, 1.5);
+    w.family("next", pm::Type::kGauge, "h");
+    w.sample(uint64_t{1});
+    CHECK(w.take() ==
+          "# HELP chat_loop_turn_seconds Turns.\n"
+          "# TYPE chat_loop_turn_seconds histogram\n"
+          "chat_loop_turn_seconds_bucket{le=\"0.0001\"} 5\n"
+          "chat_loop_turn_seconds_bucket{le=\"0.01\"} 5\n"
+          "chat_loop_turn_seconds_bucket{le=\"+Inf\"} 7\n"
+          "chat_loop_turn_seconds_sum 1.5\n"
+          "chat_loop_turn_seconds_count 7\n"
+          "# HELP next h\n"
+          "# TYPE next gauge\n"
+          "next 1\n");
+  }
+
+  TEST_CASE("loop turns fall in the bucket of the first bound they do not pass") {
+    chat::net::TurnStats t;
+    t.record(100'000);      // exactly 100 us: the first bucket
+    t.record(100'001);      // just over: the second
+    t.record(12'000'000);   // 12 ms: under 25 ms
+    t.record(3'000'000'000);  // 3 s: past every bound
+    CHECK(t.counts[0] == 1);
+    CHECK(t.counts[1] == 1);
+    CHECK(t.counts[7] == 1);
+    CHECK(t.counts.back() == 1);
+    CHECK(t.turns == 4);
+    CHECK(t.longest_ns == 3'000'000'000);
+    CHECK(t.busy_ns == 3'012'200'001);
+    CHECK(t.longer_than_us(1'000) == 2);
+    CHECK(t.longer_than_us(10'000) == 2);
+    CHECK(t.longer_than_us(25'000) == 1);
+    CHECK(t.longer_than_us(1'000'000) == 1);
   }
 }

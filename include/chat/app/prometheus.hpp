@@ -12,6 +12,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -21,7 +22,7 @@ namespace chat::app::prometheus {
 
 inline constexpr const char* kContentType = "text/plain; version=0.0.4; charset=utf-8";
 
-enum class Type { kCounter, kGauge };
+enum class Type { kCounter, kGauge, kHistogram };
 
 using Labels = std::vector<std::pair<std::string_view, std::string_view>>;
 
@@ -32,6 +33,10 @@ class Writer {
   // One sample of the current family.
   void sample(uint64_t value, const Labels& labels = {});
   void sample(double value, const Labels& labels = {});
+  // The samples of a histogram family: `counts` holds the observations per bucket, one more
+  // than `upper_bounds` (the last bucket has no bound). Written as Prometheus wants them:
+  // cumulative _bucket lines with their `le` label, +Inf last, then _sum and _count.
+  void histogram(std::span<const double> upper_bounds, std::span<const uint64_t> counts, double sum);
   [[nodiscard]] std::string take() { return std::exchange(out_, {}); }
 
  private:
@@ -43,6 +48,8 @@ class Writer {
 
 // Label values: backslash, double quote and line feed escaped.
 std::string escape_label_value(std::string_view v);
+// A value as the format spells it: the shortest exact form, NaN, +Inf, -Inf.
+std::string number(double value);
 // HELP text: backslash and line feed escaped.
 std::string escape_help(std::string_view v);
 

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "chat/net/stream.hpp"
+#include "chat/net/turn_stats.hpp"
 #include "chat/node/ports.hpp"
 
 namespace chat::net {
@@ -38,10 +39,13 @@ class Runtime final : public node::Timers, public node::Workers {
   void next_turn(std::function<void()> fn) { next_turn_.push_back(std::move(fn)); }
   // Loop turns so far (one per poll): work bounded per turn is counted against it.
   [[nodiscard]] uint64_t turn() const { return turn_; }
+  // How long the turns so far took, poll's waiting left out (/status.json, /metrics).
+  [[nodiscard]] const TurnStats& turn_stats() const { return turn_stats_; }
 
   // Network input just arrived: keep polling without sleeping for a short while, as BEAM
-  // schedulers spin before they sleep, when recent input came closer together than that while. A request/reply peer usually answers within tens of
-  // microseconds, and waking a sleeping thread costs more than that on a busy machine.
+  // schedulers spin before they sleep, when recent input came closer together than that
+  // while. A request/reply peer usually answers within tens of microseconds, and waking a
+  // sleeping thread costs more than that on a busy machine.
   void note_activity();
 
   // Runs until every handle is closed.
@@ -68,6 +72,9 @@ class Runtime final : public node::Timers, public node::Workers {
   std::vector<std::function<void()>> before_poll_;
   std::vector<std::function<void()>> next_turn_;
   uint64_t turn_ = 0;
+  TurnStats turn_stats_;
+  uint64_t last_prepare_ns_ = 0;
+  uint64_t last_idle_ns_ = 0;
   WriteBatch batch_;  // flushed after the before_poll hooks
   bool shut_ = false;
 };

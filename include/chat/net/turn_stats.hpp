@@ -1,0 +1,43 @@
+// How long the event loop's turns take. A turn is one iteration of the loop minus the time it
+// spent waiting in poll: timers, every input handled, the writes flushed. While one turn runs,
+// every other peer's input waits, so the longest turns are the node's stalls, seen from the
+// inside (a probe from outside cannot tell a node's stall from its own wait for a CPU).
+#pragma once
+
+#include <array>
+#include <cstdint>
+
+namespace chat::net {
+
+struct TurnStats {
+  // Upper bounds of the buckets, in microseconds; one more bucket holds the longer turns.
+  static constexpr std::array<uint64_t, 12> kBoundsUs{100,   250,    500,    1'000,   2'500,   5'000,
+                                                      10'000, 25'000, 50'000, 100'000, 250'000, 1'000'000};
+  std::array<uint64_t, kBoundsUs.size() + 1> counts{};
+  uint64_t turns = 0;
+  uint64_t busy_ns = 0;
+  uint64_t longest_ns = 0;
+
+  void record(uint64_t ns) {
+    size_t i = 0;
+    while (i < kBoundsUs.size() && ns > kBoundsUs[i] * 1000) ++i;
+    ++counts[i];
+    ++turns;
+    busy_ns += ns;
+    if (ns > longest_ns) longest_ns = ns;
+  }
+
+  // Turns that took longer than `us` (one of kBoundsUs).
+  [[nodiscard]] uint64_t longer_than_us(uint64_t us) const {
+    uint64_t n = 0;
+    for (size_t i = 0; i < kBoundsUs.size(); ++i) {
+      if (kBoundsUs[i] >= us) {
+        for (size_t j = i + 1; j < counts.size(); ++j) n += counts[j];
+        return n;
+      }
+    }
+    return n;
+  }
+};
+
+}  // namespace chat::net
