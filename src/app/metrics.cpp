@@ -63,6 +63,13 @@ std::string metrics_text(App& app) {
   w.histogram(bounds, turns.counts, static_cast<double>(turns.busy_ns) / 1e9);
   w.family("chat_loop_longest_turn_seconds", pm::Type::kGauge, "The longest turn of the event loop since start.");
   w.sample(static_cast<double>(turns.longest_ns) / 1e9);
+  if (const auto cpu = net::Runtime::thread_cpu()) {
+    w.family("chat_loop_cpu_seconds_total", pm::Type::kCounter, "Time the event loop's thread spent on a CPU.");
+    w.sample(static_cast<double>(cpu->run_ns) / 1e9);
+    w.family("chat_loop_cpu_wait_seconds_total", pm::Type::kCounter,
+             "Time the event loop's thread was ready to run but waited for a CPU (the machine's other load).");
+    w.sample(static_cast<double>(cpu->wait_ns) / 1e9);
+  }
 
   // Connections now, by the kind of peer and who connected.
   const auto& net = app.network();

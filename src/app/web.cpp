@@ -50,11 +50,16 @@ std::string limits_json(App& app) {
 // The event loop's turns (chat_loop_turn_seconds in /metrics, in full).
 std::string loop_json(App& app) {
   const auto& t = app.runtime().turn_stats();
+  std::string cpu;
+  if (const auto c = net::Runtime::thread_cpu()) {
+    cpu = ",\"cpu_ms\":" + std::to_string(c->run_ns / 1'000'000) +
+          ",\"waited_for_cpu_ms\":" + std::to_string(c->wait_ns / 1'000'000);
+  }
   return "{\"turns\":" + std::to_string(t.turns) + ",\"busy_ms\":" + std::to_string(t.busy_ns / 1'000'000) +
          ",\"longest_turn_us\":" + std::to_string(t.longest_ns / 1000) +
          ",\"turns_over_1ms\":" + std::to_string(t.longer_than_us(1'000)) +
          ",\"turns_over_10ms\":" + std::to_string(t.longer_than_us(10'000)) +
-         ",\"turns_over_100ms\":" + std::to_string(t.longer_than_us(100'000)) + "}";
+         ",\"turns_over_100ms\":" + std::to_string(t.longer_than_us(100'000)) + cpu + "}";
 }
 
 std::string status_json(App& app) {

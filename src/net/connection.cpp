@@ -16,11 +16,12 @@ constexpr size_t kInPlaceMin = 64U << 10U;
 // frames back to back would otherwise have libuv read and handle up to 32 of them before the
 // loop polls again, and a 64 KB read of small requests holds hundreds; everyone else waits
 // that long. A frame costs its bytes plus kFrameCost (what handling it takes besides them).
-// The share is also a time: what a frame starts varies a hundredfold (a spawn that looks a
-// node up in EPMD connects a socket), and a share of frames of the costly kind is milliseconds.
+// The share is also the loop's time (Runtime::turn_spent), which every connection and the
+// dialling code spend together: what a frame starts varies a hundredfold (a spawn that looks
+// a node up in EPMD connects a socket), and a share of frames of the costly kind would
+// otherwise be milliseconds per connection.
 constexpr size_t kTurnBytes = 1U << 20U;
 constexpr size_t kFrameCost = 4U << 10U;
-constexpr uint64_t kTurnNs = 1'000'000;
 // Small frames after a large one before reads go back to sharing the loop's buffer.
 constexpr uint8_t kSmallFramesAfterLarge = 8;
 
@@ -152,7 +153,6 @@ void Connection::start_turn() {
   turn_ = turn;
   turn_cost_ = 0;
   turn_frames_ = 0;
-  turn_start_ns_ = uv_hrtime();
 }
 
 void Connection::spend(size_t cost) {
@@ -163,8 +163,16 @@ void Connection::spend(size_t cost) {
 bool Connection::has_share() {
   start_turn();
   if (turn_cost_ >= kTurnBytes) return false;
-  // The clock is read every few frames: it would cost a few percent of a small frame.
-  return ++turn_frames_ % 8 != 0 || uv_hrtime() - turn_start_ns_ < kTurnNs;
+  // The first frame of a turn always goes, whatever the others spent: nobody starves. The
+  // clock is read after any frame that was more than a plain send, and every few plain sends
+  // otherwise: reading it would cost a few percent of a small frame.
+  if (turn_frames_++ == 0) {
+    (void)net_.runtime().turn_spent();  // starts the turn's clock if nothing else has
+    return true;
+  }
+  if (!costly_ && turn_frames_ % 8 != 0) return true;
+  costly_ = false;
+  return !net_.runtime().turn_spent();
 }
 
 void Connection::yield_turn() {
@@ -315,6 +323,7 @@ void Connection::frames() {
       close("frame over its decoding budget");
       return;
     }
+    costly_ = costly_ || (msg && !msg->send);
     if (!msg || !node.message(peer_, std::move(*msg))) {
       spdlog::warn("peer {}: malformed distribution message; closing", peer_);
       close("malformed message");

@@ -107,49 +107,62 @@ void Connection::ask_epmd(const sockaddr_storage& host) {
       [](const std::string& reply) { return !std::holds_alternative<epmd::NeedMore>(epmd::parse_port2_reply(reply)); },
       [owner, host](const std::string& reply, const std::string& error) {
         auto o = owner.lock();
-        if (!o || !*o) return;
-        Connection* c = *o;
-        if (c->state_ != State::kAskingEpmd) return;
-        if (!error.empty()) {
-          c->net_.counters().connect_failed(ConnectFailure::kEpmd);
-          c->close("cannot reach EPMD on " + host_of(c->peer_) + ": " + error);
-          return;
-        }
-        const auto r = epmd::parse_port2_reply(reply);
-        const auto* found = std::get_if<epmd::NodePort>(&r);
-        if (found == nullptr) {
-          c->net_.counters().connect_failed(std::holds_alternative<epmd::NotFound>(r) ? ConnectFailure::kNoSuchNode
-                                                                                     : ConnectFailure::kEpmd);
-          c->close(std::holds_alternative<epmd::NotFound>(r) ? "no node named " + alive_of(c->peer_) + " on " +
-                                                                     host_of(c->peer_) + " (EPMD)"
-                                                               : "malformed EPMD reply");
-          return;
-        }
-        if (found->highest < dist::kHighestVersion) {
-          c->net_.counters().connect_failed(ConnectFailure::kEpmd);  // EPMD told us the version
-          c->close("peer speaks only distribution version " + std::to_string(found->highest));
-          return;
-        }
-        sockaddr_storage target = host;
-        if (target.ss_family == AF_INET) {
-          reinterpret_cast<sockaddr_in*>(&target)->sin_port = htons(found->port);
-        } else {
-          reinterpret_cast<sockaddr_in6*>(&target)->sin6_port = htons(found->port);
-        }
-        c->state_ = State::kConnecting;
-        c->stream_ = Stream::create(c->net_.runtime().loop(), c);
-        if (c->net_.uses_tls()) {
-          // The server's certificate must name the host of the node name, as inet_tls_dist
-          // checks it (server_name_indication).
-          auto session = c->net_.config().tls.client->client_session(host_of(c->peer_));
-          if (!session) {
-            c->close("cannot start a TLS session");
-            return;
-          }
-          c->stream_->use_tls(std::move(session));
-        }
-        c->stream_->connect(reinterpret_cast<const sockaddr*>(&target));
+        if (o && *o) (*o)->epmd_answered(host, reply, error);
       });
+}
+
+void Connection::epmd_answered(const sockaddr_storage& host, const std::string& reply, const std::string& error) {
+  if (state_ != State::kAskingEpmd) return;
+  // Dozens of answers can come in one turn (calls naming made-up nodes), and a failure runs at
+  // once whatever waited on that peer: past the turn's share, the rest wait for the next turn,
+  // so that the loop polls (and other peers are served) in between.
+  if (net_.runtime().turn_spent()) {
+    std::weak_ptr<Connection*> owner = token_;
+    net_.runtime().next_turn([owner, host, reply, error] {
+      auto o = owner.lock();
+      if (o && *o) (*o)->epmd_answered(host, reply, error);
+    });
+    return;
+  }
+  if (!error.empty()) {
+    net_.counters().connect_failed(ConnectFailure::kEpmd);
+    close("cannot reach EPMD on " + host_of(peer_) + ": " + error);
+    return;
+  }
+  const auto r = epmd::parse_port2_reply(reply);
+  const auto* found = std::get_if<epmd::NodePort>(&r);
+  if (found == nullptr) {
+    net_.counters().connect_failed(std::holds_alternative<epmd::NotFound>(r) ? ConnectFailure::kNoSuchNode
+                                                                             : ConnectFailure::kEpmd);
+    close(std::holds_alternative<epmd::NotFound>(r)
+              ? "no node named " + alive_of(peer_) + " on " + host_of(peer_) + " (EPMD)"
+              : "malformed EPMD reply");
+    return;
+  }
+  if (found->highest < dist::kHighestVersion) {
+    net_.counters().connect_failed(ConnectFailure::kEpmd);  // EPMD told us the version
+    close("peer speaks only distribution version " + std::to_string(found->highest));
+    return;
+  }
+  sockaddr_storage target = host;
+  if (target.ss_family == AF_INET) {
+    reinterpret_cast<sockaddr_in*>(&target)->sin_port = htons(found->port);
+  } else {
+    reinterpret_cast<sockaddr_in6*>(&target)->sin6_port = htons(found->port);
+  }
+  state_ = State::kConnecting;
+  stream_ = Stream::create(net_.runtime().loop(), this);
+  if (net_.uses_tls()) {
+    // The server's certificate must name the host of the node name, as inet_tls_dist
+    // checks it (server_name_indication).
+    auto session = net_.config().tls.client->client_session(host_of(peer_));
+    if (!session) {
+      close("cannot start a TLS session");
+      return;
+    }
+    stream_->use_tls(std::move(session));
+  }
+  stream_->connect(reinterpret_cast<const sockaddr*>(&target));
 }
 
 }  // namespace chat::net

@@ -40,7 +40,10 @@ Network::Network(Runtime& runtime, NetworkConfig config) : runtime_(runtime), co
   runtime_.before_poll([this] { closed_.clear(); });
 }
 
-Network::~Network() { stop(); }
+Network::~Network() {
+  stop();
+  *token_ = nullptr;
+}
 
 void Network::start(std::function<void(uint32_t)> ready, std::function<void(const std::string&)> fatal) {
   listener_ = new uv_tcp_t;
@@ -335,25 +338,45 @@ std::string Network::attempt_refused(const std::string& peer) const {
 }
 
 void Network::refuse_later(const std::string& peer, const std::string& why) {
-  for (const auto& [p, w] : refused_) {
-    if (p == peer) return;
-  }
+  if (!refused_names_.insert(peer).second) return;
   ++refused_count_;
   refused_.emplace_back(peer, why);
-  if (refused_timer_ != 0) return;
+  if (refused_timer_ != 0 || refused_going_on_) return;
   refused_timer_ = runtime_.start(0, [this] {
     refused_timer_ = 0;
-    auto now = std::exchange(refused_, {});
+    report_refused();
+  });
+}
+
+// Thousands of attempts can be refused in one burst (calls naming made-up nodes, past
+// --max-connect-attempts), and each wakes whoever waited on its peer: they are reported
+// within the turn's share (Runtime::turn_spent), the rest in the turns after.
+void Network::report_refused() {
+  if (!refused_going_on_ && !refused_.empty()) {
     if (auto skipped = warnings().take(runtime_.now_ms())) {
-      spdlog::warn("{} connection attempt(s) refused at once, to {}{}: {}{}", now.size(), now.front().first,
-                   now.size() > 1 ? " and others" : "", now.front().second, node::WarnBudget::note(*skipped));
+      const auto& [p, why] = refused_.front();
+      spdlog::warn("{} connection attempt(s) refused at once, to {}{}: {}{}", refused_.size(), p,
+                   refused_.size() > 1 ? " and others" : "", why, node::WarnBudget::note(*skipped));
     }
-    for (const auto& [p, why] : now) {
-      if (on_connect_failed) on_connect_failed(p, why);
-      // Whoever was waiting on that peer learns it is down, as after a failed attempt.
-      if (!stopping_ && !by_peer_.contains(p)) node_->peer_down(p);
-    }
-    if (!stopping_) node_->drain();
+  }
+  size_t done = 0;
+  while (!refused_.empty() && !stopping_ && (done == 0 || !runtime_.turn_spent())) {
+    ++done;
+    auto [p, why] = std::move(refused_.front());
+    refused_.pop_front();
+    refused_names_.erase(p);
+    if (on_connect_failed) on_connect_failed(p, why);
+    // Whoever was waiting on that peer learns it is down, as after a failed attempt; what
+    // that wakes runs now, counted in the turn's share.
+    if (!by_peer_.contains(p)) node_->peer_down(p);
+    node_->drain();
+  }
+  if (stopping_) return;
+  refused_going_on_ = !refused_.empty();
+  if (!refused_going_on_) return;
+  std::weak_ptr<Network*> owner = token_;
+  runtime_.next_turn([owner] {
+    if (auto o = owner.lock(); o && *o) (*o)->report_refused();
   });
 }
 

@@ -1,6 +1,7 @@
 #include "chat/net/runtime.hpp"
 
 #include <algorithm>
+#include <cstdio>
 #include <stdexcept>
 #include <string>
 
@@ -68,6 +69,28 @@ Runtime::~Runtime() {
     uv_run(&loop_, UV_RUN_DEFAULT);
     uv_loop_close(&loop_);
   }
+}
+
+std::optional<Runtime::CpuTimes> Runtime::thread_cpu() {
+  // A small procfs read: served from the kernel's memory, it does not wait on a disk.
+  std::FILE* f = std::fopen("/proc/thread-self/schedstat", "re");
+  if (f == nullptr) return std::nullopt;
+  unsigned long long run = 0;
+  unsigned long long wait = 0;
+  const int n = std::fscanf(f, "%llu %llu", &run, &wait);
+  std::fclose(f);
+  if (n != 2) return std::nullopt;
+  return CpuTimes{run, wait};
+}
+
+bool Runtime::turn_spent() {
+  const uint64_t now = uv_hrtime();
+  if (share_turn_ != turn_) {
+    share_turn_ = turn_;
+    share_start_ns_ = now;
+    return false;
+  }
+  return now - share_start_ns_ >= kTurnShareNs;
 }
 
 void Runtime::on_prepare(uv_prepare_t* h) {

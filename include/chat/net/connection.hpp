@@ -55,6 +55,7 @@ class Connection final : Stream::Events {
  private:
   void resolved(const sockaddr_storage& host);
   void ask_epmd(const sockaddr_storage& host);
+  void epmd_answered(const sockaddr_storage& host, const std::string& reply, const std::string& error);
   void start_handshake();
   void on_connected(Stream& s) override;
   void on_data(Stream& s, std::string_view bytes) override;
@@ -69,7 +70,8 @@ class Connection final : Stream::Events {
   void queue_frame(const Write& write);
   // Charges input against this connection's share of the loop turn.
   void spend(size_t cost);
-  // Whether the share has room for another frame: bytes, and time since this turn's first.
+  // Whether the share has room for another frame: this connection's bytes, and the loop's
+  // time (Runtime::turn_spent).
   bool has_share();
   void start_turn();
   // Stops reading for the rest of the turn; the next turn handles the frames left, then reads.
@@ -98,8 +100,8 @@ class Connection final : Stream::Events {
   bool yielded_ = false;  // reading stopped until the next loop turn (yield_turn)
   uint64_t turn_ = 0;
   size_t turn_cost_ = 0;
-  uint64_t turn_start_ns_ = 0;
   uint32_t turn_frames_ = 0;
+  bool costly_ = false;  // a frame since the clock was last read was more than a plain send
   bool overflowed_ = false;  // queued_ passed the limit: closing
   uint64_t flags_ = 0;
   uint64_t offered_flags_ = 0;

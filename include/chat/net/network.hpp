@@ -5,11 +5,13 @@
 #include <netinet/in.h>
 
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -154,6 +156,7 @@ class Network final : public node::Transport {
   // Why a new outgoing connection may not start now, or "".
   std::string attempt_refused(const std::string& peer) const;
   void refuse_later(const std::string& peer, const std::string& why);
+  void report_refused();
   void tick();
 
   Runtime& runtime_;
@@ -182,8 +185,12 @@ class Network final : public node::Transport {
   node::WarnBudget own_warnings_;  // until a node is attached
   node::WarnBudget& warnings() { return node_ != nullptr ? node_->peer_warnings() : own_warnings_; }
   // Attempts refused at once, reported from the loop (never inside the send that asked).
-  std::vector<std::pair<std::string, std::string>> refused_;
+  std::deque<std::pair<std::string, std::string>> refused_;
+  std::unordered_set<std::string> refused_names_;  // the peers in refused_
   uint64_t refused_timer_ = 0;
+  bool refused_going_on_ = false;  // report_refused() waits for the next turn
+  // What next_turn() work holds instead of `this` (the node may stop before that turn).
+  std::shared_ptr<Network*> token_ = std::make_shared<Network*>(this);
   uint64_t refused_count_ = 0;
   uint64_t ticker_ = 0;
   uint64_t trim_timer_ = 0;

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <unordered_map>
 #include <vector>
 
@@ -39,8 +40,23 @@ class Runtime final : public node::Timers, public node::Workers {
   void next_turn(std::function<void()> fn) { next_turn_.push_back(std::move(fn)); }
   // Loop turns so far (one per poll): work bounded per turn is counted against it.
   [[nodiscard]] uint64_t turn() const { return turn_; }
+  // Work that can wait for the next turn (a connection's next frames, EPMD's answers, refused
+  // attempts) shares one budget per turn, so that one turn of the loop stays near a
+  // millisecond however many sources have work: true once that share is spent, timed from the
+  // first piece of such work this turn (which therefore always runs). Whoever finds it spent
+  // does one step at most and goes on in next_turn().
+  [[nodiscard]] bool turn_spent();
   // How long the turns so far took, poll's waiting left out (/status.json, /metrics).
   [[nodiscard]] const TurnStats& turn_stats() const { return turn_stats_; }
+  // The calling thread's time on a CPU and runnable but waiting for one, from the kernel's
+  // scheduler statistics (/proc/thread-self/schedstat); nothing where the kernel keeps none.
+  // Called from the loop, it tells a turn that was long because the loop worked from one
+  // that was long because the machine had no core free for it.
+  struct CpuTimes {
+    uint64_t run_ns = 0;
+    uint64_t wait_ns = 0;
+  };
+  [[nodiscard]] static std::optional<CpuTimes> thread_cpu();
 
   // Network input just arrived: keep polling without sleeping for a short while, as BEAM
   // schedulers spin before they sleep, when recent input came closer together than that
@@ -73,6 +89,9 @@ class Runtime final : public node::Timers, public node::Workers {
   std::vector<std::function<void()>> next_turn_;
   uint64_t turn_ = 0;
   TurnStats turn_stats_;
+  static constexpr uint64_t kTurnShareNs = 500'000;
+  uint64_t share_turn_ = UINT64_MAX;  // the turn the share's clock is timing
+  uint64_t share_start_ns_ = 0;
   uint64_t last_prepare_ns_ = 0;
   uint64_t last_idle_ns_ = 0;
   WriteBatch batch_;  // flushed after the before_poll hooks
