@@ -14,6 +14,35 @@
 #
 # Nothing here asserts: the tests and the bench judge what comes back.
 
+defmodule Hostile.Sched do
+  @moduledoc """
+  An OS process's time on a CPU and time runnable but waiting for one (ms), summed over its
+  threads from the kernel's scheduler statistics (/proc/PID/task/TID/schedstat). The wait is
+  what the rest of the machine cost the target: a probe's slow answer with much of it is the
+  machine's, not the target's.
+  """
+
+  def ms(os_pid) do
+    case File.ls("/proc/#{os_pid}/task") do
+      {:ok, tids} ->
+        Enum.reduce(tids, {0, 0}, fn tid, {run, wait} ->
+          case File.read("/proc/#{os_pid}/task/#{tid}/schedstat") do
+            {:ok, text} ->
+              [r, w | _] = String.split(text)
+              {run + String.to_integer(r), wait + String.to_integer(w)}
+
+            {:error, _} ->
+              {run, wait}
+          end
+        end)
+        |> then(fn {r, w} -> {div(r, 1_000_000), div(w, 1_000_000)} end)
+
+      {:error, _} ->
+        {0, 0}
+    end
+  end
+end
+
 defmodule Hostile.Rss do
   @moduledoc "Samples an OS process's VmRSS (kB) until stopped; keeps the peak."
 

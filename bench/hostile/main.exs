@@ -59,7 +59,11 @@ defmodule Hostile.Main do
     rss = Hostile.Rss.start(ctx.os_pid)
     probe = Hostile.Probe.start(ctx.target, http_port: ctx.http)
     attacker = Hostile.Attacker.start(ctx.cookie)
+    {run0, wait0} = Hostile.Sched.ms(ctx.os_pid)
+    loop0 = loop_stats(ctx)
     result = attack(row, attacker, ctx)
+    {run1, wait1} = Hostile.Sched.ms(ctx.os_pid)
+    result = Map.merge(result, %{cpu_ms: run1 - run0, cpu_wait_ms: wait1 - wait0}) |> Map.merge(loop_delta(loop0, loop_stats(ctx)))
     Hostile.Attacker.stop(attacker)
     after_kb =
       Hostile.Rss.settled(ctx.os_pid,
@@ -77,6 +81,26 @@ defmodule Hostile.Main do
     IO.puts("hostile row=#{row} #{line}")
     if stats.errors != [], do: IO.puts(:stderr, "hostile row=#{row} probe errors: #{inspect(stats.errors)}")
   end
+
+  # A chat-node's own count of its long loop turns (/status.json "loop"); nothing for a target
+  # that does not keep one.
+  defp loop_stats(%{http: nil}), do: nil
+
+  defp loop_stats(ctx) do
+    case Hostile.Http.get(ctx.http, "/status.json", 5_000, ctx.headers) do
+      {200, body} ->
+        case Regex.run(~r/"turns_over_1ms":(\d+),"turns_over_10ms":(\d+)/, body) do
+          [_, over1, over10] -> {String.to_integer(over1), String.to_integer(over10)}
+          _ -> nil
+        end
+
+      _ ->
+        nil
+    end
+  end
+
+  defp loop_delta({a1, a10}, {b1, b10}), do: %{loop_turns_over_1ms: b1 - a1, loop_turns_over_10ms: b10 - a10}
+  defp loop_delta(_, _), do: %{}
 
   # One word per value, so that the shell can cut the line at spaces.
   defp value(v) when is_integer(v) or is_atom(v), do: to_string(v)
