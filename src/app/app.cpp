@@ -23,7 +23,7 @@ class ApplicationMaster final : public node::Process {
   void started() override {
     for (const auto& [name, sup] : apps_) refs_.emplace_back(monitor(sup), name);
   }
-  void receive(term::Term msg) override {
+  void receive(term::Term&& msg) override {
     const auto* d = msg.tuple(5);
     if (d == nullptr || !(*d)[0].is_atom("DOWN")) return;
     for (const auto& [ref, name] : refs_) {

@@ -29,7 +29,7 @@ class BlastClient final : public node::Process {
     sync();
   }
 
-  void receive(Term msg) override {
+  void receive(Term&& msg) override {
     const auto* t = msg.tuple(2);
     if (t == nullptr) return;
     if ((*t)[0].is_atom("nodedown")) {

@@ -53,7 +53,7 @@ class SendClient final : public node::Process {
         o.timeout_ms);
     call_->start();
   }
-  void receive(Term msg) override {
+  void receive(Term&& msg) override {
     if (call_) call_->handle(msg);
   }
 
@@ -74,7 +74,7 @@ class PingClient final : public node::Process {
                service::gen_call_message(self(), tag_, term::tuple({atom("is_auth"), atom(node().name())})));
     after(app_.options().timeout_ms, [this] { done(false); });
   }
-  void receive(Term msg) override {
+  void receive(Term&& msg) override {
     const auto* t = msg.tuple(2);
     if (t == nullptr) return;
     if ((*t)[0] == Term{tag_}) done((*t)[1].is_atom("yes"));

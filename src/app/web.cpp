@@ -235,7 +235,7 @@ class WebSend final : public node::Process {
         });
     call_->start();
   }
-  void receive(term::Term msg) override {
+  void receive(term::Term&& msg) override {
     if (call_) call_->handle(msg);
   }
 

@@ -41,7 +41,7 @@ void WebInbox::try_register() {
   });
 }
 
-void WebInbox::receive(Term msg) {
+void WebInbox::receive(Term&& msg) {
   // Printed like the inbox's lines: the feed shows every printed line.
   if (auto text = service::puts_text(msg)) ctx_.out.line(*text);
 }
@@ -66,7 +66,7 @@ class WebBroadcast final : public node::Process {
     answer_(http::Response{200, "application/json", "{\"ok\":true,\"members\":" + std::to_string(n) + "}\n"});
     exit(atom("normal"));
   }
-  void receive(Term /*msg*/) override {}
+  void receive(Term&& /*msg*/) override {}
 
  private:
   App& app_;

@@ -106,7 +106,7 @@ void SpawnedCall::started() {
   });
 }
 
-void Rex::receive(Term msg) {
+void Rex::receive(Term&& msg) {
   if (const auto* t = msg.tuple(2)) {
     const auto* from = (*t)[0].get<Pid>();
     if (from != nullptr && (*t)[1].is_atom("features_request")) {

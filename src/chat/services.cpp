@@ -74,7 +74,7 @@ std::optional<std::string> puts_text(const Term& t) {
 
 // --- Task.Supervisor ---------------------------------------------------------------------
 
-void TaskSupervisor::receive(Term msg) {
+void TaskSupervisor::receive(Term&& msg) {
   if (const auto* e = msg.tuple(3); e != nullptr && (*e)[0].is_atom("EXIT")) {
     if (const auto* pid = (*e)[1].get<Pid>()) children_.erase({pid->num, pid->serial});
     return;
@@ -127,7 +127,7 @@ std::vector<Pid> TaskSupervisor::children_pids() const {
 
 // --- processes that run table functions ----------------------------------------------------
 
-void FunctionProcess::receive(Term msg) {
+void FunctionProcess::receive(Term&& msg) {
   if (call_ && call_->handle(msg)) return;
   if (connected_) {
     if (const auto* d = msg.tuple(2); d != nullptr && (*d)[0].is_atom("nodedown") && (*d)[1].is_atom(connecting_)) {
@@ -374,7 +374,7 @@ void Inbox::started() {
   if (ctx_.kernel != nullptr && ctx_.kernel->pg != nullptr) ctx_.kernel->pg->join(chat_group(), self());
 }
 
-void Inbox::receive(Term msg) {
+void Inbox::receive(Term&& msg) {
   if (auto* b = msg.get<term::Binary>()) {
     ++ctx_.stats.inbox_messages;
     ++count_;

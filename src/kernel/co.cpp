@@ -27,7 +27,7 @@ void CoProcess::started() {
   main_.start();
 }
 
-void CoProcess::receive(Term msg) {
+void CoProcess::receive(Term&& msg) {
   if (waiter_ != nullptr && waiter_->match_(msg)) {
     Receive* w = std::exchange(waiter_, nullptr);
     if (timer_ != 0) cancel_timer(std::exchange(timer_, 0));

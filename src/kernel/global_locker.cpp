@@ -560,7 +560,7 @@ void GlobalSyncOther::started() {
   after(15000, [this] { exit(atom("normal")); });
 }
 
-void GlobalSyncOther::receive(Term msg) {
+void GlobalSyncOther::receive(Term&& msg) {
   const auto* t = msg.tuple(2);
   if (t == nullptr || !(*t)[1].is_atom(node_)) return;
   if ((*t)[0].is_atom("nodeup")) {

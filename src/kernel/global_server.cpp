@@ -57,7 +57,7 @@ void GlobalServer::cast_to(const std::string& n, Term msg) {
   send_named(kGlobalName, n, tuple({atom("$gen_cast"), std::move(msg)}));
 }
 
-void GlobalServer::receive(Term msg) {
+void GlobalServer::receive(Term&& msg) {
   spdlog::trace("global_name_server: {}", term::show(msg));
   if (auto call = parse_gen_call(msg)) {
     handle_call(*call);

@@ -7,7 +7,7 @@ namespace chat::kernel {
 using term::atom;
 using term::Term;
 
-void NetKernel::receive(Term msg) {
+void NetKernel::receive(Term&& msg) {
   auto call = parse_gen_call(msg);
   if (!call) return;
   // net_adm:ping/1 asks {is_auth, Node}; being connected already proved the cookie.

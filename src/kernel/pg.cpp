@@ -48,7 +48,7 @@ void PgScope::started() {
   for (const auto& n : node().visible_nodes()) node().send_named(self(), scope_, n, tuple({atom("discover"), self()}), false);
 }
 
-void PgScope::receive(Term msg) {
+void PgScope::receive(Term&& msg) {
   const Term* body = parse_gen_cast(msg);
   const Term& m = body != nullptr ? *body : msg;
   const auto* t = m.get<term::Tuple>();

@@ -21,7 +21,7 @@ void Supervisor::start_child(size_t i) {
   link(pids_[i]);
 }
 
-void Supervisor::receive(Term msg) {
+void Supervisor::receive(Term&& msg) {
   const auto* e = msg.tuple(3);
   if (e == nullptr || !(*e)[0].is_atom("EXIT")) return;
   const auto* pid = (*e)[1].get<term::Pid>();

@@ -18,7 +18,7 @@ using test::op;
 class Recorder final : public node::Process {
  public:
   explicit Recorder(std::vector<Term>& box, bool trap = false) : box_(box) { trap_exit_ = trap; }
-  void receive(Term msg) override { box_.push_back(std::move(msg)); }
+  void receive(Term&& msg) override { box_.push_back(std::move(msg)); }
   using Process::exit;
   using Process::link;
   using Process::monitor;

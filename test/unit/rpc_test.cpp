@@ -229,7 +229,7 @@ TEST_SUITE("rpc") {
     struct Box final : node::Process {
       std::vector<Term>* seen;
       explicit Box(std::vector<Term>* s) : seen(s) {}
-      void receive(Term m) override { seen->push_back(std::move(m)); }
+      void receive(Term&& m) override { seen->push_back(std::move(m)); }
     };
     std::vector<Term> seen;
     const Pid owner = n.node.spawn(std::make_unique<Box>(&seen));

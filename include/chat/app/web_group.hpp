@@ -18,7 +18,7 @@ class WebInbox final : public node::Process {
  public:
   explicit WebInbox(service::ChatContext& ctx) : ctx_(ctx) {}
   void started() override;
-  void receive(term::Term msg) override;
+  void receive(term::Term&& msg) override;
 
  private:
   void try_register();

@@ -71,7 +71,7 @@ std::optional<std::string> puts_text(const term::Term& t);
 class TaskSupervisor final : public node::Process {
  public:
   explicit TaskSupervisor(ChatContext& ctx) : ctx_(ctx) { trap_exit_ = true; }
-  void receive(term::Term msg) override;
+  void receive(term::Term&& msg) override;
 
  private:
   ChatContext& ctx_;
@@ -91,7 +91,7 @@ class FunctionProcess : public node::Process, public FunctionHost {
   }
   FunctionProcess(const FunctionProcess&) = delete;
   FunctionProcess& operator=(const FunctionProcess&) = delete;
-  void receive(term::Term msg) override;
+  void receive(term::Term&& msg) override;
 
   node::Node& host_node() override { return node(); }
   kernel::Kernel* kernel() override { return ctx_.kernel; }
@@ -175,7 +175,7 @@ class SpawnedCall final : public FunctionProcess {
 class Rex final : public node::Process {
  public:
   explicit Rex(ChatContext& ctx) : ctx_(ctx) { trap_exit_ = true; }
-  void receive(term::Term msg) override;
+  void receive(term::Term&& msg) override;
 
  private:
   ChatContext& ctx_;
@@ -188,7 +188,7 @@ class Inbox final : public node::Process {
  public:
   explicit Inbox(ChatContext& ctx) : ctx_(ctx) {}
   void started() override;
-  void receive(term::Term msg) override;
+  void receive(term::Term&& msg) override;
 
  private:
   ChatContext& ctx_;

@@ -137,7 +137,7 @@ class CoProcess : public node::Process {
   };
 
   void started() final;
-  void receive(term::Term msg) final;
+  void receive(term::Term&& msg) final;
   [[nodiscard]] size_t mailbox_size() const { return mailbox_.size(); }
 
  protected:

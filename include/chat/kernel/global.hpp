@@ -70,7 +70,7 @@ class GlobalServer final : public node::Process {
   explicit GlobalServer(std::shared_ptr<GlobalShared> shared);
   ~GlobalServer() override;
   void started() override;
-  void receive(term::Term msg) override;
+  void receive(term::Term&& msg) override;
 
   // global:whereis_name/1 (undefined: nullopt) and global:registered_names/0.
   [[nodiscard]] std::optional<term::Pid> whereis(const term::Term& name) const;
@@ -286,7 +286,7 @@ class GlobalSyncOther final : public node::Process {
  public:
   explicit GlobalSyncOther(std::string node) : node_(std::move(node)) {}
   void started() override;
-  void receive(term::Term msg) override;
+  void receive(term::Term&& msg) override;
 
  private:
   std::string node_;

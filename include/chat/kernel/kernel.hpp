@@ -22,7 +22,7 @@ struct Kernel {
 // net_kernel's part that peers talk to: {is_auth, Node} (Node.ping/1).
 class NetKernel final : public node::Process {
  public:
-  void receive(term::Term msg) override;
+  void receive(term::Term&& msg) override;
 };
 
 // Spawns kernel_sup with net_kernel, global_name_server and pg; returns its pid.

@@ -27,7 +27,7 @@ class PgScope final : public node::Process {
   PgScope(std::string scope, PgScope** registry) : scope_(std::move(scope)), registry_(registry) {}
   ~PgScope() override;
   void started() override;
-  void receive(term::Term msg) override;
+  void receive(term::Term&& msg) override;
 
   // pg:join/3 and pg:leave/3 for local processes (as this node's code calls them).
   void join(const term::Term& group, const term::Pid& pid);

@@ -35,7 +35,7 @@ class Supervisor final : public node::Process {
     trap_exit_ = true;
   }
   void started() override;
-  void receive(term::Term msg) override;
+  void receive(term::Term&& msg) override;
 
  private:
   void start_child(size_t i);

@@ -27,7 +27,7 @@ class Process {
   // One message from the mailbox: a plain message, or {'EXIT', From, Reason} when trapping
   // exits, or {'DOWN', Ref, process, Item, Reason} for a monitor.
   // The process owns it and may move parts out (a large binary need not be copied again).
-  virtual void receive(term::Term msg) = 0;
+  virtual void receive(term::Term&& msg) = 0;
 
   [[nodiscard]] const term::Pid& self() const { return self_; }
   [[nodiscard]] bool traps_exits() const { return trap_exit_; }
