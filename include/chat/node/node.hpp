@@ -215,7 +215,7 @@ class Node {
   void enqueue(Kind kind, term::Pid from, const term::Pid& to, term::Term data);
   // A message signal needs no sender: Erlang messages do not carry it.
   void enqueue_message(LocalKey to, term::Term&& payload) {
-    queue_.emplace_back(Kind::kMessage, to, term::Pid{}, std::move(payload));  // built in place: one move
+    queue_.push_back(Signal{Kind::kMessage, to, {}, std::move(payload)});
   }
   // A message from a peer to a pid (SEND, SEND_SENDER) or a registered name (REG_SEND). Like a
   // BEAM, a message to a dead pid or an unknown name is dropped.
