@@ -374,10 +374,21 @@ void Inbox::started() {
   if (ctx_.kernel != nullptr && ctx_.kernel->pg != nullptr) ctx_.kernel->pg->join(chat_group(), self());
 }
 
+// handle_info(message, count) when is_binary(message): counted, and printed.
+void Inbox::count_line() {
+  ++ctx_.stats.inbox_messages;
+  ++count_;
+}
+
+bool Inbox::take_binary(std::string_view line) {
+  count_line();
+  ctx_.out.line(line);
+  return true;
+}
+
 void Inbox::receive(Term&& msg) {
   if (auto* b = msg.get<term::Binary>()) {
-    ++ctx_.stats.inbox_messages;
-    ++count_;
+    count_line();
     if (b->shared()) {
       ctx_.out.line(b->shared());  // written from the frame it arrived in
     } else {

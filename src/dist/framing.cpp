@@ -187,41 +187,54 @@ class SendReader {
  public:
   SendReader(std::string_view frame, size_t at, term::AtomRefs atoms) : frame_(frame), at_(at), atoms_(atoms) {}
 
-  // Fills `out` (left empty on false). The parts are read into locals and `out` is built
-  // once: a Send made empty first and copied out cost more than the reading.
+  // Fills `out` (left empty on false). Its parts are read straight into it: a Send built
+  // aside and copied in cost more than the reading (its fields, stored piecewise, are loaded
+  // whole right after, which the CPU cannot forward from its store buffer).
   bool read(size_t* budget, std::optional<Send>& out) {
     if (!has(4) || byte(at_) != kSmallTuple || byte(at_ + 2) != kSmallInteger) return false;
     const size_t arity = byte(at_ + 1);
     const auto op = static_cast<Op>(byte(at_ + 3));
-    at_ += 4;
-    PidView from;
-    PidView to;
-    std::string_view name;
-    std::string_view unused;
     const bool named = op == Op::kRegSend && arity == 4;
-    if (named) {
-      if (!pid(from) || !atom(unused) || !atom(name)) return false;
-    } else if ((op == Op::kSendSender || op == Op::kSend) && arity == 3) {
-      if (!(op == Op::kSend ? atom(unused) : pid(from)) || !pid(to)) return false;
-      if (op == Op::kSend) from = to;
-    } else {
+    if (!named && !((op == Op::kSendSender || op == Op::kSend) && arity == 3)) return false;
+    at_ += 4;
+    Send& s = out.emplace();
+    s.op = op;
+    if (!read_parts(s, named)) {
+      out.reset();
       return false;
     }
     // What the walk would charge: a slot for the tuple and each element, and the heap text
     // of the names too long for a string's own buffer.
-    const size_t cost = (1 + arity) * sizeof(term::Term) + heap(from.node) + (named ? heap(name) : heap(to.node));
-    if (cost > *budget) return false;
-    *budget -= cost;
-    if (named) {
-      out.emplace(Send{op, from, name});
-    } else {
-      out.emplace(Send{op, from, to});
+    const auto* name = std::get_if<std::string_view>(&s.to);
+    const size_t cost = (1 + arity) * sizeof(term::Term) + heap(s.from.node) +
+                        (name != nullptr ? heap(*name) : heap(std::get<PidView>(s.to).node));
+    if (cost > *budget) {
+      out.reset();
+      return false;
     }
+    *budget -= cost;
     return true;
   }
   [[nodiscard]] size_t offset() const { return at_; }
 
  private:
+  // {6, From, _, ToName}, {22, From, To} or {2, _, To}, from From on.
+  bool read_parts(Send& s, bool named) {
+    std::string_view unused;
+    if (named) {
+      std::string_view name;
+      if (!pid(s.from) || !atom(unused) || !atom(name)) return false;
+      s.to = name;
+      return true;
+    }
+    auto& to = s.to.emplace<PidView>();
+    if (s.op == Op::kSend) {
+      if (!atom(unused) || !pid(to)) return false;
+      s.from = to;
+      return true;
+    }
+    return pid(s.from) && pid(to);
+  }
   static size_t heap(std::string_view text) { return text.size() > term::kShortString ? text.size() + 1 : 0; }
   [[nodiscard]] bool has(size_t n) const { return n <= frame_.size() - at_; }
   [[nodiscard]] uint8_t byte(size_t i) const { return static_cast<uint8_t>(frame_[i]); }
@@ -287,10 +300,19 @@ term::Term Message::control_term() const {
   return term::tuple({term::Term{static_cast<int64_t>(Op::kSendSender)}, send->from.pid(), to});
 }
 
-std::optional<Message> parse_message(std::string_view frame, const term::Limits& limits,
-                                     const std::shared_ptr<const void>& owner, bool* over_budget, AtomCache* cache) {
-  if (over_budget != nullptr) *over_budget = false;
-  if (frame.size() < 2) return std::nullopt;
+Message::Message() = default;
+
+term::Term Message::take_payload() {
+  if (binary) return term::Binary(std::string(*binary));
+  return std::move(*payload);
+}
+
+namespace {
+
+// parse_message's work, into `m`; false for a frame it refuses.
+bool read_message(Message& m, std::string_view frame, const term::Limits& limits,
+                  const std::shared_ptr<const void>& owner, bool* over_budget, AtomCache* cache) {
+  if (frame.size() < 2) return false;
   const auto first = static_cast<uint8_t>(frame[0]);
   const auto second = static_cast<uint8_t>(frame[1]);
   // A frame's atoms: at most kMaxRefs, kept where no allocation is needed.
@@ -302,30 +324,28 @@ std::optional<Message> parse_message(std::string_view frame, const term::Limits&
   refs.clear();
   size_t offset = 2;
   if (cache == nullptr) {
-    if (first != kPassThrough || second != kVersionMagic) return std::nullopt;
+    if (first != kPassThrough || second != kVersionMagic) return false;
   } else {
-    if (first != kVersionMagic || second != kDistHeader || !cache->read(frame, &offset, refs)) return std::nullopt;
+    if (first != kVersionMagic || second != kDistHeader || !cache->read(frame, &offset, refs)) return false;
   }
   const term::AtomRefs atoms(refs);
   size_t budget = decode_budget(frame.size());
-  const auto refused = [&]() -> std::optional<Message> {
+  const auto refused = [&] {
     if (over_budget != nullptr) *over_budget = budget == 0;
-    return std::nullopt;
+    return false;
   };
-  std::optional<Message> result(std::in_place);  // the plain send is read straight into it
-  Message& m = *result;
   SendReader send(frame, offset, atoms);
   if (send.read(&budget, m.send)) {
     offset = send.offset();
   } else {
     auto control = term::decode_at(frame, &offset, limits, owner, &budget, atoms);
     if (!control) return refused();
-    if (control->get<term::Tuple>() == nullptr) return std::nullopt;
+    if (control->get<term::Tuple>() == nullptr) return false;
     m.control = std::move(*control);
   }
-  if (offset == frame.size()) return result;
+  if (offset == frame.size()) return true;
   if (cache == nullptr) {
-    if (static_cast<uint8_t>(frame[offset]) != kVersionMagic) return std::nullopt;
+    if (static_cast<uint8_t>(frame[offset]) != kVersionMagic) return false;
     ++offset;
   }
   if (auto bytes = small_binary(frame.substr(offset))) {
@@ -335,13 +355,28 @@ std::optional<Message> parse_message(std::string_view frame, const term::Limits&
       budget = 0;
       return refused();
     }
-    m.payload.emplace(term::Binary(std::string(*bytes)));
-    return result;
+    if (m.send) {
+      m.binary = *bytes;
+    } else {
+      m.payload.emplace(term::Binary(std::string(*bytes)));
+    }
+    return true;
   }
   auto payload = term::decode_at(frame, &offset, limits, owner, &budget, atoms);
   if (!payload) return refused();
-  if (offset != frame.size()) return std::nullopt;
+  if (offset != frame.size()) return false;
   m.payload = std::move(*payload);
+  return true;
+}
+
+}  // namespace
+
+std::optional<Message> parse_message(std::string_view frame, const term::Limits& limits,
+                                     const std::shared_ptr<const void>& owner, bool* over_budget, AtomCache* cache) {
+  if (over_budget != nullptr) *over_budget = false;
+  // One object, returned from one place: built where the caller keeps it, not moved there.
+  std::optional<Message> result(std::in_place);
+  if (!read_message(*result, frame, limits, owner, over_budget, cache)) result.reset();
   return result;
 }
 

@@ -30,25 +30,36 @@ const Ref* as_ref(const Term& t) { return t.get<Ref>(); }
 
 bool Node::message(const std::string& peer, dist::Message&& m) {
   if (!m.send) return control(peer, m.control, std::move(m.payload));
-  if (!m.payload) return false;
+  if (!m.has_payload()) return false;
   auto& s = *m.send;
   // A message's sender goes nowhere: Erlang messages do not carry it.
-  std::visit([&](const auto& to) { message_in(peer, to, std::move(*m.payload)); }, s.to);
+  const auto key = std::visit([&](const auto& to) { return recipient(peer, to); }, s.to);
+  if (key) deliver_in(*key, m);
   return true;
 }
 
-void Node::message_in(const std::string& /*peer*/, const dist::PidView& to, Term&& payload) {
+std::optional<Node::LocalKey> Node::recipient(const std::string& /*peer*/, const dist::PidView& to) {
   ++counters_.messages_in;
-  if (to.node == name_ && to.creation == creation_) enqueue_message(local_key(to), std::move(payload));
+  if (to.node == name_ && to.creation == creation_) return local_key(to);
+  return std::nullopt;
 }
 
-void Node::message_in(const std::string& peer, std::string_view to_name, Term&& payload) {
+std::optional<Node::LocalKey> Node::recipient(const std::string& peer, std::string_view to_name) {
   ++counters_.messages_in;
-  if (auto it = names_.find(to_name); it != names_.end()) {
-    enqueue_message(local_key(it->second), std::move(payload));
-  } else {
-    spdlog::debug("message from {} to unregistered name {} dropped: {}", peer, to_name, term::show(payload));
+  if (auto it = names_.find(to_name); it != names_.end()) return local_key(it->second);
+  spdlog::debug("message from {} to unregistered name {} dropped", peer, to_name);
+  return std::nullopt;
+}
+
+void Node::deliver_in(LocalKey to, dist::Message& m) {
+  // Straight to the process only when nothing waits in the queue, which keeps the order of
+  // everything sent to it.
+  if (m.binary && !draining_ && queue_head_ == queue_.size()) {
+    auto it = procs_.find(to);
+    if (it == procs_.end()) return;  // a dead pid: dropped, as deliver() drops it
+    if (it->second.process->take_binary(*m.binary)) return;
   }
+  enqueue_message(to, m.take_payload());
 }
 
 bool Node::control(const std::string& peer, const Term& control, std::optional<Term> payload) {
@@ -73,7 +84,9 @@ bool Node::control(const std::string& peer, const Term& control, std::optional<T
       const auto* to = as_pid(c[2]);
       const auto* from = sender ? as_pid(c[1]) : to;
       if (from == nullptr || to == nullptr) return false;
-      message_in(peer, dist::PidView{to->node, to->num, to->serial, to->creation}, std::move(*payload));
+      if (auto key = recipient(peer, dist::PidView{to->node, to->num, to->serial, to->creation})) {
+        enqueue_message(*key, std::move(*payload));
+      }
       return true;
     }
     case Op::kRegSend:
@@ -83,7 +96,7 @@ bool Node::control(const std::string& peer, const Term& control, std::optional<T
       const auto* from = as_pid(c[1]);
       const auto* name = c[3].get<term::Atom>();
       if (from == nullptr || name == nullptr) return false;
-      message_in(peer, name->name, std::move(*payload));
+      if (auto key = recipient(peer, name->name)) enqueue_message(*key, std::move(*payload));
       return true;
     }
     case Op::kLink: {

@@ -57,7 +57,7 @@ void check_sent(test::FakeTransport& transport, chat::dist::FrameForm form = cha
     const auto back = chat::dist::parse_message(guarded().place(std::string_view(frame).substr(4)), {}, nullptr,
                                                 nullptr, form == chat::dist::FrameForm::kDistHeader ? &cache : nullptr);
     FUZZ_CHECK(back.has_value());
-    FUZZ_CHECK(back->payload.has_value() == s.payload.has_value());
+    FUZZ_CHECK(back->has_payload() == s.payload.has_value());
   }
 }
 

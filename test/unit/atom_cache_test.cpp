@@ -43,7 +43,7 @@ TEST_SUITE("framing") {
     auto first = dist::parse_message(seeding_frame(), {}, nullptr, nullptr, &cache);
     REQUIRE(first.has_value());
     CHECK(first->control_term() == term::tuple({Term{int64_t{2}}, atom(""), atom("a@b")}));
-    CHECK_FALSE(first->payload.has_value());
+    CHECK_FALSE(first->has_payload());
     CHECK(cache.size() == 2);
 
     const std::string frame = example_frame();  // a plain send's views point into it
@@ -147,7 +147,7 @@ TEST_SUITE("framing") {
     auto m = dist::parse_message(std::string_view(header_form).substr(4), {}, nullptr, nullptr, &cache);
     REQUIRE(m.has_value());
     CHECK(m->control_term() == control);
-    CHECK(*m->payload == msg);
+    CHECK(m->take_payload() == msg);
 
     std::string queued;
     dist::append_frame(queued, control, &msg);

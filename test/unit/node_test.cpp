@@ -27,6 +27,32 @@ class Recorder final : public node::Process {
   std::vector<Term>& box_;
 };
 
+// A Recorder that takes small binaries from peers as bytes, as the chat inbox does.
+class LineTaker final : public node::Process {
+ public:
+  LineTaker(std::vector<Term>& box, int& taken) : box_(box), taken_(taken) {}
+  void receive(Term&& msg) override { box_.push_back(std::move(msg)); }
+  bool take_binary(std::string_view bytes) override {
+    ++taken_;
+    box_.push_back(term::binary(std::string(bytes)));
+    return true;
+  }
+
+ private:
+  std::vector<Term>& box_;
+  int& taken_;
+};
+
+// A REG_SEND frame as a peer sends it, parsed as a connection parses it. The message's views
+// point into `frame`.
+dist::Message received(std::string& frame, const Pid& from, const std::string& name, const Term& payload) {
+  term::Sink sink(frame);
+  dist::append_send_frame(sink, dist::SendParts::registered(from, name), payload);
+  auto m = dist::parse_message(std::string_view(frame).substr(4));
+  REQUIRE(m.has_value());
+  return std::move(*m);
+}
+
 struct Fixture {
   test::FakeTransport transport;
   test::FakeTimers timers;
@@ -50,6 +76,40 @@ TEST_SUITE("node") {
     f.node.drain();
     REQUIRE(box.size() == 1);
     CHECK(box[0] == term::binary("x"));
+  }
+
+  TEST_CASE("a small binary from a peer is taken as bytes when nothing waits before it") {
+    Fixture f;
+    std::vector<Term> box;
+    int taken = 0;
+    f.node.spawn(std::make_unique<LineTaker>(box, taken), "inbox");
+    std::string f1;
+    std::string f2;
+    std::string f3;
+    // Nothing queued: taken at once, no term made.
+    CHECK(f.node.message("peer@host", received(f1, f.remote, "inbox", term::binary("one"))));
+    CHECK(taken == 1);
+    REQUIRE(box.size() == 1);
+    // A message queued before it: it waits its turn in the queue, and comes as a term.
+    CHECK(f.node.control("peer@host", tuple({Term{op(Op::kRegSend)}, f.remote, atom(""), atom("inbox")}), atom("two")));
+    CHECK(f.node.message("peer@host", received(f2, f.remote, "inbox", term::binary("three"))));
+    CHECK(taken == 1);
+    f.node.drain();
+    // A payload that is not a small binary goes through the queue as before.
+    CHECK(f.node.message("peer@host", received(f3, f.remote, "inbox", tuple({atom("four")}))));
+    f.node.drain();
+    CHECK(taken == 1);
+    CHECK(box == std::vector<Term>{term::binary("one"), atom("two"), term::binary("three"), tuple({atom("four")})});
+  }
+
+  TEST_CASE("a process that does not take bytes gets a peer's small binary as a term") {
+    Fixture f;
+    std::vector<Term> box;
+    f.node.spawn(std::make_unique<Recorder>(box), "inbox");
+    std::string frame;
+    CHECK(f.node.message("peer@host", received(frame, f.remote, "inbox", term::binary("x"))));
+    f.node.drain();
+    CHECK(box == std::vector<Term>{term::binary("x")});
   }
 
   TEST_CASE("malformed control messages are reported, not acted on") {

@@ -189,8 +189,11 @@ class Inbox final : public node::Process {
   explicit Inbox(ChatContext& ctx) : ctx_(ctx) {}
   void started() override;
   void receive(term::Term&& msg) override;
+  bool take_binary(std::string_view line) override;
 
  private:
+  void count_line();
+
   ChatContext& ctx_;
   int64_t count_ = 0;
 };

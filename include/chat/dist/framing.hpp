@@ -77,9 +77,20 @@ struct Send {
 
 // One distribution message: a control tuple and, for the ops that carry one, a payload.
 struct Message {
+  // Defined out of line: an implicit constructor would have every Message made by
+  // `optional::emplace()` zero-filled first, a few hundred bytes per message received.
+  Message();
+
   term::Term control;  // the empty list when `send` holds it instead
+  // The payload of the ops that carry one. A plain send's small binary payload (a chat line,
+  // the commonest message) stays in the frame as `binary` instead, for a receiver that takes
+  // the bytes as they are (Process::take_binary): no term is built for it unless one is asked.
   std::optional<term::Term> payload;
+  std::optional<std::string_view> binary;
   std::optional<Send> send;
+  [[nodiscard]] bool has_payload() const { return payload.has_value() || binary.has_value(); }
+  // The payload as a term, moved out of `payload` or made from `binary`; needs has_payload().
+  [[nodiscard]] term::Term take_payload();
   // The control tuple, rebuilt when `send` holds it (SEND's unused element as '').
   [[nodiscard]] term::Term control_term() const;
 };

@@ -217,10 +217,14 @@ class Node {
   void enqueue_message(LocalKey to, term::Term&& payload) {
     queue_.push_back(Signal{Kind::kMessage, to, {}, std::move(payload)});
   }
-  // A message from a peer to a pid (SEND, SEND_SENDER) or a registered name (REG_SEND). Like a
-  // BEAM, a message to a dead pid or an unknown name is dropped.
-  void message_in(const std::string& peer, const dist::PidView& to, term::Term&& payload);
-  void message_in(const std::string& peer, std::string_view to_name, term::Term&& payload);
+  // The process a message from a peer goes to (SEND, SEND_SENDER: a pid; REG_SEND: a name),
+  // counted as received; nullopt for another node's pid or an unknown name. Like a BEAM, the
+  // node drops such a message, and one to a dead pid.
+  std::optional<LocalKey> recipient(const std::string& peer, const dist::PidView& to);
+  std::optional<LocalKey> recipient(const std::string& peer, std::string_view to_name);
+  // A received message's way to one of our processes: a small binary is offered to it as bytes
+  // (Process::take_binary) when it would be next anyway; the rest goes through the queue.
+  void deliver_in(LocalKey to, dist::Message& m);
   void deliver(Signal& s);
   void exit_signal(Entry& e, const term::Pid& from, const term::Term& reason, bool via_link);
   void terminate(const term::Pid& pid, const term::Term& reason);

@@ -6,6 +6,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <unordered_set>
 #include <vector>
 
@@ -28,6 +29,10 @@ class Process {
   // exits, or {'DOWN', Ref, process, Item, Reason} for a monitor.
   // The process owns it and may move parts out (a large binary need not be copied again).
   virtual void receive(term::Term&& msg) = 0;
+  // A message from a peer that is a small binary, offered as its bytes before any term is
+  // made of it (a chat line, the commonest message). True when taken; false (the default)
+  // and it comes to receive() as a term.
+  virtual bool take_binary(std::string_view /*bytes*/) { return false; }
 
   [[nodiscard]] const term::Pid& self() const { return self_; }
   [[nodiscard]] bool traps_exits() const { return trap_exit_; }
