@@ -117,7 +117,13 @@ App::App(const Options& options)
   out_.set_holder([this](const std::string& peer) { network_->hold(peer); });
   runtime_.before_poll([this] {
     node_->drain();
-    out_.flush();
+    // Chat lines are written before the loop sleeps. Under a flood it does not sleep, and a
+    // write per turn would wake stdout's reader every half millisecond: they go every few
+    // turns then, or as a block fills (Output::line).
+    if (!runtime_.more_turns() || ++turns_unflushed_ >= kTurnsPerFlush) {
+      turns_unflushed_ = 0;
+      out_.flush();
+    }
   });
 }
 

@@ -76,7 +76,11 @@ Stream* Stream::create(uv_loop_t* loop, Events* events) {
 }
 
 void Stream::start_reading() {
-  uv_tcp_nodelay(&tcp_, 1);
+  // Once: reading stops and starts again each time a connection yields its turn.
+  if (!nodelay_) {
+    nodelay_ = true;
+    uv_tcp_nodelay(&tcp_, 1);
+  }
   uv_read_start(
       reinterpret_cast<uv_stream_t*>(&tcp_),
       [](uv_handle_t* h, size_t, uv_buf_t* buf) {

@@ -133,6 +133,9 @@ class App {
   uv_timer_t* watchdog_ = nullptr;
   int exit_code_ = 0;
   bool stopping_ = false;
+  // Turns of a flood whose chat lines were left in the buffer (the before_poll in App()).
+  static constexpr unsigned kTurnsPerFlush = 4;
+  unsigned turns_unflushed_ = 0;
 };
 
 // The web dyno's routes: /health, /status.json and a status page.

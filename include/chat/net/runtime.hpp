@@ -38,6 +38,9 @@ class Runtime final : public node::Timers, public node::Workers {
   // Runs fn once, before the next poll: after the callbacks of this turn, and before the loop
   // waits for (or handles) the next input. What yields the loop goes on from here.
   void next_turn(std::function<void()> fn) { next_turn_.push_back(std::move(fn)); }
+  // True while work waits for the next turn (from a before_poll function: the loop will not
+  // sleep after this turn, it goes on at once).
+  [[nodiscard]] bool more_turns() const { return !next_turn_.empty(); }
   // Loop turns so far (one per poll): work bounded per turn is counted against it.
   [[nodiscard]] uint64_t turn() const { return turn_; }
   // Work that can wait for the next turn (a connection's next frames, EPMD's answers, refused

@@ -132,6 +132,7 @@ class Stream {
   bool closing_ = false;
   bool close_when_flushed_ = false;
   bool batched_ = false;
+  bool nodelay_ = false;  // TCP_NODELAY is set
 };
 
 }  // namespace chat::net
