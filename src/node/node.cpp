@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <utility>
 
 #include "chat/dist/constants.hpp"
 #include "chat/term/show.hpp"
@@ -196,10 +197,19 @@ void Node::send(const Pid& from, const Pid& to, Term msg, bool connect) {
   send_remote(to.node, dist::SendParts::pid(to), msg);
 }
 
-void Node::send_named(const Pid& from, const std::string& name, const std::string& node_name, Term msg,
+void Node::send_named(const Pid& from, const std::string& name, const std::string& node_name, Term&& msg,
                       bool connect) {
   if (node_name == name_) {
     if (auto pid = whereis(name)) enqueue(Kind::kMessage, from, *pid, std::move(msg));
+    return;
+  }
+  send_named(from, name, node_name, std::as_const(msg), connect);
+}
+
+void Node::send_named(const Pid& from, const std::string& name, const std::string& node_name, const Term& msg,
+                      bool connect) {
+  if (node_name == name_) {
+    send_named(from, name, node_name, Term(msg), connect);
     return;
   }
   if (!connect && transport_.flags(node_name) == 0) return;

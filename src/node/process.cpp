@@ -7,8 +7,11 @@
 namespace chat::node {
 
 void Process::send(const term::Pid& to, term::Term msg) { node_->send(self_, to, std::move(msg)); }
-void Process::send_named(const std::string& name, const std::string& node_name, term::Term msg) {
+void Process::send_named(const std::string& name, const std::string& node_name, term::Term&& msg) {
   node_->send_named(self_, name, node_name, std::move(msg));
+}
+void Process::send_named(const std::string& name, const std::string& node_name, const term::Term& msg) {
+  node_->send_named(self_, name, node_name, msg);
 }
 void Process::link(const term::Pid& other) { node_->link(self_, other); }
 void Process::unlink(const term::Pid& other) { node_->unlink(self_, other); }

@@ -96,8 +96,12 @@ class Node {
   // Signals, as a process sends them. A send with `connect` false to a node we are not
   // connected to is dropped, as erlang:send/3 with [noconnect] does.
   void send(const term::Pid& from, const term::Pid& to, term::Term msg, bool connect = true);
-  void send_named(const term::Pid& from, const std::string& name, const std::string& node_name, term::Term msg,
+  void send_named(const term::Pid& from, const std::string& name, const std::string& node_name, term::Term&& msg,
                   bool connect = true);
+  // The same for a message the sender keeps: to another node it is encoded from where it is,
+  // not copied first (a sender repeating one message pays no copy per send).
+  void send_named(const term::Pid& from, const std::string& name, const std::string& node_name,
+                  const term::Term& msg, bool connect = true);
   void link(const term::Pid& a, const term::Pid& b);
   void unlink(const term::Pid& a, const term::Pid& b);
   // erlang:monitor(process, Target): Target is a pid, or {Name, Node} for a registered name.

@@ -45,7 +45,8 @@ class Process {
   Node& node() { return *node_; }
   [[nodiscard]] const Node& node() const { return *node_; }
   void send(const term::Pid& to, term::Term msg);
-  void send_named(const std::string& name, const std::string& node_name, term::Term msg);
+  void send_named(const std::string& name, const std::string& node_name, term::Term&& msg);
+  void send_named(const std::string& name, const std::string& node_name, const term::Term& msg);
   void link(const term::Pid& other);
   void unlink(const term::Pid& other);
   // A pid, or {Name, Node}.
