@@ -151,13 +151,19 @@ void Stream::write(std::string_view bytes) {
   append([bytes](term::Sink& out) { out.text().append(bytes); });
 }
 
+void Stream::flush_early() {
+  if (tls_ || close_when_flushed_) return;  // TLS stages its own flushes; a closing stream waits
+  flush();
+}
+
 void Stream::flush() {
   if (closing_) return;
   if (tls_) {
     tls_flush();
     return;
   }
-  if (pending_.empty()) return;
+  // Written early (flush_early), the stream is still in the batch while a write is under way.
+  if (writing_ || pending_.empty()) return;
   inflight_ = pending_.take_front(kWriteSlice);
   inflight_bytes_ = 0;
   bufs_.clear();

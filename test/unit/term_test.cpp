@@ -240,4 +240,20 @@ TEST_SUITE("term") {
     list.reuse(std::move(used));
     CHECK(list.text().data() == kept);  // the next block is the one handed back
   }
+
+  TEST_CASE("in a burst, a block after a full one is taken whole and never grows by copying") {
+    ChunkList list;
+    const std::string frame(1000, 'f');
+    while (list.size() < (64U << 10U)) list.text().append(frame);
+    const size_t first = list.size();
+    const char* const second = list.text().data();  // a new block
+    CHECK(list.text().capacity() >= (128U << 10U));
+    while (list.size() - first < (64U << 10U)) {
+      CHECK(list.text().data() == second);  // filled where it was first put
+      list.text().append(frame);
+    }
+    const auto chunks = list.take();
+    REQUIRE(chunks.size() == 2);
+    CHECK(chunks[1].block.data() == second);
+  }
 }

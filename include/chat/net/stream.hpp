@@ -84,6 +84,7 @@ class Stream {
     if (closing_) return;
     fill(static_cast<term::Sink&>(pending_));
     if (!writing_) schedule();
+    if (!writing_ && pending_.size() >= kWriteEarly) flush_early();
   }
   [[nodiscard]] size_t queued_bytes() const { return pending_.size() + inflight_bytes_; }
   // Stops all callbacks and frees the stream once libuv lets go of it.
@@ -100,6 +101,11 @@ class Stream {
   friend class WriteBatch;
   // Writes now, or at the end of this loop iteration with the rest of the batch.
   void schedule();
+  // A burst queued within one callback starts on the wire once it reaches kWriteEarly bytes,
+  // not when the callback ends: the peer works while the rest is encoded, and blocks the
+  // socket took are filled again instead of fresh memory.
+  static constexpr size_t kWriteEarly = 1U << 20U;
+  void flush_early();
   void flush();
   // Gives a written block back to pending_ to fill again, if it is small.
   void reuse(term::Chunk& written);
