@@ -1,9 +1,12 @@
 #include "chat/term/term.hpp"
 
 #include <ei.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <array>
+#include <cstdint>
 #include <cstring>
 #include <iterator>
 #include <utility>
@@ -18,6 +21,26 @@ SharedBytes::SharedBytes(std::string bytes) {
   owner_ = std::move(held);
 }
 
+namespace {
+// Maps the pages of a block's first `bytes` in one system call before they are filled.
+// Touched one by one, each new page costs a fault: 14 us on this VM, where
+// MADV_POPULATE_WRITE maps 8 MB in about 2 ms. Pages already mapped (a block reused from the
+// heap) are left as they are; kernels before 5.14 refuse the call, and the pages then fault
+// in as before.
+void populate(std::string& block, size_t bytes) {
+#ifdef MADV_POPULATE_WRITE
+  static const auto page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+  const auto start = reinterpret_cast<uintptr_t>(block.data());
+  const uintptr_t first = (start + page - 1) & ~(page - 1);
+  const uintptr_t end = (start + std::min(bytes, block.capacity())) & ~(page - 1);
+  if (end > first) (void)madvise(reinterpret_cast<void*>(first), end - first, MADV_POPULATE_WRITE);
+#else
+  (void)block;
+  (void)bytes;
+#endif
+}
+}  // namespace
+
 std::string& ChunkList::text() {
   constexpr size_t kBlock = 64U << 10U;  // a closed block is never copied by a string growing
   if (chunks_.empty() || chunks_.back().shared || chunks_.back().block.size() >= kBlock) {
@@ -26,7 +49,10 @@ std::string& ChunkList::text() {
     // In a burst, blocks fill up: room for a full one and the frame that crosses its end,
     // taken at once. Grown by doubling instead, each block was copied through fresh memory
     // and a burst touched twice its size in new pages (14 us a page fault on this VM).
-    if (burst) chunks_.back().block.reserve(2 * kBlock);
+    if (burst && chunks_.back().block.capacity() < 2 * kBlock) {
+      chunks_.back().block.reserve(2 * kBlock);
+      populate(chunks_.back().block, kBlock);  // what it will surely hold
+    }
   }
   return chunks_.back().block;
 }
