@@ -465,7 +465,10 @@ void Node::terminate(const Pid& pid, const Term& reason) {
   procs_.erase(it);
   shrink_if_sparse(procs_);
   --counters_.processes;
-  if (!e.registered_name.empty()) names_.erase(e.registered_name);
+  if (!e.registered_name.empty()) {
+    names_.erase(e.registered_name);
+    if (e.registered_name == last_name_) last_name_.clear();
+  }
   for (const auto& a : e.aliases) aliases_.erase(a);
   for (auto id : e.process->timers_) timers_.cancel(id);
   e.process->timers_.clear();

@@ -112,6 +112,25 @@ TEST_SUITE("node") {
     CHECK(box == std::vector<Term>{term::binary("x")});
   }
 
+  TEST_CASE("a name registered again after its process died reaches the new process") {
+    Fixture f;
+    std::vector<Term> first;
+    std::vector<Term> second;
+    int taken = 0;
+    const Pid old = f.node.spawn(std::make_unique<LineTaker>(first, taken), "inbox");
+    std::string f1;
+    std::string f2;
+    std::string f3;
+    CHECK(f.node.message("peer@host", received(f1, f.remote, "inbox", term::binary("one"))));
+    f.node.exit(old, atom("kill"));
+    f.node.drain();
+    CHECK(f.node.message("peer@host", received(f2, f.remote, "inbox", term::binary("lost"))));
+    f.node.spawn(std::make_unique<LineTaker>(second, taken), "inbox");
+    CHECK(f.node.message("peer@host", received(f3, f.remote, "inbox", term::binary("two"))));
+    CHECK(first == std::vector<Term>{term::binary("one")});
+    CHECK(second == std::vector<Term>{term::binary("two")});
+  }
+
   TEST_CASE("malformed control messages are reported, not acted on") {
     Fixture f;
     CHECK_FALSE(f.node.control("peer@host", atom("x"), std::nullopt));
