@@ -49,9 +49,13 @@ std::optional<Node::LocalKey> Node::recipient(const std::string& peer, std::stri
   // A flood names one process over and over: the last name found answers without a hash.
   if (!last_name_.empty() && to_name == last_name_) return last_name_key_;
   if (auto it = names_.find(to_name); it != names_.end()) {
-    last_name_.assign(to_name);
-    last_name_key_ = local_key(it->second);
-    return last_name_key_;
+    const LocalKey key = local_key(it->second);
+    if (auto p = procs_.find(key); p != procs_.end()) {
+      last_name_.assign(to_name);
+      last_name_key_ = key;
+      last_name_proc_ = p->second.process.get();
+    }
+    return key;
   }
   spdlog::debug("message from {} to unregistered name {} dropped", peer, to_name);
   return std::nullopt;
@@ -61,9 +65,13 @@ void Node::deliver_in(LocalKey to, dist::Message& m) {
   // Straight to the process only when nothing waits in the queue, which keeps the order of
   // everything sent to it.
   if (m.binary && !draining_ && queue_head_ == queue_.size()) {
-    auto it = procs_.find(to);
-    if (it == procs_.end()) return;  // a dead pid: dropped, as deliver() drops it
-    if (it->second.process->take_binary(*m.binary)) return;
+    Process* p = !last_name_.empty() && to == last_name_key_ ? last_name_proc_ : nullptr;
+    if (p == nullptr) {
+      auto it = procs_.find(to);
+      if (it == procs_.end()) return;  // a dead pid: dropped, as deliver() drops it
+      p = it->second.process.get();
+    }
+    if (p->take_binary(*m.binary)) return;
   }
   enqueue_message(to, m.take_payload());
 }

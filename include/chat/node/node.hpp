@@ -271,8 +271,11 @@ class Node {
     size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
   };
   std::unordered_map<std::string, term::Pid, NameHash, std::equal_to<>> names_;
-  std::string last_name_;  // the name recipient() found last (empty: none), and its process
+  // The name recipient() found last (empty: none) and its process, which holds that name
+  // until it terminates.
+  std::string last_name_;
   LocalKey last_name_key_ = 0;
+  Process* last_name_proc_ = nullptr;
   std::unordered_map<RefIds, OutMonitor, RefIdsHash> out_monitors_;  // keyed by our ref's words
   std::unordered_map<std::string, PeerIndex> by_peer_;
   std::deque<Departed> departed_;
