@@ -87,6 +87,27 @@ TEST_SUITE("prometheus") {
           "next 1\n");
   }
 
+  TEST_CASE("a float sample is the shortest text that reads back as the same double") {
+    CHECK(pm::number(0.1 + 0.2) == "0.30000000000000004");
+    CHECK(pm::number(1e20) == "1e+20");
+    CHECK(pm::number(-2.5e-7) == "-2.5e-07");
+    CHECK(pm::number(0.0) == "0");
+    CHECK(pm::number(std::numeric_limits<double>::max()) == "1.7976931348623157e+308");
+    CHECK(pm::number(std::numeric_limits<double>::denorm_min()) == "5e-324");
+  }
+
+  TEST_CASE("histogram bounds are written in fixed notation, every digit they need") {
+    pm::Writer w;
+    w.family("h", pm::Type::kHistogram, "h");
+    const std::array<double, 3> bounds{0.00001, 0.00025, 2.5};
+    const std::array<uint64_t, 4> counts{1, 0, 0, 0};
+    w.histogram(bounds, counts, 0.0);
+    const std::string out = w.take();
+    CHECK(out.find("h_bucket{le=\"0.00001\"} 1\n") != std::string::npos);
+    CHECK(out.find("h_bucket{le=\"0.00025\"} 1\n") != std::string::npos);
+    CHECK(out.find("h_bucket{le=\"2.5\"} 1\n") != std::string::npos);
+  }
+
   TEST_CASE("loop turns fall in the bucket of the first bound they do not pass") {
     chat::net::TurnStats t;
     t.record(100'000);      // exactly 100 us: the first bucket
