@@ -1,6 +1,7 @@
 #include "chat/net/network.hpp"
 
 #include <malloc.h>
+#include <unistd.h>
 #include <spdlog/spdlog.h>
 
 #include <bit>
@@ -25,6 +26,11 @@ constexpr size_t kTrimSlack = 2U << 20U;
 void trim_in_background(Runtime& runtime) {
   static bool running = false;  // set and cleared on the loop thread
   if (running) return;
+  // The heap (brk) is where freed memory waits: while it has not grown by the slack since the
+  // first look, there is nothing to give back, and no reason to start libuv's four pool
+  // threads for it (an idle node would carry their stacks for nothing).
+  static const auto* const heap_at_start = static_cast<const char*>(sbrk(0));
+  if (static_cast<const char*>(sbrk(0)) - heap_at_start <= static_cast<ptrdiff_t>(kTrimSlack)) return;
   running = true;
   runtime.post(
       [] {
