@@ -32,9 +32,9 @@ COPY include include/
 COPY src src/
 COPY bench bench/
 # Release, without the tests; CHAT_STATIC_DEPS (on by default) links every
-# dependency into the binary (chat-node takes glibc in too; chat-node-tls uses
-# the image's), so the runtime needs no -dev or lib package for it. The check
-# fails the build if that ever stops being true.
+# dependency into the binaries, glibc included (static-pie), so the runtime
+# needs no -dev or lib package for them. The check fails the build if one ever
+# names a shared library beyond glibc's.
 # chat-node-tls (the same program with OpenSSL, which chat-node runs in its place
 # for TLS distribution and tls-cert) is built and checked alike.
 RUN cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF \
