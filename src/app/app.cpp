@@ -170,7 +170,10 @@ int App::run(Client on_ready) {
   // The stdout writer says "room again" from its own thread; the loop hears it here.
   output_room_ = new uv_async_t;
   output_room_->data = this;
-  uv_async_init(runtime_.loop(), output_room_, [](uv_async_t* h) { static_cast<App*>(h->data)->out_.run_waiters(); });
+  uv_async_init(runtime_.loop(), output_room_, [](uv_async_t* h) {
+    net::TurnClock::io_began();
+    static_cast<App*>(h->data)->out_.run_waiters();
+  });
   uv_unref(reinterpret_cast<uv_handle_t*>(output_room_));
   out_.set_wake([room = output_room_] { uv_async_send(room); });
   for (auto* sig : {&sigterm_, &sigint_}) {
@@ -178,6 +181,7 @@ int App::run(Client on_ready) {
     sig->data = this;
   }
   const auto on_signal = [](uv_signal_t* h, int signum) {
+    net::TurnClock::io_began();
     spdlog::info("signal {}: stopping", signum);
     static_cast<App*>(h->data)->stop(0);
   };

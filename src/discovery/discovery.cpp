@@ -8,6 +8,7 @@
 
 #include "chat/epmd/protocol.hpp"
 #include "chat/net/epmd_client.hpp"
+#include "chat/net/turn_stats.hpp"
 
 namespace chat::discovery {
 
@@ -67,6 +68,7 @@ void Discovery::poll() {
     const int rc = uv_getaddrinfo(
         runtime_.loop(), &l->req,
         [](uv_getaddrinfo_t* req, int status, addrinfo* res) {
+          net::TurnClock::io_began();
           std::unique_ptr<Lookup> l(reinterpret_cast<Lookup*>(req));
           std::vector<std::string> addresses;
           for (auto* a = res; status == 0 && a != nullptr; a = a->ai_next) {

@@ -206,7 +206,13 @@ class Server::Connection final : net::Stream::Events, public Exchange {
   static Connection* self(http_parser* p) { return static_cast<Connection*>(p->data); }
 
   void arm(uint64_t ms) {
-    uv_timer_start(timer_, [](uv_timer_t* t) { static_cast<Connection*>(t->data)->timed_out(); }, ms, 0);
+    uv_timer_start(
+        timer_,
+        [](uv_timer_t* t) {
+          net::TurnClock::io_began();
+          static_cast<Connection*>(t->data)->timed_out();
+        },
+        ms, 0);
   }
 
   void timed_out() {
@@ -351,8 +357,12 @@ void Server::listen(uint16_t port) {
   keepalive_->data = this;
   uv_timer_init(loop_, keepalive_);
   uv_timer_start(
-      keepalive_, [](uv_timer_t* t) { static_cast<Server*>(t->data)->keepalive(); }, limits_.keepalive_ms,
-      limits_.keepalive_ms);
+      keepalive_,
+      [](uv_timer_t* t) {
+        net::TurnClock::io_began();
+        static_cast<Server*>(t->data)->keepalive();
+      },
+      limits_.keepalive_ms, limits_.keepalive_ms);
   uv_unref(reinterpret_cast<uv_handle_t*>(keepalive_));
 }
 
@@ -429,6 +439,7 @@ bool Server::make_room() {
 }
 
 void Server::on_connection(uv_stream_t* s, int status) {
+  net::TurnClock::io_began();
   auto* self = static_cast<Server*>(s->data);
   if (status != 0) {
     // EMFILE and the like: libuv has already accepted and closed what it could not take.
@@ -468,6 +479,7 @@ void Server::done(Connection* c) {
     uv_idle_init(loop_, reaper_);
   }
   uv_idle_start(reaper_, [](uv_idle_t* h) {
+    net::TurnClock::io_began();
     auto* self = static_cast<Server*>(h->data);
     self->finished_.clear();
     uv_idle_stop(h);

@@ -57,6 +57,7 @@ Connection::Connection(Network& net, std::string peer)
   const int rc = uv_getaddrinfo(
       net_.runtime().loop(), &r->req,
       [](uv_getaddrinfo_t* req, int status, addrinfo* res) {
+        TurnClock::io_began();
         std::unique_ptr<Resolve> r(reinterpret_cast<Resolve*>(req));
         auto owner = r->owner.lock();
         if (owner && *owner) {

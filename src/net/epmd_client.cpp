@@ -16,6 +16,7 @@ void EpmdRequest::start(uv_loop_t* loop, const sockaddr_storage& addr, std::stri
   uv_timer_start(
       self->timer_,
       [](uv_timer_t* t) {
+        TurnClock::io_began();
         auto* req = static_cast<EpmdRequest*>(t->data);
         if (req->stream_) req->stream_->close();
         req->finish(req->reply_.empty() ? "EPMD did not answer in time" : "");

@@ -127,7 +127,10 @@ void Network::start_epmd_daemon() {
   opts.file = file;
   opts.args = args;
   opts.flags = UV_PROCESS_DETACHED;
-  opts.exit_cb = [](uv_process_t* p, int64_t, int) { close_and_delete(p, p); };
+  opts.exit_cb = [](uv_process_t* p, int64_t, int) {
+    TurnClock::io_began();
+    close_and_delete(p, p);
+  };
   if (const int rc = uv_spawn(runtime_.loop(), req, &opts); rc != 0) {
     spdlog::warn("cannot start epmd: {}", uv_strerror(rc));
     delete req;
@@ -154,6 +157,7 @@ void Network::stop() {
 }
 
 void Network::on_connection(uv_stream_t* server, int status) {
+  TurnClock::io_began();
   auto* self = static_cast<Network*>(server->data);
   if (status != 0 || self->stopping_) return;
   Stream* s = Stream::create(self->runtime_.loop(), nullptr);

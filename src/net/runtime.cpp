@@ -19,8 +19,6 @@ Runtime::Runtime() {
     throw std::runtime_error(std::string("uv_loop_init: ") + uv_strerror(rc));
   }
   loop_.data = &batch_;
-  // libuv then keeps the time it spends waiting in poll, which a turn's length leaves out.
-  uv_loop_configure(&loop_, UV_METRICS_IDLE_TIME);
   uv_prepare_init(&loop_, &prepare_);
   prepare_.data = this;
   uv_prepare_start(&prepare_, &Runtime::on_prepare);
@@ -97,14 +95,7 @@ void Runtime::on_prepare(uv_prepare_t* h) {
   auto* self = static_cast<Runtime*>(h->data);
   ++self->turn_;
   const uint64_t now = uv_hrtime();
-  const uint64_t idle = uv_metrics_idle_time(&self->loop_);
-  if (self->last_prepare_ns_ != 0) {
-    const uint64_t span = now - self->last_prepare_ns_;
-    const uint64_t waited = idle - self->last_idle_ns_;
-    self->turn_stats_.record(span > waited ? span - waited : 0);
-  }
-  self->last_prepare_ns_ = now;
-  self->last_idle_ns_ = idle;
+  if (self->turn_ > 1) self->turn_stats_.record(self->hook_ns_ + (TurnClock::io_start_ns != 0 ? now - TurnClock::io_start_ns : 0));
   for (auto& fn : std::exchange(self->next_turn_, {})) fn();
   for (auto& fn : self->before_poll_) fn();
   self->batch_.flush();
@@ -115,6 +106,8 @@ void Runtime::on_prepare(uv_prepare_t* h) {
   } else if (!self->shut_) {
     uv_idle_start(&self->busy_, [](uv_idle_t*) {});
   }
+  TurnClock::io_start_ns = 0;
+  self->hook_ns_ = uv_hrtime() - now;
 }
 
 void Runtime::post(std::function<void()> work, std::function<void()> done) {
@@ -130,6 +123,7 @@ void Runtime::post(std::function<void()> work, std::function<void()> done) {
       // What the work holds is released on its thread, as it was taken there.
       [](uv_work_t* r) { std::exchange(static_cast<Job*>(r->data)->work, nullptr)(); },
       [](uv_work_t* r, int) {
+        TurnClock::io_began();
         const std::unique_ptr<Job> own(static_cast<Job*>(r->data));
         own->done();
       });
@@ -151,6 +145,7 @@ uint64_t Runtime::start(uint64_t ms, std::function<void()> fire) {
   uv_timer_start(
       &t->handle,
       [](uv_timer_t* h) {
+        TurnClock::io_began();
         auto* timer = static_cast<Timer*>(h->data);
         auto fn = std::move(timer->fire);
         timer->runtime->cancel(timer->id);  // one-shot: release before running

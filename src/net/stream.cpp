@@ -1,4 +1,5 @@
 #include "chat/net/stream.hpp"
+#include "chat/net/turn_stats.hpp"
 
 #include <algorithm>
 #include <array>
@@ -84,6 +85,7 @@ void Stream::start_reading() {
   uv_read_start(
       reinterpret_cast<uv_stream_t*>(&tcp_),
       [](uv_handle_t* h, size_t, uv_buf_t* buf) {
+        TurnClock::io_began();
         auto* self = static_cast<Stream*>(h->data);
         // Under TLS the socket carries ciphertext: a read_area() is for plaintext.
         const std::span<char> area =
@@ -121,6 +123,7 @@ void Stream::stop_reading() {
 void Stream::connect(const struct sockaddr* addr) {
   connect_req_.data = this;
   const int rc = uv_tcp_connect(&connect_req_, &tcp_, addr, [](uv_connect_t* req, int status) {
+    TurnClock::io_began();
     auto* self = static_cast<Stream*>(req->data);
     if (self->closing_) return;
     if (status != 0) {
@@ -198,6 +201,7 @@ void Stream::flush() {
 }
 
 void Stream::on_written(uv_write_t* req, int status) {
+  TurnClock::io_began();
   auto* self = static_cast<Stream*>(req->data);
   self->writing_ = false;
   self->inflight_bytes_ = 0;
@@ -383,6 +387,7 @@ void Stream::fail(const std::string& why) {
 }
 
 void Stream::on_close(uv_handle_t* h) {
+  TurnClock::io_began();
   auto* self = static_cast<Stream*>(h->data);
   if (self->batched_) {
     if (auto* batch = static_cast<WriteBatch*>(h->loop->data)) batch->remove(self);

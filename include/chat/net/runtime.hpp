@@ -95,8 +95,7 @@ class Runtime final : public node::Timers, public node::Workers {
   static constexpr uint64_t kTurnShareNs = 500'000;
   uint64_t share_turn_ = UINT64_MAX;  // the turn the share's clock is timing
   uint64_t share_start_ns_ = 0;
-  uint64_t last_prepare_ns_ = 0;
-  uint64_t last_idle_ns_ = 0;
+  uint64_t hook_ns_ = 0;  // the last per-iteration hook's own time (flushes), part of its turn
   WriteBatch batch_;  // flushed after the before_poll hooks
   bool shut_ = false;
 };

@@ -4,6 +4,8 @@
 // inside (a probe from outside cannot tell a node's stall from its own wait for a CPU).
 #pragma once
 
+#include <uv.h>
+
 #include <array>
 #include <cstdint>
 
@@ -37,6 +39,19 @@ struct TurnStats {
       }
     }
     return n;
+  }
+};
+
+// A turn runs from the first callback the loop makes after its poll (input, a timer, an
+// accept, a result from another thread) to the next per-iteration hook, which also times
+// itself: the poll's waiting is left out. libuv's idle-time metrics would tell the same, but
+// they make every sleep cost a second epoll_wait (a non-blocking one first): one of the six
+// system calls a sparse GenServer.call from a BEAM cost the node. So each callback the loop
+// makes calls io_began() first; one that does not only has its time left out of the stats.
+struct TurnClock {
+  static thread_local inline uint64_t io_start_ns = 0;  // 0: no callback yet this turn
+  static void io_began() {
+    if (io_start_ns == 0) io_start_ns = uv_hrtime();
   }
 };
 
