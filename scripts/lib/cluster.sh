@@ -121,3 +121,39 @@ chat_trap_signals() {
     trap 'exit 129' HUP
     trap 'exit 141' PIPE
 }
+
+# The usual start of a test script that runs nodes: a run mark that everything it starts
+# carries, a scratch directory ($CHAT_TEST_TMP) that sanitizer reports go to, a private EPMD
+# (exported as ERL_EPMD_PORT), and chat_test_end on exit. LABEL names the test in the mark,
+# the directory and the logs of a failed run.
+chat_test_begin() {
+    CHAT_TEST_LABEL=$1
+    CHAT_RUN_MARK=$1-$$-$(chat_random_hex 6)
+    export CHAT_RUN_MARK
+    CHAT_TEST_TMP=$(mktemp -d "${TMPDIR:-/tmp}/chat-$1.XXXXXX")
+    export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}log_path=$CHAT_TEST_TMP/sanitizer"
+    export UBSAN_OPTIONS="${UBSAN_OPTIONS:+$UBSAN_OPTIONS:}log_path=$CHAT_TEST_TMP/sanitizer"
+    trap chat_test_end EXIT
+    chat_trap_signals
+    chat_start_epmd "$CHAT_TEST_TMP/epmd.log"
+    export ERL_EPMD_PORT=$CHAT_EPMD_PORT
+}
+
+# Stops everything that carries the run mark; a sanitizer report fails the run; a failed
+# run shows its logs (*.log in the scratch directory); the directory goes.
+chat_test_end() {
+    local rc=$? report
+    trap - EXIT INT TERM HUP
+    set +e
+    chat_kill_marked "$CHAT_RUN_MARK" 5
+    wait 2>/dev/null
+    for report in "$CHAT_TEST_TMP"/sanitizer.*; do
+        [[ -s $report ]] || continue
+        echo "----- sanitizer report -----"
+        cat "$report"
+        rc=1
+    done
+    ((rc == 0)) || chat_show_logs "$CHAT_TEST_LABEL test, exit status $rc" "$CHAT_TEST_TMP"/*.log
+    rm -rf "$CHAT_TEST_TMP"
+    exit "$rc"
+}

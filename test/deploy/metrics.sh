@@ -26,32 +26,8 @@ ok() { echo "ok   $*"; }
     fail "$PYTHON cannot import prometheus_client (scripts/install-deps installs python3-prometheus-client)"
 command -v curl >/dev/null || fail "curl not found (scripts/install-deps)"
 
-CHAT_RUN_MARK=metrics-$$-$(chat_random_hex 6)
-export CHAT_RUN_MARK
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/chat-metrics.XXXXXX")
-export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}log_path=$tmp/sanitizer"
-export UBSAN_OPTIONS="${UBSAN_OPTIONS:+$UBSAN_OPTIONS:}log_path=$tmp/sanitizer"
-cleanup() {
-    local rc=$? report
-    trap - EXIT INT TERM HUP
-    set +e
-    chat_kill_marked "$CHAT_RUN_MARK" 5
-    wait 2>/dev/null
-    for report in "$tmp"/sanitizer.*; do
-        [[ -s $report ]] || continue
-        echo "----- sanitizer report -----"
-        cat "$report"
-        rc=1
-    done
-    ((rc == 0)) || chat_show_logs "metrics test, exit status $rc" "$tmp"/*.log
-    rm -rf "$tmp"
-    exit "$rc"
-}
-trap cleanup EXIT
-chat_trap_signals
-
-chat_start_epmd "$tmp/epmd.log"
-export ERL_EPMD_PORT=$CHAT_EPMD_PORT
+chat_test_begin metrics
+tmp=$CHAT_TEST_TMP
 cookie=m$(chat_random_hex 12)
 
 # A free port for each listener (20000-31999, as chat_start_epmd picks).

@@ -11,24 +11,8 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 # shellcheck source=scripts/lib/cluster.sh
 source "$root/scripts/lib/cluster.sh"
 
-CHAT_RUN_MARK=idle-rss-$$-$(chat_random_hex 6)
-export CHAT_RUN_MARK
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/chat-idle-rss.XXXXXX")
-cleanup() {
-    local rc=$?
-    trap - EXIT INT TERM HUP
-    set +e
-    chat_kill_marked "$CHAT_RUN_MARK" 5
-    wait 2>/dev/null
-    ((rc == 0)) || chat_show_logs "idle RSS test, exit status $rc" "$tmp"/*.log
-    rm -rf "$tmp"
-    exit "$rc"
-}
-trap cleanup EXIT
-chat_trap_signals
-
-chat_start_epmd "$tmp/epmd.log"
-export ERL_EPMD_PORT=$CHAT_EPMD_PORT
+chat_test_begin idle-rss
+tmp=$CHAT_TEST_TMP
 cookie=i$(chat_random_hex 12)
 name=idle$(chat_random_hex 4)@127.0.0.1
 
