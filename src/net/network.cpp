@@ -407,13 +407,17 @@ Connection* Network::connection_to(const std::string& peer) {
 
 void Network::send(const std::string& peer, const term::Term& control, const term::Term* payload) {
   if (stopping_ || peer == config_.name) return;
+  if (payload != nullptr) runtime().answered();
   if (Connection* c = connection_to(peer)) c->queue(control, payload);
 }
 
 void Network::send(const std::string& peer, const dist::SendParts& send, const term::Term& payload) {
   if (stopping_ || peer == config_.name) return;
+  runtime().answered();
   if (Connection* c = connection_to(peer)) c->queue(send, payload);
 }
+
+void Network::call_begun(bool by_peer) { runtime().call_begun(by_peer); }
 
 void Network::connect(const std::string& peer) {
   if (stopping_ || peer == config_.name) return;

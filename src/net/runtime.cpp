@@ -31,22 +31,21 @@ Runtime::Runtime() {
   uv_unref(reinterpret_cast<uv_handle_t*>(&busy_));
 }
 
-void Runtime::note_activity() {
-  // Spin only while input arrives closer together than the spin window, on average over the
-  // last few reads: with sparser traffic the next request comes after the spin has ended
-  // anyway, so spinning only burns the core (and, on a loaded machine, the scheduler then
-  // makes the spinner wait for the CPU when the request does come). Gaps are capped so that
-  // one long pause does not keep the loop from spinning through the burst that follows.
+void Runtime::spin_after_turn() {
   const uint64_t now = uv_hrtime();
-  const uint64_t gap = std::min(now - last_activity_ns_, kGapCapNs);
-  mean_gap_ns_ = (mean_gap_ns_ * 7 + gap) / 8;
-  last_activity_ns_ = now;
-  if (mean_gap_ns_ > kSpinNs || spinning_ || shut_) return;
+  const auto d = spin_policy_.after_turn(now);
+  if (!d.change) return;
+  spin_until_ns_ = now + d.poll_ns;
+  if (d.poll_ns == 0 && spinning_) {
+    uv_idle_stop(&spin_);
+    spinning_ = false;
+  }
+  if (d.poll_ns == 0 || spinning_ || shut_) return;
   spinning_ = true;
   // An active idle handle makes the next poll return at once instead of sleeping.
   uv_idle_start(&spin_, [](uv_idle_t* h) {
     auto* self = static_cast<Runtime*>(h->data);
-    if (uv_hrtime() - self->last_activity_ns_ > kSpinNs) {
+    if (uv_hrtime() >= self->spin_until_ns_) {
       uv_idle_stop(h);
       self->spinning_ = false;
     }
@@ -106,6 +105,7 @@ void Runtime::on_prepare(uv_prepare_t* h) {
   } else if (!self->shut_) {
     uv_idle_start(&self->busy_, [](uv_idle_t*) {});
   }
+  self->spin_after_turn();
   TurnClock::io_start_ns = 0;
   self->hook_ns_ = uv_hrtime() - now;
 }

@@ -375,6 +375,7 @@ void Node::request_monitor(const RefIds& ids, OutMonitor& m) {
   const bool by_name = m.monitored.get<term::Atom>() != nullptr;
   if ((f & dist::flag::kDistMonitor) == 0 || (by_name && (f & dist::flag::kDistMonitorName) == 0)) return;
   send_remote(m.target_node, tuple({op(Op::kMonitorP), m.watcher, m.monitored, Ref{name_, creation_, ids}}), nullptr);
+  transport_.call_begun(false);
 }
 
 void Node::demonitor(const Pid& watcher, const Ref& ref) {

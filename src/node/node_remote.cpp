@@ -286,6 +286,7 @@ bool Node::remote_monitor(const std::string& peer, const Pid& watcher, const Ter
     return true;
   }
   add_in_monitor(*e, ref, InMonitor{watcher, target});
+  transport_.call_begun(true);
   return true;
 }
 

@@ -53,6 +53,7 @@ class FakeTransport final : public chat::node::Transport {
   void when_not_busy(const std::string& peer, std::weak_ptr<std::function<void()>> resume) override {
     waiting[peer].push_back(std::move(resume));
   }
+  void call_begun(bool by_peer) override { ++(by_peer ? calls_begun_by_peer : calls_begun_here); }
   // The queue for `peer` drained: its waiters go on.
   void drained(const std::string& peer) {
     busy_peers.erase(peer);
@@ -67,6 +68,8 @@ class FakeTransport final : public chat::node::Transport {
 
   std::vector<std::string> connects;
   std::vector<std::string> disconnects;
+  int calls_begun_by_peer = 0;
+  int calls_begun_here = 0;
 
   std::vector<Sent> sent;
   std::map<std::string, uint64_t> connected;

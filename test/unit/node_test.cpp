@@ -218,6 +218,10 @@ TEST_SUITE("node") {
     CHECK(sent[0].at(3) == Term{r2});
     CHECK(sent[0].at(4).is_atom("bye"));
     CHECK(f.node.counters().monitors == 0);
+    // gen:call's first step, which the loop polls for the request after: a monitor on a
+    // process that is not there begins no call.
+    CHECK(f.transport.calls_begun_by_peer == 2);
+    CHECK(f.transport.calls_begun_here == 0);
   }
 
   TEST_CASE("losing a peer breaks links (noconnection) and fires monitors") {

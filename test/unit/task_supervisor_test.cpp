@@ -44,6 +44,7 @@ struct ChatNode {
     REQUIRE(sent.size() == 2);
     CHECK(sent[0].op() == op(Op::kMonitorP));
     CHECK(sent[0].at(2) == Term{caller});
+    CHECK(transport.calls_begun_here > 0);  // the loop polls for the work to come
     // ...and the reply goes to the alias of an [alias | Ref] tag when the peer has aliases.
     const bool aliases = (transport.connected[caller_node] & dist::flag::kAlias) != 0;
     CHECK(sent[1].op() == (aliases ? op(Op::kAliasSend) : op(Op::kSend)));

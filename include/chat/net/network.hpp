@@ -98,6 +98,7 @@ class Network final : public node::Transport {
   void disconnect(const std::string& peer) override;
   [[nodiscard]] bool busy(const std::string& peer) const override;
   void when_not_busy(const std::string& peer, std::weak_ptr<std::function<void()>> resume) override;
+  void call_begun(bool by_peer) override;
   // A connection's queue went down (or it is gone): who waits on `peer` goes on if it may.
   void maybe_not_busy(const std::string& peer);
   [[nodiscard]] bool connecting_or_up(const std::string& peer) const { return by_peer_.contains(peer); }

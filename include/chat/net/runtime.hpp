@@ -11,6 +11,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "chat/net/spin_policy.hpp"
 #include "chat/net/stream.hpp"
 #include "chat/net/turn_stats.hpp"
 #include "chat/node/ports.hpp"
@@ -61,11 +62,12 @@ class Runtime final : public node::Timers, public node::Workers {
   };
   [[nodiscard]] static std::optional<CpuTimes> thread_cpu();
 
-  // Network input just arrived: keep polling without sleeping for a short while, as BEAM
-  // schedulers spin before they sleep, when recent input came closer together than that
-  // while. A request/reply peer usually answers within tens of microseconds, and waking a
-  // sleeping thread costs more than that on a busy machine.
-  void note_activity();
+  // What the spin policy (spin_policy.hpp) learns a turn from: network input arrived, a call
+  // began between a local process and a peer's (by_peer: the peer's monitor came in), or a
+  // message went out to a peer.
+  void note_activity() { spin_policy_.input(uv_hrtime()); }
+  void call_begun(bool by_peer) { spin_policy_.call_begun(by_peer); }
+  void answered() { spin_policy_.answered(); }
 
   // Runs until every handle is closed.
   void run();
@@ -76,16 +78,15 @@ class Runtime final : public node::Timers, public node::Workers {
  private:
   struct Timer;
   static void on_prepare(uv_prepare_t* h);
+  void spin_after_turn();
 
   uv_loop_t loop_{};
   uv_prepare_t prepare_{};
   uv_idle_t spin_{};
   uv_idle_t busy_{};  // active while next_turn() work waits: the poll must not sleep
-  uint64_t last_activity_ns_ = 0;
+  SpinPolicy spin_policy_;
+  uint64_t spin_until_ns_ = 0;
   bool spinning_ = false;
-  static constexpr uint64_t kSpinNs = 200'000;
-  static constexpr uint64_t kGapCapNs = 4 * kSpinNs;
-  uint64_t mean_gap_ns_ = kGapCapNs;  // recent inter-arrival time of input (moving average)
   uint64_t next_id_ = 1;
   std::unordered_map<uint64_t, Timer*> timers_;
   std::vector<std::function<void()>> before_poll_;

@@ -35,6 +35,10 @@ class Transport {
   // Calls `resume`, if it still lives then, once `peer` is no longer busy or its connection is
   // gone; from a later loop turn, never from inside this call.
   virtual void when_not_busy(const std::string& peer, std::weak_ptr<std::function<void()>> resume) = 0;
+  // A call began between a local process and a peer's (gen:call monitors the server first;
+  // by_peer: the peer's monitor came in): its request or answer is due within microseconds,
+  // which the loop may poll for rather than sleep.
+  virtual void call_begun(bool /*by_peer*/) {}
 };
 
 // Work that must not hold the loop, such as copying megabytes: `work` runs on another thread
