@@ -325,7 +325,12 @@ class Decoder {
           return true;
         }
         l.tail.emplace_back();
-        return term(i, l.tail.back());
+        if (!term(i, l.tail.back())) return false;
+        // [X | []] is the proper list [X], however the [] is spelled (an empty STRING_EXT, or a
+        // LIST_EXT of no elements ending in one): kept as a tail, it would make a proper list
+        // look improper, and encode as something else.
+        if (l.tail.back().is_nil()) l.tail.clear();
+        return true;
       }
       case ERL_BINARY_EXT: {
         const auto at = static_cast<size_t>(i);

@@ -72,6 +72,17 @@ TEST_SUITE("term") {
     CHECK(*t == list({Term{int64_t{'a'}}, Term{int64_t{'b'}}, Term{int64_t{'c'}}}));
   }
 
+  TEST_CASE("[X | []] decodes to the proper list [X], however the [] is spelled") {
+    // LIST_EXT 1, 1, then as tail: an empty STRING_EXT; an empty LIST_EXT ending in NIL_EXT.
+    for (const char* hex : {"836c0000000161016b0000", "836c0000000161016c000000006a"}) {
+      CAPTURE(hex);
+      auto t = decode(unhex(hex));
+      REQUIRE(t.has_value());
+      CHECK(*t == list({Term{int64_t{1}}}));
+      CHECK(encode(*t) == unhex("836c0000000161016a"));
+    }
+  }
+
   TEST_CASE("terms this node does not model pass through unchanged") {
     for (const char* golden : {"836e0900000000000000000040",             // 2^70, a bignum
                                "837177056c697374737707726576657273656101"}) {  // fun lists:reverse/1
