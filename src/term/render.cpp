@@ -34,7 +34,8 @@ std::string quoted(std::string_view s) {
 bool plain_atom(const std::string& name, bool elixir) {
   if (name.empty()) return false;
   const unsigned char first = static_cast<unsigned char>(name[0]);
-  if (!(std::islower(first) || first == '_' || (elixir && std::isupper(first)))) return false;
+  // Erlang reads `_x` and `X` as variables; Elixir takes both after its colon.
+  if (!(std::islower(first) || (elixir && (first == '_' || std::isupper(first))))) return false;
   for (size_t k = 0; k < name.size(); ++k) {
     const unsigned char c = static_cast<unsigned char>(name[k]);
     if (std::isalnum(c) || c == '_' || c == '@' || (elixir && (c == '.'))) continue;

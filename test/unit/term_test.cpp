@@ -167,6 +167,8 @@ TEST_SUITE("term") {
     CHECK(to_elixir_string(binary("chicken?")) == "\"chicken?\"");
     CHECK(to_elixir_string(tuple({atom("undef"), list({})})) == "{:undef, []}");
     CHECK(to_erlang_string(tuple({atom("EXIT"), Term{int64_t{1}}})) == "{'EXIT', 1}");
+    CHECK(to_erlang_string(atom("_atom")) == "'_atom'");
+    CHECK(to_elixir_string(atom("_atom")) == ":_atom");
   }
 }
 
