@@ -82,7 +82,12 @@ void Connection::start_handshake() {
   cfg.random32 = random32;
   cfg.length_bytes = net_.uses_tls() ? 4 : 2;
   if (role_ == Role::kAcceptor) {
-    cfg.admit = [this](const std::string& peer) { return net_.admit(*this, peer); };
+    // Named from its admission on: the network may hold it under that name from then, and a
+    // handshake that dies later (the peer hangs up, the setup timer) must be removed by it.
+    cfg.admit = [this](const std::string& peer) {
+      peer_ = peer;
+      return net_.admit(*this, peer);
+    };
   }
   handshake_.emplace(role_ == Role::kInitiator ? dist::Handshake::Role::kInitiator : dist::Handshake::Role::kAcceptor,
                      std::move(cfg));
