@@ -1,13 +1,12 @@
 #include "chat/http/server.hpp"
 
-#include <http_parser.h>
 #include <spdlog/spdlog.h>
 
-#include <algorithm>
-#include <cctype>
+#include <cstdio>
 #include <stdexcept>
 #include <utility>
 
+#include "chat/http/request_reader.hpp"
 #include "chat/net/runtime.hpp"
 #include "chat/net/stream.hpp"
 
@@ -63,38 +62,11 @@ class Server::Connection final : net::Stream::Events, public Exchange {
   enum class Phase { kRequest, kHandling, kStreaming, kAnswering, kDone };
 
   Connection(Server& server, net::Stream* stream, std::string client, uint64_t seq)
-      : server_(server), stream_(stream), client_(std::move(client)), seq_(seq) {
-    http_parser_init(&parser_, HTTP_REQUEST);
-    parser_.data = this;
-    http_parser_settings_init(&settings_);
-    settings_.on_url = [](http_parser* p, const char* at, size_t len) {
-      return self(p)->append(self(p)->url_, at, len);
-    };
-    settings_.on_header_field = [](http_parser* p, const char* at, size_t len) {
-      auto* c = self(p);
-      if (!c->value_.empty() || c->field_.empty()) c->flush_header();
-      return c->append(c->field_, at, len);
-    };
-    settings_.on_header_value = [](http_parser* p, const char* at, size_t len) {
-      return self(p)->append(self(p)->value_, at, len);
-    };
-    settings_.on_headers_complete = [](http_parser* p) {
-      self(p)->flush_header();
-      return 0;
-    };
-    settings_.on_body = [](http_parser* p, const char* at, size_t len) {
-      auto* c = self(p);
-      if (c->request_.body.size() + len > c->server_.limits_.max_body_bytes) {
-        c->error_status_ = 413;
-        return 1;
-      }
-      c->request_.body.append(at, len);
-      return 0;
-    };
-    settings_.on_message_complete = [](http_parser* p) {
-      self(p)->complete_ = true;
-      return 1;  // one request per connection: stop parsing here
-    };
+      : server_(server),
+        stream_(stream),
+        client_(std::move(client)),
+        seq_(seq),
+        reader_(server.limits_.max_header_bytes, server.limits_.max_body_bytes) {
     stream_->set_events(this);
     stream_->start_reading();
     timer_ = new uv_timer_t;
@@ -119,7 +91,7 @@ class Server::Connection final : net::Stream::Events, public Exchange {
     for (const auto& [name, value] : r.headers) head += name + ": " + value + "\r\n";
     head += "Cache-Control: no-store\r\nConnection: close\r\n\r\n";
     stream_->write(head);
-    if (request_.method != "HEAD") stream_->write(r.body);
+    if (reader_.request().method != "HEAD") stream_->write(r.body);
     // Counted until the socket is closed: a client that does not take its answer holds a
     // descriptor, for write_timeout_ms at most.
     phase_ = Phase::kAnswering;
@@ -146,15 +118,11 @@ class Server::Connection final : net::Stream::Events, public Exchange {
   void on_data(net::Stream&, std::string_view bytes) override {
     if (phase_ != Phase::kRequest) return;  // one request per connection: the rest is ignored
     heard_ = true;
-    const size_t used = http_parser_execute(&parser_, &settings_, bytes.data(), bytes.size());
-    if (complete_) {
-      dispatch();
-      return;
+    switch (reader_.feed(bytes)) {
+      case RequestReader::State::kDone: return dispatch();
+      case RequestReader::State::kFailed: return fail(reader_.status());
+      case RequestReader::State::kMore: break;
     }
-    if (error_status_ != 0) return fail(error_status_);
-    if (parser_.http_errno == HPE_HEADER_OVERFLOW) return fail(431);
-    if (parser_.http_errno != HPE_OK || used != bytes.size()) return fail(400);
-    if (parser_.nread > server_.limits_.max_header_bytes) return fail(431);
   }
   void on_closed(net::Stream&, const std::string&) override {
     stream_ = nullptr;
@@ -184,8 +152,9 @@ class Server::Connection final : net::Stream::Events, public Exchange {
   // in front says it forwards for (the last X-Forwarded-For entry, the one the proxy added).
   [[nodiscard]] std::string client_key() const {
     if (!server_.limits_.trust_forwarded_for) return client_;
-    const auto it = request_.headers.find("x-forwarded-for");
-    if (it == request_.headers.end()) return client_;
+    const auto& headers = reader_.request().headers;
+    const auto it = headers.find("x-forwarded-for");
+    if (it == headers.end()) return client_;
     std::string_view last(it->second);
     if (const auto comma = last.rfind(','); comma != std::string_view::npos) last.remove_prefix(comma + 1);
     while (!last.empty() && last.front() == ' ') last.remove_prefix(1);
@@ -203,8 +172,6 @@ class Server::Connection final : net::Stream::Events, public Exchange {
   }
 
  private:
-  static Connection* self(http_parser* p) { return static_cast<Connection*>(p->data); }
-
   void arm(uint64_t ms) {
     uv_timer_start(
         timer_,
@@ -233,34 +200,11 @@ class Server::Connection final : net::Stream::Events, public Exchange {
     return token_;
   }
 
-  int append(std::string& to, const char* at, size_t len) {
-    if (to.size() + len > server_.limits_.max_header_bytes) {
-      error_status_ = 431;
-      return 1;
-    }
-    to.append(at, len);
-    return 0;
-  }
-
-  void flush_header() {
-    if (field_.empty()) return;
-    std::transform(field_.begin(), field_.end(), field_.begin(), [](unsigned char c) { return std::tolower(c); });
-    if (request_.headers.size() < 100) request_.headers[field_] = value_;
-    field_.clear();
-    value_.clear();
-  }
-
   void dispatch() {
     phase_ = Phase::kHandling;
     arm(server_.limits_.answer_timeout_ms);
-    request_.method = http_method_str(static_cast<http_method>(parser_.method));
-    http_parser_url u{};
-    http_parser_url_init(&u);
-    if (http_parser_parse_url(url_.data(), url_.size(), 0, &u) != 0) return fail(400);
-    if ((u.field_set & (1 << UF_PATH)) != 0) request_.path = url_.substr(u.field_data[UF_PATH].off, u.field_data[UF_PATH].len);
-    if ((u.field_set & (1 << UF_QUERY)) != 0) request_.query = url_.substr(u.field_data[UF_QUERY].off, u.field_data[UF_QUERY].len);
     ++server_.stats_.requests;
-    server_.handler_(request_, *this);
+    server_.handler_(reader_.request(), *this);
   }
 
   void fail(int status) {
@@ -282,14 +226,9 @@ class Server::Connection final : net::Stream::Events, public Exchange {
   uint64_t seq_;
   Phase phase_ = Phase::kRequest;
   bool heard_ = false;
-  http_parser parser_{};
-  http_parser_settings settings_{};
   uv_timer_t* timer_ = nullptr;
   std::shared_ptr<Connection*> token_;  // held weakly by event streams and deferred answers
-  Request request_;
-  std::string url_, field_, value_;
-  int error_status_ = 0;
-  bool complete_ = false;
+  RequestReader reader_;
   bool counted_as_stream_ = false;
   bool held_ = false;  // counted in the server's per-client table
 };
