@@ -1,6 +1,9 @@
 #include "chat/chat/output.hpp"
 
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
+#include <unistd.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -64,10 +67,12 @@ uint64_t newlines(std::string_view s) { return static_cast<uint64_t>(std::count(
 
 }  // namespace
 
-Output::Output(std::FILE* out, size_t soft_limit) : out_(out), soft_limit_(std::max<size_t>(soft_limit, kBlock)) {}
+Output::Output(std::FILE* out, size_t soft_limit)
+    : out_(out), soft_limit_(std::max<size_t>(soft_limit, kBlock)), direct_fd_(fileno(out)) {}
 
 Output::~Output() {
   flush();
+  if (own_fd_ >= 0) ::close(own_fd_);
   if (!writer_.joinable()) return;  // flush() wrote everything at once
   auto& s = *shared_;
   std::unique_lock lock(s.mu);
@@ -148,20 +153,43 @@ void Output::flush() {
 }
 
 size_t Output::write_now(const std::string& block) {
-  if (!direct_) return 0;
+  if (direct_fd_ < 0) return 0;
   {
     const std::lock_guard lock(shared_->mu);
     if (shared_->queued_bytes != 0) return 0;  // older lines are still with the writer
   }
-  iovec v{const_cast<char*>(block.data()), block.size()};
-  const ssize_t n = ::pwritev2(fileno(out_), &v, 1, -1, RWF_NOWAIT);
-  if (n >= 0) return static_cast<size_t>(n);
-  if (errno == EAGAIN || errno == EINTR) return 0;
-  if (errno == EOPNOTSUPP || errno == EINVAL) {
-    direct_ = false;  // stdout cannot say "would block" (a regular file): always the writer
-    return 0;
+  for (;;) {
+    iovec v{const_cast<char*>(block.data()), block.size()};
+    const ssize_t n = ::pwritev2(direct_fd_, &v, 1, -1, direct_flags_);
+    if (n >= 0) return static_cast<size_t>(n);
+    if (errno == EAGAIN || errno == EINTR) return 0;
+    if ((errno == EOPNOTSUPP || errno == EINVAL) && direct_flags_ != 0) {
+      if (reopen_nonblocking()) continue;
+      direct_fd_ = -1;  // stdout cannot say "would block" (a regular file): always the writer
+      return 0;
+    }
+    return block.size();  // the reader is gone (EPIPE) or stdout is broken: the lines are lost
   }
-  return block.size();  // the reader is gone (EPIPE) or stdout is broken: the lines are lost
+}
+
+bool Output::reopen_nonblocking() {
+  // A FIFO refuses RWF_NOWAIT: a named pipe, and a pipe opened again through /dev/fd, as a
+  // shell's `> >(...)` does. A second description of it, made non-blocking, is ours alone:
+  // whoever else shares stdout's description (a shell, stderr) keeps it as it was.
+  const int fd = fileno(out_);
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISFIFO(st.st_mode)) return false;
+  const std::string path = "/proc/self/fd/" + std::to_string(fd);
+  const int nb = ::open(path.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+  if (nb < 0) return false;
+  struct stat again {};
+  if (::fstat(nb, &again) != 0 || again.st_dev != st.st_dev || again.st_ino != st.st_ino) {
+    ::close(nb);
+    return false;
+  }
+  own_fd_ = direct_fd_ = nb;
+  direct_flags_ = 0;
+  return true;
 }
 
 void Output::enqueue(Block&& block) {

@@ -2,6 +2,8 @@
 #pragma once
 
 #include <cstdio>
+#include <cstdlib>
+#include <fstream>
 #include <functional>
 #include <map>
 #include <memory>
@@ -119,6 +121,27 @@ class FakeTimers final : public chat::node::Timers {
 };
 
 // A temporary file for a node's stdout, closed after the Output that writes to it (declare it first).
+// A fresh directory under /tmp, removed with what it holds.
+struct TempDir {
+  std::string path;
+  TempDir() {
+    char tmpl[] = "/tmp/chat-test.XXXXXX";
+    const char* made = ::mkdtemp(tmpl);
+    path = made != nullptr ? made : "";
+  }
+  ~TempDir() {
+    if (!path.empty()) std::system(("rm -rf '" + path + "'").c_str());
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  // Writes `text` to the file `name` in the directory; returns its path.
+  std::string write(const std::string& name, const std::string& text) const {
+    const std::string p = path + "/" + name;
+    std::ofstream(p) << text;
+    return p;
+  }
+};
+
 struct TempFile {
   TempFile() : file(std::tmpfile()) {}
   ~TempFile() { std::fclose(file); }

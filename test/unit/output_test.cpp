@@ -1,6 +1,7 @@
 #include <doctest/doctest.h>
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -49,38 +50,82 @@ TEST_SUITE("output") {
     CHECK(contents(sink.file) == expected);
   }
 
-  TEST_CASE("through a pipe with a slow reader, lines written at once and by the writer keep their order") {
-    int fds[2];
-    REQUIRE(::pipe(fds) == 0);
-    std::string got;
-    std::atomic<bool> start_reading{false};
-    std::thread reader([&] {
-      char buf[4096];
-      ssize_t n = 0;
-      while (!start_reading) std::this_thread::yield();  // the pipe fills first
-      while ((n = ::read(fds[0], buf, sizeof buf)) > 0) got.append(buf, static_cast<size_t>(n));
-    });
-    std::FILE* w = ::fdopen(fds[1], "w");
+  TEST_CASE("through a pipe or a FIFO with a slow reader, lines written at once and by the writer keep their order") {
+    for (const bool fifo : {false, true}) {
+      CAPTURE(fifo);
+      int fds[2];
+      test::TempDir dir;
+      if (fifo) {
+        // A named pipe refuses RWF_NOWAIT: the output writes through its own description.
+        const std::string path = dir.path + "/out";
+        REQUIRE(::mkfifo(path.c_str(), 0600) == 0);
+        fds[0] = ::open(path.c_str(), O_RDONLY | O_NONBLOCK);
+        REQUIRE(fds[0] >= 0);
+        REQUIRE(::fcntl(fds[0], F_SETFL, 0) == 0);
+        fds[1] = ::open(path.c_str(), O_WRONLY);
+      } else {
+        REQUIRE(::pipe(fds) == 0);
+      }
+      REQUIRE(fds[1] >= 0);
+      std::string got;
+      std::atomic<bool> start_reading{false};
+      std::thread reader([&] {
+        char buf[4096];
+        ssize_t n = 0;
+        while (!start_reading) std::this_thread::yield();  // the pipe fills first
+        while ((n = ::read(fds[0], buf, sizeof buf)) > 0) got.append(buf, static_cast<size_t>(n));
+      });
+      std::FILE* w = ::fdopen(fds[1], "w");
+      REQUIRE(w != nullptr);
+      std::string expected;
+      {
+        Output out(w);
+        for (int i = 0; i < 20000; ++i) {
+          const std::string line = "pipe line " + std::to_string(i);
+          out.line(line);
+          expected += line + "\n";
+          if (i % 7 == 0) out.flush();
+          if (i == 10000) start_reading = true;  // 150 KB written: past the pipe's 64 KB
+          if (i % 5000 == 2500) {
+            out.line(chat::term::SharedBytes(std::string(100000, 'p')));
+            expected += std::string(100000, 'p') + "\n";
+          }
+        }
+        CHECK(out.direct());  // a full pipe sent lines to the writer, and only for a while
+      }
+      std::fclose(w);
+      reader.join();
+      ::close(fds[0]);
+      CHECK(got == expected);
+    }
+  }
+
+  TEST_CASE("a FIFO's lines are written by the loop itself, a regular file's by the writer") {
+    test::TempDir dir;
+    const std::string path = dir.path + "/out";
+    REQUIRE(::mkfifo(path.c_str(), 0600) == 0);
+    const int r = ::open(path.c_str(), O_RDONLY | O_NONBLOCK);
+    REQUIRE(r >= 0);
+    std::FILE* w = std::fopen(path.c_str(), "w");
     REQUIRE(w != nullptr);
-    std::string expected;
     {
       Output out(w);
-      for (int i = 0; i < 20000; ++i) {
-        const std::string line = "pipe line " + std::to_string(i);
-        out.line(line);
-        expected += line + "\n";
-        if (i % 7 == 0) out.flush();
-        if (i == 10000) start_reading = true;  // 150 KB written: past the pipe's 64 KB
-        if (i % 5000 == 2500) {
-          out.line(chat::term::SharedBytes(std::string(100000, 'p')));
-          expected += std::string(100000, 'p') + "\n";
-        }
-      }
+      out.line("at once");
+      out.flush();
+      CHECK(out.direct());
+      char buf[64];
+      // In the FIFO when flush() returns: no thread was asked to write it.
+      CHECK(::read(r, buf, sizeof buf) == 8);
+      CHECK(std::string(buf, 8) == "at once\n");
     }
     std::fclose(w);
-    reader.join();
-    ::close(fds[0]);
-    CHECK(got == expected);
+    ::close(r);
+
+    test::TempFile sink;
+    Output out(sink.file);
+    out.line("later");
+    out.flush();
+    CHECK_FALSE(out.direct());
   }
 
   TEST_CASE("lines never flushed are still written when Output goes") {

@@ -12,6 +12,7 @@
 #include "chat/tls/engine.hpp"
 #include "chat/tls/openssl.hpp"
 #include "chat/tls/options.hpp"
+#include "fakes.hpp"
 
 using namespace chat::tls;
 
@@ -115,19 +116,6 @@ std::string build_error(const SideOptions& o, Side s) {
   return "";
 }
 
-struct TempDir {
-  std::string path;
-  TempDir() {
-    char tmpl[] = "/tmp/chat-tls-test.XXXXXX";
-    path = mkdtemp(tmpl);
-  }
-  ~TempDir() { std::system(("rm -rf '" + path + "'").c_str()); }
-  std::string write(const std::string& name, const std::string& text) const {
-    const std::string p = path + "/" + name;
-    std::ofstream(p) << text;
-    return p;
-  }
-};
 
 }  // namespace
 
@@ -213,7 +201,7 @@ TEST_SUITE("tls") {
   }
 
   TEST_CASE("start-up errors name the file or option at fault") {
-    TempDir dir;
+    test::TempDir dir;
     const auto& id = pki().node("127.0.0.1");
     SideOptions o;
     o.certfile = dir.path + "/missing.pem";

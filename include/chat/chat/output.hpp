@@ -12,6 +12,8 @@
 // line (lines and bytes not printed) rather than waited for.
 #pragma once
 
+#include <sys/uio.h>  // RWF_NOWAIT
+
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
@@ -47,6 +49,9 @@ class Output {
   // Told of every line after it is queued (the web feed listens here).
   void on_line(std::function<void(std::string_view)> fn) { listener_ = std::move(fn); }
   [[nodiscard]] uint64_t lines() const { return lines_; }
+  // Whether the loop still writes stdout itself when it has room (false: every line goes
+  // through the writer thread, as for a regular file).
+  [[nodiscard]] bool direct() const { return direct_fd_ >= 0; }
 
   // --- backpressure (the seam for whatever feeds Chat) ---
   // "May I print now?" is answered no (full() is true) while more than the soft limit waits
@@ -98,12 +103,18 @@ class Output {
   // Writes what stdout takes of `block` without blocking, if the writer has nothing pending;
   // returns the bytes written (or dropped because stdout is gone).
   size_t write_now(const std::string& block);
+  // For a stdout that refuses RWF_NOWAIT: a non-blocking description of the same FIFO.
+  bool reopen_nonblocking();
   void enqueue(Block&& block);
   static void write_blocks(const std::shared_ptr<Shared>& shared, std::FILE* out, size_t low_water);
 
   std::FILE* out_;
   size_t soft_limit_;
-  bool direct_ = true;  // false once stdout turned out not to support RWF_NOWAIT
+  // Where write_now() writes, and how: stdout with RWF_NOWAIT at first; then our own
+  // non-blocking description of it, or -1 (the writer thread only).
+  int direct_fd_;
+  int direct_flags_ = RWF_NOWAIT;
+  int own_fd_ = -1;
   std::string buffer_;  // the loop thread's, until flush()
   uint64_t buffer_lines_ = 0;
   uint64_t lines_ = 0;
