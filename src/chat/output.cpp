@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>  // makedev
 #include <sys/uio.h>
 #include <unistd.h>
 #include <spdlog/spdlog.h>
@@ -164,7 +165,7 @@ size_t Output::write_now(const std::string& block) {
     if (n >= 0) return static_cast<size_t>(n);
     if (errno == EAGAIN || errno == EINTR) return 0;
     if ((errno == EOPNOTSUPP || errno == EINVAL) && direct_flags_ != 0) {
-      if (reopen_nonblocking()) continue;
+      if (other_nonblocking_path()) continue;
       direct_fd_ = -1;  // stdout cannot say "would block" (a regular file): always the writer
       return 0;
     }
@@ -172,13 +173,19 @@ size_t Output::write_now(const std::string& block) {
   }
 }
 
-bool Output::reopen_nonblocking() {
+bool Output::other_nonblocking_path() {
+  const int fd = fileno(out_);
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) return false;
+  // The null device (a node whose chat lines nobody wants) takes every write at once.
+  if (S_ISCHR(st.st_mode) && st.st_rdev == makedev(1, 3)) {
+    direct_flags_ = 0;
+    return true;
+  }
   // A FIFO refuses RWF_NOWAIT: a named pipe, and a pipe opened again through /dev/fd, as a
   // shell's `> >(...)` does. A second description of it, made non-blocking, is ours alone:
   // whoever else shares stdout's description (a shell, stderr) keeps it as it was.
-  const int fd = fileno(out_);
-  struct stat st {};
-  if (::fstat(fd, &st) != 0 || !S_ISFIFO(st.st_mode)) return false;
+  if (!S_ISFIFO(st.st_mode)) return false;
   const std::string path = "/proc/self/fd/" + std::to_string(fd);
   const int nb = ::open(path.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC);
   if (nb < 0) return false;

@@ -100,7 +100,7 @@ TEST_SUITE("output") {
     }
   }
 
-  TEST_CASE("a FIFO's lines are written by the loop itself, a regular file's by the writer") {
+  TEST_CASE("a FIFO's and the null device's lines are written by the loop itself, a regular file's by the writer") {
     test::TempDir dir;
     const std::string path = dir.path + "/out";
     REQUIRE(::mkfifo(path.c_str(), 0600) == 0);
@@ -120,6 +120,16 @@ TEST_SUITE("output") {
     }
     std::fclose(w);
     ::close(r);
+
+    std::FILE* null = std::fopen("/dev/null", "w");
+    REQUIRE(null != nullptr);
+    {
+      Output out(null);
+      out.line("nobody");
+      out.flush();
+      CHECK(out.direct());
+    }
+    std::fclose(null);
 
     test::TempFile sink;
     Output out(sink.file);

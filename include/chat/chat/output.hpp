@@ -103,8 +103,9 @@ class Output {
   // Writes what stdout takes of `block` without blocking, if the writer has nothing pending;
   // returns the bytes written (or dropped because stdout is gone).
   size_t write_now(const std::string& block);
-  // For a stdout that refuses RWF_NOWAIT: a non-blocking description of the same FIFO.
-  bool reopen_nonblocking();
+  // For a stdout that refuses RWF_NOWAIT: the null device as it is, or a non-blocking
+  // description of the same FIFO. False: the writer thread only.
+  bool other_nonblocking_path();
   void enqueue(Block&& block);
   static void write_blocks(const std::shared_ptr<Shared>& shared, std::FILE* out, size_t low_water);
 
