@@ -1,6 +1,7 @@
 // Chat lines go to stdout as bare lines, like the Elixir app's IO.puts. They are collected
 // during a loop iteration and written as one block: at once if stdout takes it without
-// blocking (RWF_NOWAIT), else by a writer thread. stdout is usually a pipe whose reader may
+// blocking (RWF_NOWAIT; a FIFO or /dev/null, which refuse that flag, see
+// other_nonblocking_path), else by a writer thread. stdout is usually a pipe whose reader may
 // be slow or stopped, and the loop never waits on it:
 //   - up to the soft limit, lines queue for the writer;
 //   - past it, full() is true: whoever feeds the output holds back (the connections whose
