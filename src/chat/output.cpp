@@ -73,7 +73,10 @@ Output::Output(std::FILE* out, size_t soft_limit)
 
 Output::~Output() {
   flush();
-  if (own_fd_ >= 0) ::close(own_fd_);
+  if (own_fd_ >= 0) {
+    ::close(own_fd_);
+    direct_fd_ = own_fd_ = -1;
+  }
   if (!writer_.joinable()) return;  // flush() wrote everything at once
   auto& s = *shared_;
   std::unique_lock lock(s.mu);

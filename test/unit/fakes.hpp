@@ -120,7 +120,6 @@ class FakeTimers final : public chat::node::Timers {
   uint64_t now = 0;
 };
 
-// A temporary file for a node's stdout, closed after the Output that writes to it (declare it first).
 // A fresh directory under /tmp, removed with what it holds.
 struct TempDir {
   std::string path;
@@ -142,6 +141,7 @@ struct TempDir {
   }
 };
 
+// A temporary file for a node's stdout, closed after the Output that writes to it (declare it first).
 struct TempFile {
   TempFile() : file(std::tmpfile()) {}
   ~TempFile() { std::fclose(file); }
