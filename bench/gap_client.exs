@@ -14,9 +14,13 @@
 #
 # One line per block:
 #   gap what=rt side=cpp gap_ms=1 calls=N p50_us=… p99_us=… mean_us=… cpu_us=… gap_us=…
+#       wakes=… t0_ns=… t1_ns=…
 # where cpu_us is the node's CPU time (all threads, /proc/PID/task/*/schedstat) over the
-# block divided by its calls, pauses included, and gap_us the mean pause actually taken
-# (Process.sleep rounds up to the BEAM's timer). Then one line per node:
+# block divided by its calls, pauses included, gap_us the mean pause actually taken
+# (Process.sleep rounds up to the BEAM's timer), wakes the node's voluntary context switches
+# (all threads, /proc/PID/task/*/status) per call: how often it went to sleep and had to be
+# woken. t0_ns and t1_ns bound the block in wall-clock time (CLOCK_REALTIME, as a packet
+# capture stamps packets). Then one line per node:
 #   idle side=cpp secs=S cpu_us_per_s=…
 #
 # Pauses of 1 ms and more are Process.sleep, which lets the client's schedulers sleep as a
@@ -83,8 +87,8 @@ defmodule Bench.GapClient do
     pause = pause_fun(gap)
     # The first pause is taken before the CPU is read: the block starts as it goes on.
     slept = pause.()
-    cpu0 = cpu_ns(pid)
-    t_start = System.monotonic_time(:nanosecond)
+    {cpu0, wait0, wakes0} = {cpu_ns(pid), run_wait_ns(pid), wakes(pid)}
+    wall0 = System.os_time(:nanosecond)
 
     {times, slept} =
       Enum.reduce(1..calls, {[], slept}, fn i, {acc, slept} ->
@@ -96,8 +100,8 @@ defmodule Bench.GapClient do
         {[dt | acc], slept + s}
       end)
 
-    cpu1 = cpu_ns(pid)
-    _wall = System.monotonic_time(:nanosecond) - t_start
+    {cpu1, wait1, wakes1} = {cpu_ns(pid), run_wait_ns(pid), wakes(pid)}
+    wall1 = System.os_time(:nanosecond)
     sorted = Enum.sort(times)
     n = length(sorted)
     p50 = Enum.at(sorted, div(n * 50, 100)) / 1000
@@ -106,7 +110,8 @@ defmodule Bench.GapClient do
 
     IO.puts(
       "gap what=#{what} side=#{side} gap_ms=#{fmt(gap)} calls=#{n} p50_us=#{r(p50)} p99_us=#{r(p99)} " <>
-        "mean_us=#{r(mean)} cpu_us=#{r((cpu1 - cpu0) / 1000 / n)} gap_us=#{r(slept / 1000 / n)}"
+        "mean_us=#{r(mean)} cpu_us=#{r((cpu1 - cpu0) / 1000 / n)} gap_us=#{r(slept / 1000 / n)} " <>
+        "wakes=#{Float.round((wakes1 - wakes0) / n, 2)} run_wait_us=#{r((wait1 - wait0) / 1000 / n)} t0_ns=#{wall0} t1_ns=#{wall1}"
     )
   end
 
@@ -155,14 +160,27 @@ defmodule Bench.GapClient do
   defp idle(_, _), do: :ok
 
   # CPU time (ns) used so far by every thread of an OS process, as scripts/bench reads it.
-  defp cpu_ns(pid) do
+  defp cpu_ns(pid), do: sum_tasks(pid, "schedstat", &(&1 |> String.split() |> hd()))
+
+  # Time (ns) every thread of an OS process has spent runnable but waiting for a CPU.
+  defp run_wait_ns(pid), do: sum_tasks(pid, "schedstat", &(&1 |> String.split() |> Enum.at(1)))
+
+  # Times every thread of an OS process has gone to sleep (voluntary context switches).
+  defp wakes(pid) do
+    sum_tasks(pid, "status", fn s ->
+      [_, n] = Regex.run(~r/^voluntary_ctxt_switches:\s*(\d+)/m, s)
+      n
+    end)
+  end
+
+  defp sum_tasks(pid, file, field) do
     dir = "/proc/#{pid}/task"
 
     case File.ls(dir) do
       {:ok, tids} ->
         Enum.reduce(tids, 0, fn tid, acc ->
-          case File.read("#{dir}/#{tid}/schedstat") do
-            {:ok, s} -> acc + (s |> String.split() |> hd() |> String.to_integer())
+          case File.read("#{dir}/#{tid}/#{file}") do
+            {:ok, s} -> acc + String.to_integer(field.(s))
             _ -> acc
           end
         end)

@@ -16,9 +16,10 @@
 // (clock_nanosleep), as bench/gap_client.exs does on a BEAM, whose timers count milliseconds.
 // The client reads with blocking read(2): it is never the slow side.
 //
-// One line per block: `tcp|dist gap_ms=G calls=N req=B rep=B p50_us=… p99_us=… cpu_us=…`,
+// One line per block: `tcp|dist gap_ms=G calls=N req=B rep=B p50_us=… p99_us=… cpu_us=… wakes=…`,
 // cpu_us being the server's (or --cpu-pid's) CPU time over the block per call, pauses
-// included. Exit status 0 unless something could not run.
+// included, and wakes its voluntary context switches per call (the times it slept).
+// Exit status 0 unless something could not run.
 #include <sys/epoll.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -48,20 +49,37 @@ uint64_t now_ns() {
   return uint64_t(ts.tv_sec) * 1'000'000'000ULL + uint64_t(ts.tv_nsec);
 }
 
-// CPU time (ns) of every thread of a process, as scripts/bench reads it.
-uint64_t cpu_ns(long pid) {
+// Sums, over every thread of a process, what `field` reads from /proc/PID/task/TID/<file>.
+uint64_t sum_tasks(long pid, const char* file, const std::function<uint64_t(std::istream&)>& field) {
   uint64_t total = 0;
   const std::string dir = "/proc/" + std::to_string(pid) + "/task";
   if (DIR* d = opendir(dir.c_str())) {
     while (dirent* e = readdir(d)) {
       if (e->d_name[0] == '.') continue;
-      std::ifstream f(dir + "/" + e->d_name + "/schedstat");
-      uint64_t ns = 0;
-      if (f >> ns) total += ns;
+      std::ifstream f(dir + "/" + e->d_name + "/" + file);
+      total += field(f);
     }
     closedir(d);
   }
   return total;
+}
+
+// CPU time (ns) of every thread of a process, as scripts/bench reads it.
+uint64_t cpu_ns(long pid) {
+  return sum_tasks(pid, "schedstat", [](std::istream& in) {
+    uint64_t ns = 0;
+    return (in >> ns) ? ns : 0;
+  });
+}
+
+// How often every thread of a process has gone to sleep (voluntary context switches).
+uint64_t wakes(long pid) {
+  return sum_tasks(pid, "status", [](std::istream& in) {
+    static const std::string key = "voluntary_ctxt_switches:";
+    for (std::string line; std::getline(in, line);)
+      if (line.compare(0, key.size(), key) == 0) return uint64_t{std::stoull(line.substr(key.size()))};
+    return uint64_t{0};
+  });
 }
 
 std::vector<double> parse_gaps(const std::string& s) {
@@ -124,19 +142,20 @@ void block(const char* what, const Plan& plan, double gap, size_t req, size_t re
   std::vector<double> us;
   us.reserve(calls);
   plan.pause(gap);
-  const uint64_t cpu0 = cpu_ns(cpu_pid);
+  const uint64_t cpu0 = cpu_ns(cpu_pid), wakes0 = wakes(cpu_pid);
   for (uint64_t i = 0; i < calls; ++i) {
     const uint64_t t0 = now_ns();
     once();
     us.push_back(double(now_ns() - t0) / 1000.0);
     if (i + 1 < calls) plan.pause(gap);
   }
-  const uint64_t cpu1 = cpu_ns(cpu_pid);
+  const uint64_t cpu1 = cpu_ns(cpu_pid), wakes1 = wakes(cpu_pid);
   std::sort(us.begin(), us.end());
   const double p50 = us[us.size() * 50 / 100];
   const double p99 = us[std::min(us.size() - 1, us.size() * 99 / 100)];
-  std::printf("%s gap_ms=%g calls=%llu req=%zu rep=%zu p50_us=%.1f p99_us=%.1f cpu_us=%.2f\n", what, gap,
-              static_cast<unsigned long long>(calls), req, rep, p50, p99, double(cpu1 - cpu0) / 1000.0 / double(calls));
+  std::printf("%s gap_ms=%g calls=%llu req=%zu rep=%zu p50_us=%.1f p99_us=%.1f cpu_us=%.2f wakes=%.2f\n", what, gap,
+              static_cast<unsigned long long>(calls), req, rep, p50, p99, double(cpu1 - cpu0) / 1000.0 / double(calls),
+              double(wakes1 - wakes0) / double(calls));
   std::fflush(stdout);
 }
 

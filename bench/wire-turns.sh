@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Where the time of a BEAM client's round trip goes, read off the wire: for each pause between
 # calls, bench/gap_client.exs calls a C++ node and elixir_peer (alternated blocks) while tcpdump
-# records loopback. A node's share of a call is the sum of its turns (the client's last packet
-# before an answer, to that answer); the rest is the client and the kernel. The last column is
+# records loopback. A node's share of a call is the sum of its turns (bench/turns.awk: the
+# client's last packet before an answer, to that answer); the rest is the client and the kernel.
+# scripts/bench's section 10 reads the same off one run of its own; this script adds --tls. The last column is
 # the ratio a C++ node answering in no time at all would reach against the BEAM node: where it
 # is above a target, no change to the node can meet that target with this client. The C++
 # node answers a turn in one packet; a BEAM may spread an answer over several, and its column
@@ -68,18 +69,6 @@ done
 cpp_port=$(port_of "c$tag") beam_port=$(port_of "b$tag")
 beam_pid=$(pgrep -f "beam.*b$tag@" | head -1)
 
-# Sum of a node's turns in a capture: each answer from the node's port, minus the client's
-# last packet with data since the node's previous answer. Turns over 10 ms are the
-# connection's set-up (handshake, the client loading code), not calls: left out.
-node_us() {
-    tcpdump -r "$1" -n -tt 2>/dev/null | awk -v port="$2" '
-        / length [1-9]/ {
-            split($3, s, "."); split($5, d, "."); sub(":", "", d[5])
-            if (s[5] == port) { if (last > 0 && $1 - last < 0.01) sum += ($1 - last) * 1e6; last = 0 }
-            else if (d[5] == port) { last = $1 }
-        }
-        END { printf "%.1f", sum }'
-}
 kv() { sed -n "s/.*\b$2=\([^ ]*\).*/\1/p" <<<"$1"; }
 
 printf '| call, pause | C++: round trip mean (µs) | C++: node turns per call | BEAM: round trip mean | BEAM: node turns per call | C++/BEAM | a C++ node taking 0 µs: C++/BEAM |\n'
@@ -99,9 +88,12 @@ for what in ${whats//,/ }; do
         kill "$tp"
         wait "$tp" 2>/dev/null || true
         cpp=$(grep 'side=cpp' <<<"$out") beam=$(grep 'side=beam' <<<"$out")
-        calls=$(($(kv "$cpp" calls) + 100)) # the warm-up calls are on the wire too
-        c_node=$(awk -v s="$(node_us "$work/cap.pcap" "$cpp_port")" -v n="$calls" 'BEGIN { printf "%.1f", s / n }')
-        b_node=$(awk -v s="$(node_us "$work/cap.pcap" "$beam_port")" -v n="$calls" 'BEGIN { printf "%.1f", s / n }')
+        blocks=$(while read -r line; do
+            side=$(kv "$line" side)
+            echo "$side $([[ $side == cpp ]] && echo "$cpp_port" || echo "$beam_port") $(kv "$line" t0_ns) $(kv "$line" t1_ns) $(kv "$line" calls)"
+        done < <(grep '^gap ' <<<"$out"))
+        turns=$(tcpdump -r "$work/cap.pcap" -n -tt 2>/dev/null | awk -v blocks="$blocks" -f "$root/bench/turns.awk")
+        c_node=$(awk '$1 == "cpp" { print $3 }' <<<"$turns") b_node=$(awk '$1 == "beam" { print $3 }' <<<"$turns")
         c_rt=$(kv "$cpp" mean_us) b_rt=$(kv "$beam" mean_us)
         awk -v w="$what" -v g="$gap" -v cr="$c_rt" -v cn="$c_node" -v br="$b_rt" -v bn="$b_node" 'BEGIN {
             printf "| %s, %s ms | %.0f | %.0f | %.0f | %.0f | %.2f× | %.2f× |\n",

@@ -3,13 +3,16 @@
 # C++ node vs elixir_peer in alternated blocks from one BEAM client (bench/gap_client.exs),
 # each node's CPU per call and when idle, and the floors measured in the same run by
 # bench/ping-pong: a plain C TCP ping-pong of 64 B, and a C++ client's GenServer.call :count
-# to the C++ node next to a plain TCP ping-pong of the same frame sizes.
+# to the C++ node next to a plain TCP ping-pong of the same frame sizes. With each figure, where
+# the time and the CPU go: how often each node slept and waited for a CPU per call (/proc), and
+# from one more run under tcpdump on loopback, each node's share of the round trip (bench/
+# wire-turns.sh's reading, done here in the same run).
 #
 # Sourced by scripts/bench after its helpers; it uses the script's variables and helpers
 # (smoke, runs, work, cookie, ebin, root, bin_dir, cpp_svc, beam_svc and their pids, log, die,
 # kv, add_raw, value, median, calc, fmt, test_expr, next_name, find_bin, json_* and json_rows).
 # Three entry points: gaps_measure (during the run, while the two targets are up),
-# gaps_table (the Markdown table and its notes) and gaps_json (rows for the JSON file).
+# gaps_table (the Markdown tables and their notes) and gaps_json (rows for the JSON file).
 
 if ((smoke)); then
     gaps_list=0,1   # a couple of gaps: back to back, and sparse enough for the loop to sleep
@@ -27,21 +30,29 @@ ping_pong=$(find_bin ping-pong)
 
 gap_key() { echo "${1//./_}"; } # 0.2 -> 0_2 (keys of raw[])
 
+# Runs bench/gap_client.exs against the two targets; prints its lines. $1: seconds left idle at
+# the end (0: none).
+gaps_client() {
+    local out
+    out=$(timeout -k 5 900 elixir --name "$(next_name gapper)@127.0.0.1" --cookie "$cookie" -pa "$ebin" "$gap_client" \
+        "$cpp_svc@127.0.0.1" "$cpp_svc_pid" "$beam_svc@127.0.0.1" "$beam_svc_pid" "$gaps_list" \
+        "$(IFS=,; echo "${gaps_whats[*]}")" "${gaps_client_sizes[@]:0:4}" "$1" 2>>"$work/gap_client.err") ||
+        die "gap client failed (status $?): $out"
+    printf '%s\n' "$out"
+}
+
 # Runs every traffic-rate measurement once per run; the targets must be up.
 gaps_measure() {
-    local run out line what side g k name
+    local run out line what side g k
     for run in $(seq 1 "$runs"); do
         log "traffic rates: gaps $gaps_list ms, C++ and BEAM blocks alternated, run $run/$runs (load $(cut -d' ' -f1-3 /proc/loadavg))"
-        name=$(next_name gapper)
-        out=$(timeout -k 5 900 elixir --name "$name@127.0.0.1" --cookie "$cookie" -pa "$ebin" "$gap_client" \
-            "$cpp_svc@127.0.0.1" "$cpp_svc_pid" "$beam_svc@127.0.0.1" "$beam_svc_pid" "$gaps_list" \
-            "$(IFS=,; echo "${gaps_whats[*]}")" "${gaps_client_sizes[@]}" 2>>"$work/gap_client.err") ||
-            die "gap client failed (status $?): $out"
+        out=$(gaps_client "$gaps_idle_s")
         while read -r line; do
             case $line in
                 gap\ *)
                     what=$(kv "$line" what) side=$(kv "$line" side) g=$(gap_key "$(kv "$line" gap_ms)")
-                    for k in p50 p99 cpu gap; do add_raw "gap_${what}_${g}_${k}_$side" "$(kv "$line" "${k}_us")"; done
+                    for k in p50 p99 cpu gap run_wait; do add_raw "gap_${what}_${g}_${k}_$side" "$(kv "$line" "${k}_us")"; done
+                    add_raw "gap_${what}_${g}_wakes_$side" "$(kv "$line" wakes)"
                     ;;
                 idle\ *) add_raw "gap_idle_$(kv "$line" side)" "$(kv "$line" cpu_us_per_s)" ;;
             esac
@@ -57,11 +68,53 @@ gaps_measure() {
             [[ -n $line ]] || continue
             what=${line%% *} g=$(gap_key "$(kv "$line" gap_ms)")
             for k in p50 p99 cpu; do add_raw "pp_${what}_${g}_$k" "$(kv "$line" "${k}_us")"; done
+            add_raw "pp_${what}_${g}_wakes" "$(kv "$line" wakes)"
             add_raw "pp_${what}_req" "$(kv "$line" req)"
             add_raw "pp_${what}_rep" "$(kv "$line" rep)"
         done <<<"$out"
     done
+    gaps_capture
 }
+
+# One more run of the client with tcpdump recording loopback (its figures are not in the
+# medians): for each block, the client's data segments per call and the node's turns, each the
+# time from the client's last data packet to the node's answer (the first packet of it: a BEAM
+# may spread an answer over several). The rest of a round trip is the client and the kernel.
+# Needs tcpdump and the right to capture; without them the table says why it is missing.
+gaps_capture() {
+    local pcap=$work/gaps.pcap err=$work/tcpdump.err cport bport tp polls out line blocks="" what side g calls
+    gaps_capture_note=""
+    command -v tcpdump >/dev/null || { gaps_capture_note="not measured: tcpdump is not installed"; return 0; }
+    cport=$(epmd -port "$ERL_EPMD_PORT" -names | awk -v n="$cpp_svc" '$2 == n { print $5 }')
+    bport=$(epmd -port "$ERL_EPMD_PORT" -names | awk -v n="$beam_svc" '$2 == n { print $5 }')
+    [[ -n $cport && -n $bport ]] || die "EPMD does not know $cpp_svc and $beam_svc"
+    log "traffic rates: one more run with tcpdump on loopback (the nodes' turns)"
+    tcpdump -i lo -n -s 96 -U -w "$pcap" "tcp port $cport or tcp port $bport" 2>"$err" &
+    tp=$!
+    polls=200
+    until grep -q 'listening on' "$err"; do
+        if ! kill -0 "$tp" 2>/dev/null || ((polls-- == 0)); then
+            kill "$tp" 2>/dev/null; wait "$tp" 2>/dev/null
+            gaps_capture_note="not measured: tcpdump could not capture ($(tail -n 1 "$err"))"
+            return 0
+        fi
+        sleep 0.05
+    done
+    out=$(gaps_client 0)
+    kill "$tp" 2>/dev/null
+    wait "$tp" 2>/dev/null || true
+    while read -r line; do
+        [[ $line == gap\ * ]] || continue
+        what=$(kv "$line" what) side=$(kv "$line" side) g=$(gap_key "$(kv "$line" gap_ms)") calls=$(kv "$line" calls)
+        add_raw "cap_${what}_${g}_mean_$side" "$(kv "$line" mean_us)"
+        blocks+="cap_${what}_${g}_$side $([[ $side == cpp ]] && echo "$cport" || echo "$bport") $(kv "$line" t0_ns) $(kv "$line" t1_ns) $calls"$'\n'
+    done <<<"$out"
+    while read -r k segs turns; do
+        add_raw "${k%_*}_segs_${k##*_}" "$segs"
+        add_raw "${k%_*}_turns_${k##*_}" "$turns"
+    done < <(tcpdump -r "$pcap" -n -tt 2>/dev/null | awk -v blocks="$blocks" -f "$root/bench/turns.awk")
+}
+
 
 # "X / Y (R×) met" for one cell; $3 is the target ratio (empty: no target).
 gap_cell() {
@@ -108,6 +161,56 @@ gaps_table() {
         verdict=$(test_expr "$r <= 2" && echo met || echo "**missed**")
         echo "| $g | $(fmt "$(value "pp_tcp64_${k}_p50")") / $(fmt "$(value "pp_tcp64_${k}_p99")"), $(fmt "$(value "pp_tcp64_${k}_cpu")") | $(fmt "$d50") / $(fmt "$(value "pp_dist_${k}_p99")"), $(fmt "$(value "pp_dist_${k}_cpu")") | $(fmt "$t50") / $(fmt "$(value "pp_tcp_${k}_p99")") | $(fmt "$r")× $verdict |"
     done
+    gaps_where_table
+}
+
+# "X / Y" with both numbers formatted (a dash for a missing one).
+gap_pair() { printf '%s / %s' "$(fmt "$1")" "$(fmt "$2")"; }
+
+# Divides, or prints nothing when either side is missing or the divisor is 0.
+gap_div() { [[ -n $1 && -n $2 ]] && test_expr "$2 != 0" && calc "$1 / $2"; return 0; }
+
+# The tables that say where the time and the CPU of each row go.
+gaps_where_table() {
+    local what g k label cw bw tw zero verdict cm bm ct bt cc bc
+    echo
+    echo "Where each node's CPU goes, from the same blocks (per call, medians): how often the node went to sleep and had to be woken (voluntary context switches of all its threads, /proc/PID/task/*/status), how long it waited, runnable, for a CPU (schedstat; in this virtual machine that includes the host waking an idle vCPU), and its CPU per wake-up. For scale, the plain C server of the 64 B ping-pong above sleeps once per call: its CPU per call is the price of one wake-up, a read and a write on this machine."
+    echo
+    echo "| call, pause | wake-ups per call, C++ / BEAM | waiting for a CPU, µs per call, C++ / BEAM | CPU per wake-up µs, C++ / BEAM / plain C server |"
+    echo "|---|---|---|---|"
+    for what in "${gaps_whats[@]}"; do
+        label=$(gap_label "$what")
+        for g in ${gaps_list//,/ }; do
+            k=gap_${what}_$(gap_key "$g")
+            cw=$(gap_div "$(value "${k}_cpu_cpp")" "$(value "${k}_wakes_cpp")")
+            bw=$(gap_div "$(value "${k}_cpu_beam")" "$(value "${k}_wakes_beam")")
+            tw=$(gap_div "$(value "pp_tcp64_$(gap_key "$g")_cpu")" "$(value "pp_tcp64_$(gap_key "$g")_wakes")")
+            echo "| $label, ${g} ms | $(gap_pair "$(value "${k}_wakes_cpp")" "$(value "${k}_wakes_beam")") | $(gap_pair "$(value "${k}_run_wait_cpp")" "$(value "${k}_run_wait_beam")") | $(fmt "$cw") / $(fmt "$bw") / $(fmt "$tw") |"
+        done
+    done
+    echo
+    if [[ -n ${gaps_capture_note:-} ]]; then
+        echo "Read off the wire: $gaps_capture_note."
+        return
+    fi
+    echo "Read off the wire: one more run of the same client with tcpdump on loopback (not in the medians above). A node's turns are, for each answer it sends, the time from the client's last data packet before it (to the first packet of the answer: a BEAM may spread one over several, so its column is a lower bound); the rest of the round trip is the client and the kernel. The last column is the ratio of means a C++ node answering in no time at all would reach: where it is above 0.6×, no node can meet the p50 target with this client."
+    echo
+    echo "| call, pause | client's data segments per call, C++ / BEAM | node turns µs per call, C++ / BEAM | round trip mean µs, C++ / BEAM | client and kernel µs per call, C++ / BEAM | a C++ node taking 0 µs: C++/BEAM |"
+    echo "|---|---|---|---|---|---|"
+    for what in "${gaps_whats[@]}"; do
+        label=$(gap_label "$what")
+        for g in ${gaps_list//,/ }; do
+            k=cap_${what}_$(gap_key "$g")
+            cm=$(value "${k}_mean_cpp") bm=$(value "${k}_mean_beam") ct=$(value "${k}_turns_cpp") bt=$(value "${k}_turns_beam")
+            zero="" verdict="" cc="" bc=""
+            if [[ -n $cm && -n $ct ]]; then cc=$(calc "$cm - $ct"); zero=$(gap_div "$cc" "$bm"); fi
+            if [[ -n $bm && -n $bt ]]; then bc=$(calc "$bm - $bt"); fi
+            if [[ -n $zero ]]; then
+                verdict=$(test_expr "$zero > 0.6" && echo "p50 target out of reach with this client" || echo "within reach")
+            fi
+            echo "| $label, ${g} ms | $(gap_pair "$(value "${k}_segs_cpp")" "$(value "${k}_segs_beam")") | $(gap_pair "$ct" "$bt") | $(gap_pair "$cm" "$bm") | $(gap_pair "$cc" "$bc") | $(fmt "$zero")× ${verdict} |"
+        done
+    done
 }
 
 # JSON rows (the same shape as scripts/bench's own) for every traffic-rate figure.
@@ -132,6 +235,17 @@ gaps_json() {
                 id="${k}_${m%%:*}_us"
                 gap_json_row "$id" "$(gap_label "$what"), pause ${g} ms: ${m%%:*} (µs)" us "${k}_${m%%:*}_cpp" "${k}_${m%%:*}_beam" "${m#*:}"
             done
+        done
+    done
+    for what in "${gaps_whats[@]}"; do
+        for g in ${gaps_list//,/ }; do
+            k=gap_${what}_$(gap_key "$g")
+            gap_json_row "${k}_wakes" "$(gap_label "$what"), pause ${g} ms: wake-ups per call" count "${k}_wakes_cpp" "${k}_wakes_beam" ""
+            gap_json_row "${k}_run_wait_us" "$(gap_label "$what"), pause ${g} ms: waiting for a CPU per call (µs)" us "${k}_run_wait_cpp" "${k}_run_wait_beam" ""
+            k=cap_${what}_$(gap_key "$g")
+            gap_json_row "${k}_segments" "$(gap_label "$what"), pause ${g} ms: client's data segments per call (tcpdump run)" count "${k}_segs_cpp" "${k}_segs_beam" ""
+            gap_json_row "${k}_turns_us" "$(gap_label "$what"), pause ${g} ms: node turns per call (µs, tcpdump run)" us "${k}_turns_cpp" "${k}_turns_beam" ""
+            gap_json_row "${k}_mean_us" "$(gap_label "$what"), pause ${g} ms: round trip mean (µs, tcpdump run)" us "${k}_mean_cpp" "${k}_mean_beam" ""
         done
     done
     gap_json_row gap_idle_cpu_us_per_s "idle node CPU (µs per second, ticks only)" us/s gap_idle_cpp gap_idle_beam 1
