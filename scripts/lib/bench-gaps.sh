@@ -172,20 +172,31 @@ gap_div() { [[ -n $1 && -n $2 ]] && test_expr "$2 != 0" && calc "$1 / $2"; retur
 
 # The tables that say where the time and the CPU of each row go.
 gaps_where_table() {
-    local what g k label cw bw tw zero verdict cm bm ct bt cc bc
+    local what g k label cw bw tw cn bn floor r zero verdict cm bm ct bt cc bc
     echo
-    echo "Where each node's CPU goes, from the same blocks (per call, medians): how often the node went to sleep and had to be woken (voluntary context switches of all its threads, /proc/PID/task/*/status), how long it waited, runnable, for a CPU (schedstat; in this virtual machine that includes the host waking an idle vCPU), and its CPU per wake-up. For scale, the plain C server of the 64 B ping-pong above sleeps once per call: its CPU per call is the price of one wake-up, a read and a write on this machine."
+    echo "Where each node's CPU goes, from the same blocks (per call, medians): how often the node went to sleep and had to be woken (voluntary context switches of all its threads, /proc/PID/task/*/status), how long it waited, runnable, for a CPU (schedstat; in this virtual machine that includes the host waking an idle vCPU), and its CPU per wake-up. For scale, the plain C server of the 64 B ping-pong above sleeps once per call: its CPU per call is the price of one wake-up, a read and a write on this machine. The last column prices the C++ node's wake-ups at that: where it is over 0.8× of the BEAM's CPU, no node that sleeps as often can meet the CPU target (a node that polls instead of sleeping spends the polling)."
     echo
-    echo "| call, pause | wake-ups per call, C++ / BEAM | waiting for a CPU, µs per call, C++ / BEAM | CPU per wake-up µs, C++ / BEAM / plain C server |"
-    echo "|---|---|---|---|"
+    echo "| call, pause | wake-ups per call, C++ / BEAM | waiting for a CPU, µs per call, C++ / BEAM | CPU per wake-up µs, C++ / BEAM / plain C server | the C++ node's wake-ups at the plain C server's price: µs per call (×BEAM) |"
+    echo "|---|---|---|---|---|"
     for what in "${gaps_whats[@]}"; do
         label=$(gap_label "$what")
         for g in ${gaps_list//,/ }; do
             k=gap_${what}_$(gap_key "$g")
-            cw=$(gap_div "$(value "${k}_cpu_cpp")" "$(value "${k}_wakes_cpp")")
-            bw=$(gap_div "$(value "${k}_cpu_beam")" "$(value "${k}_wakes_beam")")
+            cn=$(value "${k}_wakes_cpp") bn=$(value "${k}_wakes_beam")
             tw=$(gap_div "$(value "pp_tcp64_$(gap_key "$g")_cpu")" "$(value "pp_tcp64_$(gap_key "$g")_wakes")")
-            echo "| $label, ${g} ms | $(gap_pair "$(value "${k}_wakes_cpp")" "$(value "${k}_wakes_beam")") | $(gap_pair "$(value "${k}_run_wait_cpp")" "$(value "${k}_run_wait_beam")") | $(fmt "$cw") / $(fmt "$bw") / $(fmt "$tw") |"
+            cw="" bw="" floor="—"
+            # Under a tenth of a wake-up a call the node polled through the pauses: no price per wake-up.
+            if [[ -n $cn ]] && test_expr "$cn >= 0.1"; then
+                cw=$(gap_div "$(value "${k}_cpu_cpp")" "$cn")
+                if [[ -n $tw ]]; then
+                    floor=$(calc "$cn * $tw")
+                    r=$(gap_div "$floor" "$(value "${k}_cpu_beam")")
+                    floor="$(fmt "$floor") ($(fmt "$r")×)"
+                    [[ -n $r ]] && test_expr "$r > 0.8" && floor+=" CPU target out of reach at these wake-ups"
+                fi
+            fi
+            [[ -n $bn ]] && test_expr "$bn >= 0.1" && bw=$(gap_div "$(value "${k}_cpu_beam")" "$bn")
+            echo "| $label, ${g} ms | $(gap_pair "$cn" "$bn") | $(gap_pair "$(value "${k}_run_wait_cpp")" "$(value "${k}_run_wait_beam")") | $(fmt "$cw") / $(fmt "$bw") / $(fmt "$tw") | $floor |"
         done
     done
     echo
