@@ -14,12 +14,13 @@
 #
 # One line per block:
 #   gap what=rt side=cpp gap_ms=1 calls=N p50_us=… p99_us=… mean_us=… cpu_us=… gap_us=…
-#       wakes=… t0_ns=… t1_ns=…
+#       wakes=… run_wait_us=… t0_ns=… t1_ns=…
 # where cpu_us is the node's CPU time (all threads, /proc/PID/task/*/schedstat) over the
 # block divided by its calls, pauses included, gap_us the mean pause actually taken
 # (Process.sleep rounds up to the BEAM's timer), wakes the node's voluntary context switches
 # (all threads, /proc/PID/task/*/status) per call: how often it went to sleep and had to be
-# woken. t0_ns and t1_ns bound the block in wall-clock time (CLOCK_REALTIME, as a packet
+# woken, run_wait_us its time per call runnable but waiting for a CPU (schedstat's second
+# field). t0_ns and t1_ns bound the block in wall-clock time (CLOCK_REALTIME, as a packet
 # capture stamps packets). Then one line per node:
 #   idle side=cpp secs=S cpu_us_per_s=…
 #

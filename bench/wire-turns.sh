@@ -3,11 +3,11 @@
 # calls, bench/gap_client.exs calls a C++ node and elixir_peer (alternated blocks) while tcpdump
 # records loopback. A node's share of a call is the sum of its turns (bench/turns.awk: the
 # client's last packet before an answer, to that answer); the rest is the client and the kernel.
-# scripts/bench's section 10 reads the same off one run of its own; this script adds --tls. The last column is
-# the ratio a C++ node answering in no time at all would reach against the BEAM node: where it
-# is above a target, no change to the node can meet that target with this client. The C++
-# node answers a turn in one packet; a BEAM may spread an answer over several, and its column
-# counts to the first (so for Chat.send_message/2 it is a lower bound).
+# scripts/bench's section 10 reads the same off one run of its own; this script adds --tls.
+# The last column is the ratio a C++ node answering in no time at all would reach against the
+# BEAM node: where it is above a target, no change to the node can meet that target with this
+# client. The C++ node answers a turn in one packet; a BEAM may spread an answer over several,
+# and its column counts to the first (so for Chat.send_message/2 it is a lower bound).
 #
 #   bench/wire-turns.sh [--bin-dir build] [--gaps 0,1,5,20] [--what call,rt] [--block-ms 2000]
 #                       [--tls OPTFILE]

@@ -94,14 +94,15 @@ gaps_capture() {
     polls=200
     until grep -q 'listening on' "$err"; do
         if ! kill -0 "$tp" 2>/dev/null || ((polls-- == 0)); then
-            kill "$tp" 2>/dev/null; wait "$tp" 2>/dev/null
+            kill "$tp" 2>/dev/null || true
+            wait "$tp" 2>/dev/null || true
             gaps_capture_note="not measured: tcpdump could not capture ($(tail -n 1 "$err"))"
             return 0
         fi
         sleep 0.05
     done
     out=$(gaps_client 0)
-    kill "$tp" 2>/dev/null
+    kill "$tp" 2>/dev/null || true
     wait "$tp" 2>/dev/null || true
     while read -r line; do
         [[ $line == gap\ * ]] || continue
