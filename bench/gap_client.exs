@@ -23,6 +23,9 @@
 # field). t0_ns and t1_ns bound the block in wall-clock time (CLOCK_REALTIME, as a packet
 # capture stamps packets). Then one line per node:
 #   idle side=cpp secs=S cpu_us_per_s=…
+# With GAP_CALLS=FILE in the environment, each block also appends one line per call to FILE,
+# "START_NS DT_NS": when the call began (CLOCK_REALTIME) and how long it took, so that a packet
+# capture of the run can be split into calls (bench/turns.awk).
 #
 # Pauses of 1 ms and more are Process.sleep, which lets the client's schedulers sleep as a
 # real sporadic client would. Shorter pauses cannot be slept on a BEAM (its timers count
@@ -90,20 +93,22 @@ defmodule Bench.GapClient do
     slept = pause.()
     {cpu0, wait0, wakes0} = {cpu_ns(pid), run_wait_ns(pid), wakes(pid)}
     wall0 = System.os_time(:nanosecond)
+    to_wall = wall0 - System.monotonic_time(:nanosecond)
 
-    {times, slept} =
+    {spans, slept} =
       Enum.reduce(1..calls, {[], slept}, fn i, {acc, slept} ->
         t0 = System.monotonic_time(:nanosecond)
         f.()
         dt = System.monotonic_time(:nanosecond) - t0
         # No pause after the last call: the CPU is read as soon as it is answered.
         s = if i < calls, do: pause.(), else: 0
-        {[dt | acc], slept + s}
+        {[{t0, dt} | acc], slept + s}
       end)
 
     {cpu1, wait1, wakes1} = {cpu_ns(pid), run_wait_ns(pid), wakes(pid)}
     wall1 = System.os_time(:nanosecond)
-    sorted = Enum.sort(times)
+    write_calls(System.get_env("GAP_CALLS"), Enum.reverse(spans), to_wall)
+    sorted = spans |> Enum.map(&elem(&1, 1)) |> Enum.sort()
     n = length(sorted)
     p50 = Enum.at(sorted, div(n * 50, 100)) / 1000
     p99 = Enum.at(sorted, min(n - 1, div(n * 99, 100))) / 1000
@@ -114,6 +119,12 @@ defmodule Bench.GapClient do
         "mean_us=#{r(mean)} cpu_us=#{r((cpu1 - cpu0) / 1000 / n)} gap_us=#{r(slept / 1000 / n)} " <>
         "wakes=#{Float.round((wakes1 - wakes0) / n, 2)} run_wait_us=#{r((wait1 - wait0) / 1000 / n)} t0_ns=#{wall0} t1_ns=#{wall1}"
     )
+  end
+
+  defp write_calls(nil, _, _), do: :ok
+
+  defp write_calls(file, spans, to_wall) do
+    File.write!(file, Enum.map(spans, fn {t0, dt} -> "#{t0 + to_wall} #{dt}\n" end), [:append])
   end
 
   defp fmt(gap) when gap == trunc(gap), do: Integer.to_string(trunc(gap))

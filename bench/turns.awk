@@ -9,15 +9,43 @@
 # TCP port and the block's wall-clock bounds (ns since the epoch, as tcpdump -tt stamps
 # packets). Prints, per block: KEY SEGMENTS_PER_CALL TURNS_US_PER_CALL, the segments being the
 # client's packets with data. Used by scripts/lib/bench-gaps.sh and bench/wire-turns.sh.
+#
+# With -v calls_file=FILE (bench/gap_client.exs's GAP_CALLS: "START_NS DT_NS" a call, in the order
+# they ran), each line goes on with CLIENT_P50_US CLIENT_P99_US: the median and the 99th
+# percentile over the block's calls of the call's round trip less the node's turns within it,
+# the round trip a node answering in no time would have given that call.
+function ns_to_s(ns) { return (substr(ns, 1, length(ns) - 9) "." substr(ns, length(ns) - 8)) + 0 }
+function sort(a, lo, hi,    i, j, p, t) { # quicksort of a[lo..hi], ascending
+    while (lo < hi) {
+        p = a[int((lo + hi) / 2)]; i = lo; j = hi
+        while (i <= j) {
+            while (a[i] < p) i++
+            while (a[j] > p) j--
+            if (i <= j) { t = a[i]; a[i] = a[j]; a[j] = t; i++; j-- }
+        }
+        if (j - lo < hi - i) { sort(a, lo, j); lo = i } else { sort(a, i, hi); hi = j }
+    }
+}
 BEGIN {
     n = split(blocks, line, "\n")
     for (i = 1; i <= n; i++) {
         if (split(line[i], f, " ") < 5) continue
         nb++; key[nb] = f[1]; port[nb] = f[2]; calls[nb] = f[5]
-        t0[nb] = (substr(f[3], 1, length(f[3]) - 9) "." substr(f[3], length(f[3]) - 8)) + 0
-        t1[nb] = (substr(f[4], 1, length(f[4]) - 9) "." substr(f[4], length(f[4]) - 8)) + 0
+        t0[nb] = ns_to_s(f[3]); t1[nb] = ns_to_s(f[4])
     }
     b = 1
+    if (calls_file != "") {
+        cb = 1
+        while ((getline l < calls_file) > 0) {
+            if (split(l, f, " ") < 2) continue
+            s0 = ns_to_s(f[1])
+            while (cb <= nb && s0 > t1[cb]) cb++
+            if (cb > nb || s0 < t0[cb]) continue
+            nc++; cs[nc] = s0; ce[nc] = s0 + f[2] / 1e9; cdt[nc] = f[2] / 1e3; cblk[nc] = cb
+        }
+        close(calls_file)
+        ci = 1
+    }
 }
 / length [1-9]/ {
     t = $1 + 0
@@ -27,6 +55,28 @@ BEGIN {
     if (b != cur) { cur = b; last = 0 }
     split($3, s, "."); split($5, d, "."); sub(":", "", d[5])
     if (d[5] == port[b]) { segs[b]++; last = t }
-    else if (s[5] == port[b]) { if (last > 0 && t - last < 0.01) turns[b] += (t - last) * 1e6; last = 0 }
+    else if (s[5] == port[b]) {
+        if (last > 0 && t - last < 0.01) {
+            turns[b] += (t - last) * 1e6
+            while (ci <= nc && t > ce[ci]) ci++
+            if (ci <= nc && t >= cs[ci] && cblk[ci] == b) cturns[ci] += (t - last) * 1e6
+        }
+        last = 0
+    }
 }
-END { for (i = 1; i <= nb; i++) printf "%s %.2f %.1f\n", key[i], segs[i] / calls[i], turns[i] / calls[i] }
+END {
+    for (i = 1; i <= nb; i++) {
+        printf "%s %.2f %.1f", key[i], segs[i] / calls[i], turns[i] / calls[i]
+        if (calls_file != "") {
+            n = 0
+            for (j = 1; j <= nc; j++) if (cblk[j] == i) part[n++] = cdt[j] - cturns[j]
+            if (n > 0) {
+                sort(part, 0, n - 1)
+                p99 = int(n * 99 / 100); if (p99 > n - 1) p99 = n - 1
+                printf " %.1f %.1f", part[int(n * 50 / 100)], part[p99]
+            } else printf " - -"
+            split("", part)
+        }
+        printf "\n"
+    }
+}

@@ -79,10 +79,11 @@ gaps_measure() {
 # One more run of the client with tcpdump recording loopback (its figures are not in the
 # medians): for each block, the client's data segments per call and the node's turns, each the
 # time from the client's last data packet to the node's answer (the first packet of it: a BEAM
-# may spread an answer over several). The rest of a round trip is the client and the kernel.
+# may spread an answer over several). The rest of a round trip is the client and the kernel;
+# the client also lists its calls, so that this rest is known call by call (its p50 and p99).
 # Needs tcpdump and the right to capture; without them the table says why it is missing.
 gaps_capture() {
-    local pcap=$work/gaps.pcap err=$work/tcpdump.err cport bport tp polls out line blocks="" what side g calls
+    local pcap=$work/gaps.pcap err=$work/tcpdump.err spans=$work/gaps.calls cport bport tp polls out line blocks="" what side g calls
     gaps_capture_note=""
     command -v tcpdump >/dev/null || { gaps_capture_note="not measured: tcpdump is not installed"; return 0; }
     cport=$(epmd -port "$ERL_EPMD_PORT" -names | awk -v n="$cpp_svc" '$2 == n { print $5 }')
@@ -101,19 +102,24 @@ gaps_capture() {
         fi
         sleep 0.05
     done
-    out=$(gaps_client 0)
+    rm -f "$spans"
+    out=$(GAP_CALLS=$spans gaps_client 0)
     kill "$tp" 2>/dev/null || true
     wait "$tp" 2>/dev/null || true
     while read -r line; do
         [[ $line == gap\ * ]] || continue
         what=$(kv "$line" what) side=$(kv "$line" side) g=$(gap_key "$(kv "$line" gap_ms)") calls=$(kv "$line" calls)
         add_raw "cap_${what}_${g}_mean_$side" "$(kv "$line" mean_us)"
+        add_raw "cap_${what}_${g}_p50_$side" "$(kv "$line" p50_us)"
+        add_raw "cap_${what}_${g}_p99_$side" "$(kv "$line" p99_us)"
         blocks+="cap_${what}_${g}_$side $([[ $side == cpp ]] && echo "$cport" || echo "$bport") $(kv "$line" t0_ns) $(kv "$line" t1_ns) $calls"$'\n'
     done <<<"$out"
-    while read -r k segs turns; do
+    while read -r k segs turns c50 c99; do
         add_raw "${k%_*}_segs_${k##*_}" "$segs"
         add_raw "${k%_*}_turns_${k##*_}" "$turns"
-    done < <(tcpdump -r "$pcap" -n -tt 2>/dev/null | awk -v blocks="$blocks" -f "$root/bench/turns.awk")
+        [[ $c50 == - ]] || add_raw "${k%_*}_client50_${k##*_}" "$c50"
+        [[ $c99 == - ]] || add_raw "${k%_*}_client99_${k##*_}" "$c99"
+    done < <(tcpdump -r "$pcap" -n -tt 2>/dev/null | awk -v blocks="$blocks" -v calls_file="$spans" -f "$root/bench/turns.awk")
 }
 
 
@@ -173,7 +179,7 @@ gap_div() { [[ -n $1 && -n $2 ]] && test_expr "$2 != 0" && calc "$1 / $2"; retur
 
 # The tables that say where the time and the CPU of each row go.
 gaps_where_table() {
-    local what g k label cw bw tw cn bn floor r zero verdict cm bm ct bt cc bc
+    local what g k label cw bw tw cn bn floor r cm bm ct bt cc bc
     echo
     echo "Where each node's CPU goes, from the same blocks (per call, medians): how often the node went to sleep and had to be woken (voluntary context switches of all its threads, /proc/PID/task/*/status), how long it waited, runnable, for a CPU (schedstat; in this virtual machine that includes the host waking an idle vCPU), and its CPU per wake-up. For scale, the plain C server of the 64 B ping-pong above sleeps once per call: its CPU per call is the price of one wake-up, a read and a write on this machine. The last column prices the C++ node's wake-ups at that: where it is over 0.8× of the BEAM's CPU, no node that sleeps as often can meet the CPU target (a node that polls instead of sleeping spends the polling)."
     echo
@@ -205,24 +211,31 @@ gaps_where_table() {
         echo "Read off the wire: $gaps_capture_note."
         return
     fi
-    echo "Read off the wire: one more run of the same client with tcpdump on loopback (not in the medians above). A node's turns are, for each answer it sends, the time from the client's last data packet before it (to the first packet of the answer: a BEAM may spread one over several, so its column is a lower bound); the rest of the round trip is the client and the kernel. The last column is the ratio of means a C++ node answering in no time at all would reach: where it is above 0.6×, no node can meet the p50 target with this client."
+    echo "Read off the wire: one more run of the same client with tcpdump on loopback (not in the medians above). A node's turns are, for each answer it sends, the time from the client's last data packet before it (to the first packet of the answer: a BEAM may spread one over several, so its column is a lower bound); the rest of the round trip is the client and the kernel. The client also lists its calls, so that the rest is known call by call: the last two columns are its p50 and p99 over the block, the round trips a C++ node answering in no time at all would have given, against the BEAM's p50 and p99 in the same run. Where they are above 0.6× and 0.8×, no node can meet that target with this client."
     echo
-    echo "| call, pause | client's data segments per call, C++ / BEAM | node turns µs per call, C++ / BEAM | round trip mean µs, C++ / BEAM | client and kernel µs per call, C++ / BEAM | a C++ node taking 0 µs: C++/BEAM |"
-    echo "|---|---|---|---|---|---|"
+    echo "| call, pause | client's data segments per call, C++ / BEAM | node turns µs per call, C++ / BEAM | round trip mean µs, C++ / BEAM | client and kernel µs per call, C++ / BEAM | a C++ node taking 0 µs: p50 µs, C++ / BEAM (target ≤ 0.6×) | … p99 µs (≤ 0.8×) |"
+    echo "|---|---|---|---|---|---|---|"
     for what in "${gaps_whats[@]}"; do
         label=$(gap_label "$what")
         for g in ${gaps_list//,/ }; do
             k=cap_${what}_$(gap_key "$g")
             cm=$(value "${k}_mean_cpp") bm=$(value "${k}_mean_beam") ct=$(value "${k}_turns_cpp") bt=$(value "${k}_turns_beam")
-            zero="" verdict="" cc="" bc=""
-            if [[ -n $cm && -n $ct ]]; then cc=$(calc "$cm - $ct"); zero=$(gap_div "$cc" "$bm"); fi
+            cc="" bc=""
+            if [[ -n $cm && -n $ct ]]; then cc=$(calc "$cm - $ct"); fi
             if [[ -n $bm && -n $bt ]]; then bc=$(calc "$bm - $bt"); fi
-            if [[ -n $zero ]]; then
-                verdict=$(test_expr "$zero > 0.6" && echo "p50 target out of reach with this client" || echo "within reach")
-            fi
-            echo "| $label, ${g} ms | $(gap_pair "$(value "${k}_segs_cpp")" "$(value "${k}_segs_beam")") | $(gap_pair "$ct" "$bt") | $(gap_pair "$cm" "$bm") | $(gap_pair "$cc" "$bc") | $(fmt "$zero")× ${verdict} |"
+            echo "| $label, ${g} ms | $(gap_pair "$(value "${k}_segs_cpp")" "$(value "${k}_segs_beam")") | $(gap_pair "$ct" "$bt") | $(gap_pair "$cm" "$bm") | $(gap_pair "$cc" "$bc") | $(gap_reach "$(value "${k}_client50_cpp")" "$(value "${k}_p50_beam")" 0.6 p50) | $(gap_reach "$(value "${k}_client99_cpp")" "$(value "${k}_p99_beam")" 0.8 p99) |"
         done
     done
+}
+
+# "X / Y (R×)" and whether a target ratio $3 is within reach of a node taking no time ($4: which).
+gap_reach() {
+    local r
+    r=$(gap_div "$1" "$2")
+    printf '%s' "$(gap_pair "$1" "$2")"
+    [[ -n $r ]] || return 0
+    printf ' (%s×) ' "$(fmt "$r")"
+    test_expr "$r > $3" && printf '%s target out of reach with this client' "$4" || printf 'within reach'
 }
 
 # JSON rows (the same shape as scripts/bench's own) for every traffic-rate figure.
@@ -258,6 +271,8 @@ gaps_json() {
             gap_json_row "${k}_segments" "$(gap_label "$what"), pause ${g} ms: client's data segments per call (tcpdump run)" count "${k}_segs_cpp" "${k}_segs_beam" ""
             gap_json_row "${k}_turns_us" "$(gap_label "$what"), pause ${g} ms: node turns per call (µs, tcpdump run)" us "${k}_turns_cpp" "${k}_turns_beam" ""
             gap_json_row "${k}_mean_us" "$(gap_label "$what"), pause ${g} ms: round trip mean (µs, tcpdump run)" us "${k}_mean_cpp" "${k}_mean_beam" ""
+            gap_json_row "${k}_zero_p50_us" "$(gap_label "$what"), pause ${g} ms: p50 of the round trip less the node's turns (µs, tcpdump run; BEAM column: its p50)" us "${k}_client50_cpp" "${k}_p50_beam" ""
+            gap_json_row "${k}_zero_p99_us" "$(gap_label "$what"), pause ${g} ms: p99 of the round trip less the node's turns (µs, tcpdump run; BEAM column: its p99)" us "${k}_client99_cpp" "${k}_p99_beam" ""
         done
     done
     gap_json_row gap_idle_cpu_us_per_s "idle node CPU (µs per second, ticks only)" us/s gap_idle_cpp gap_idle_beam 1
