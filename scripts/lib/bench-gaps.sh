@@ -5,7 +5,7 @@
 # bench/ping-pong: a plain C TCP ping-pong of 64 B, and a C++ client's GenServer.call :count
 # to the C++ node next to a plain TCP ping-pong of the same frame sizes. With each figure, where
 # the time and the CPU go: how often each node slept and waited for a CPU per call (/proc), and
-# from one more run under tcpdump on loopback, each node's share of the round trip (bench/
+# from further runs under tcpdump on loopback (three in a full run), each node's share of the round trip (bench/
 # wire-turns.sh's reading, done here in the same run).
 #
 # Sourced by scripts/bench after its helpers; it uses the script's variables and helpers
@@ -18,10 +18,12 @@ if ((smoke)); then
     gaps_list=0,1   # a couple of gaps: back to back, and sparse enough for the loop to sleep
     gaps_client_sizes=(200 10 100 10 1)   # block ms, min calls, max calls, warm-up, idle s
     gaps_pp_opts=(--block-ms 100 --calls-min 10 --calls-max 200 --warmup 10)
+    gaps_capture_runs=1
 else
     gaps_list=0,0.2,1,5,20,100
     gaps_client_sizes=(2000 100 3000 100 10)
     gaps_pp_opts=(--block-ms 1000 --calls-min 50 --calls-max 5000 --warmup 200)
+    gaps_capture_runs=3 # a p99 off one run moves by several times from run to run
 fi
 gaps_whats=(rt call)
 gaps_idle_s=${gaps_client_sizes[4]}
@@ -73,11 +75,14 @@ gaps_measure() {
             add_raw "pp_${what}_rep" "$(kv "$line" rep)"
         done <<<"$out"
     done
-    gaps_capture
+    for run in $(seq 1 "$gaps_capture_runs"); do
+        gaps_capture "$run"
+        [[ -z $gaps_capture_note ]] || break
+    done
 }
 
-# One more run of the client with tcpdump recording loopback (its figures are not in the
-# medians): for each block, the client's data segments per call and the node's turns, each the
+# One more run of the client ($1 of gaps_capture_runs) with tcpdump recording loopback (its
+# figures are not in the medians of the other runs): for each block, the client's data segments per call and the node's turns, each the
 # time from the client's last data packet to the node's answer (the first packet of it: a BEAM
 # may spread an answer over several). The rest of a round trip is the client and the kernel;
 # the client also lists its calls, so that this rest is known call by call (its p50 and p99).
@@ -89,7 +94,7 @@ gaps_capture() {
     cport=$(epmd -port "$ERL_EPMD_PORT" -names | awk -v n="$cpp_svc" '$2 == n { print $5 }')
     bport=$(epmd -port "$ERL_EPMD_PORT" -names | awk -v n="$beam_svc" '$2 == n { print $5 }')
     [[ -n $cport && -n $bport ]] || die "EPMD does not know $cpp_svc and $beam_svc"
-    log "traffic rates: one more run with tcpdump on loopback (the nodes' turns)"
+    log "traffic rates: with tcpdump on loopback (the nodes' turns), run $1/$gaps_capture_runs"
     tcpdump -i lo -n -s 96 -U -w "$pcap" "tcp port $cport or tcp port $bport" 2>"$err" &
     tp=$!
     polls=200
@@ -211,7 +216,7 @@ gaps_where_table() {
         echo "Read off the wire: $gaps_capture_note."
         return
     fi
-    echo "Read off the wire: one more run of the same client with tcpdump on loopback (not in the medians above). A node's turns are, for each answer it sends, the time from the client's last data packet before it (to the first packet of the answer: a BEAM may spread one over several, so its column is a lower bound); the rest of the round trip is the client and the kernel. The client also lists its calls, so that the rest is known call by call: the last two columns are its p50 and p99 over the block, the round trips a C++ node answering in no time at all would have given, against the BEAM's p50 and p99 in the same run. Where they are above 0.6× and 0.8×, no node can meet that target with this client."
+    echo "Read off the wire: $gaps_capture_runs more run(s) of the same client with tcpdump on loopback (not in the medians above; each cell below is the median over these runs). A node's turns are, for each answer it sends, the time from the client's last data packet before it (to the first packet of the answer: a BEAM may spread one over several, so its column is a lower bound); the rest of the round trip is the client and the kernel. The client also lists its calls, so that the rest is known call by call: the last two columns are its p50 and p99 over the block, the round trips a C++ node answering in no time at all would have given, against the BEAM's p50 and p99 in the same run. Where they are above 0.6× and 0.8×, no node can meet that target with this client."
     echo
     echo "| call, pause | client's data segments per call, C++ / BEAM | node turns µs per call, C++ / BEAM | round trip mean µs, C++ / BEAM | client and kernel µs per call, C++ / BEAM | a C++ node taking 0 µs: p50 µs, C++ / BEAM (target ≤ 0.6×) | … p99 µs (≤ 0.8×) |"
     echo "|---|---|---|---|---|---|---|"
