@@ -5,8 +5,8 @@
 # bench/ping-pong: a plain C TCP ping-pong of 64 B, and a C++ client's GenServer.call :count
 # to the C++ node next to a plain TCP ping-pong of the same frame sizes. With each figure, where
 # the time and the CPU go: how often each node slept and waited for a CPU per call (/proc), and
-# from further runs under tcpdump on loopback (three in a full run), each node's share of the round trip (bench/
-# wire-turns.sh's reading, done here in the same run).
+# from further runs under tcpdump on loopback (three in a full run), each node's share of the
+# round trip (bench/wire-turns.sh's reading, done here in the same run).
 #
 # Sourced by scripts/bench after its helpers; it uses the script's variables and helpers
 # (smoke, runs, work, cookie, ebin, root, bin_dir, cpp_svc, beam_svc and their pids, log, die,
@@ -82,9 +82,9 @@ gaps_measure() {
 }
 
 # One more run of the client ($1 of gaps_capture_runs) with tcpdump recording loopback (its
-# figures are not in the medians of the other runs): for each block, the client's data segments per call and the node's turns, each the
-# time from the client's last data packet to the node's answer (the first packet of it: a BEAM
-# may spread an answer over several). The rest of a round trip is the client and the kernel;
+# figures are not in the medians of the other runs): for each block, the client's data segments
+# per call and the node's turns, each the time from the client's last data packet to the node's
+# answer (the first packet of it: a BEAM may spread an answer over several). The rest of a round trip is the client and the kernel;
 # the client also lists its calls, so that this rest is known call by call (its p50 and p99).
 # Needs tcpdump and the right to capture; without them the table says why it is missing.
 gaps_capture() {
