@@ -10,10 +10,13 @@
 # packets). Prints, per block: KEY SEGMENTS_PER_CALL TURNS_US_PER_CALL, the segments being the
 # client's packets with data. Used by scripts/lib/bench-gaps.sh and bench/wire-turns.sh.
 #
-# With -v calls_file=FILE (bench/gap_client.exs's GAP_CALLS: "START_NS DT_NS" a call, in the order
-# they ran), each line goes on with CLIENT_P50_US CLIENT_P99_US: the median and the 99th
+# With -v calls_file=FILE (bench/gap_client.exs's GAP_CALLS: "START_NS DT_NS [WAIT_NS]" a call, in
+# the order they ran), each line goes on with CLIENT_P50_US CLIENT_P99_US: the median and the 99th
 # percentile over the block's calls of the call's round trip less the node's turns within it,
-# the round trip a node answering in no time would have given that call.
+# the round trip a node answering in no time would have given that call. Then WAITED_P50_US
+# WAITED_P99_US, the same with the node's wait for a CPU during the call put back (at most its
+# turns): the round trip of a node whose turns were nothing but that wait. A dash where the
+# block's calls came without it.
 function ns_to_s(ns) { return (substr(ns, 1, length(ns) - 9) "." substr(ns, length(ns) - 8)) + 0 }
 function sort(a, lo, hi,    i, j, p, t) { # quicksort of a[lo..hi], ascending
     while (lo < hi) {
@@ -25,6 +28,12 @@ function sort(a, lo, hi,    i, j, p, t) { # quicksort of a[lo..hi], ascending
         }
         if (j - lo < hi - i) { sort(a, lo, j); lo = i } else { sort(a, i, hi); hi = j }
     }
+}
+function percentiles(a, n,    p99) { # prints " P50 P99" of a[0..n-1], or " - -"
+    if (n == 0) { printf " - -"; return }
+    sort(a, 0, n - 1)
+    p99 = int(n * 99 / 100); if (p99 > n - 1) p99 = n - 1
+    printf " %.1f %.1f", a[int(n * 50 / 100)], a[p99]
 }
 BEGIN {
     n = split(blocks, line, "\n")
@@ -42,6 +51,7 @@ BEGIN {
             while (cb <= nb && s0 > t1[cb]) cb++
             if (cb > nb || s0 < t0[cb]) continue
             nc++; cs[nc] = s0; ce[nc] = s0 + f[2] / 1e9; cdt[nc] = f[2] / 1e3; cblk[nc] = cb
+            cwait[nc] = (f[3] == "") ? -1 : f[3] / 1e3
         }
         close(calls_file)
         ci = 1
@@ -68,14 +78,17 @@ END {
     for (i = 1; i <= nb; i++) {
         printf "%s %.2f %.1f", key[i], segs[i] / calls[i], turns[i] / calls[i]
         if (calls_file != "") {
-            n = 0
-            for (j = 1; j <= nc; j++) if (cblk[j] == i) part[n++] = cdt[j] - cturns[j]
-            if (n > 0) {
-                sort(part, 0, n - 1)
-                p99 = int(n * 99 / 100); if (p99 > n - 1) p99 = n - 1
-                printf " %.1f %.1f", part[int(n * 50 / 100)], part[p99]
-            } else printf " - -"
-            split("", part)
+            n = 0; waited = 1
+            for (j = 1; j <= nc; j++) {
+                if (cblk[j] != i) continue
+                part[n] = cdt[j] - cturns[j]
+                if (cwait[j] < 0) waited = 0
+                else with[n] = part[n] + (cwait[j] < cturns[j] ? cwait[j] : cturns[j])
+                n++
+            }
+            percentiles(part, n)
+            if (waited) percentiles(with, n); else percentiles(with, 0)
+            split("", part); split("", with)
         }
         printf "\n"
     }

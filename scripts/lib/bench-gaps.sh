@@ -119,11 +119,13 @@ gaps_capture() {
         add_raw "cap_${what}_${g}_p99_$side" "$(kv "$line" p99_us)"
         blocks+="cap_${what}_${g}_$side $([[ $side == cpp ]] && echo "$cport" || echo "$bport") $(kv "$line" t0_ns) $(kv "$line" t1_ns) $calls"$'\n'
     done <<<"$out"
-    while read -r k segs turns c50 c99; do
+    while read -r k segs turns c50 c99 w50 w99; do
         add_raw "${k%_*}_segs_${k##*_}" "$segs"
         add_raw "${k%_*}_turns_${k##*_}" "$turns"
         [[ $c50 == - ]] || add_raw "${k%_*}_client50_${k##*_}" "$c50"
         [[ $c99 == - ]] || add_raw "${k%_*}_client99_${k##*_}" "$c99"
+        [[ ${w50:--} == - ]] || add_raw "${k%_*}_waited50_${k##*_}" "$w50"
+        [[ ${w99:--} == - ]] || add_raw "${k%_*}_waited99_${k##*_}" "$w99"
     done < <(tcpdump -r "$pcap" -n -tt 2>/dev/null | awk -v blocks="$blocks" -v calls_file="$spans" -f "$root/bench/turns.awk")
 }
 
@@ -216,10 +218,10 @@ gaps_where_table() {
         echo "Read off the wire: $gaps_capture_note."
         return
     fi
-    echo "Read off the wire: $gaps_capture_runs more run(s) of the same client with tcpdump on loopback (not in the medians above; each cell below is the median over these runs). A node's turns are, for each answer it sends, the time from the client's last data packet before it (to the first packet of the answer: a BEAM may spread one over several, so its column is a lower bound); the rest of the round trip is the client and the kernel. The client also lists its calls, so that the rest is known call by call: the last two columns are its p50 and p99 over the block, the round trips a C++ node answering in no time at all would have given, against the BEAM's p50 and p99 in the same run. Where they are above 0.6× and 0.8×, no node can meet that target with this client."
+    echo "Read off the wire: $gaps_capture_runs more run(s) of the same client with tcpdump on loopback (not in the medians above; each cell below is the median over these runs). A node's turns are, for each answer it sends, the time from the client's last data packet before it (to the first packet of the answer: a BEAM may spread one over several, so its column is a lower bound); the rest of the round trip is the client and the kernel. The client also lists its calls, so that the rest is known call by call: the last two columns are its p50 and p99 over the block, the round trips a C++ node answering in no time at all would have given, against the BEAM's p50 and p99 in the same run. Where they are above 0.6× and 0.8×, no node can meet that target with this client. With pauses of 1 ms and more the client also read, around each call, how long the C++ node's loop thread waited, runnable, for a CPU during it (schedstat; a node that sleeps through a pause must be woken, and on this machine the wake-up lands on the CPU of the client's scheduler that sent the request); the two columns after put that wait back into each call (at most the call's turns): the round trips of a node whose turns were only that wait. Where they are above the line, a node that sleeps as this one does cannot meet it even if its own work took no time."
     echo
-    echo "| call, pause | client's data segments per call, C++ / BEAM | node turns µs per call, C++ / BEAM | round trip mean µs, C++ / BEAM | client and kernel µs per call, C++ / BEAM | a C++ node taking 0 µs: p50 µs, C++ / BEAM (target ≤ 0.6×) | … p99 µs (≤ 0.8×) |"
-    echo "|---|---|---|---|---|---|---|"
+    echo "| call, pause | client's data segments per call, C++ / BEAM | node turns µs per call, C++ / BEAM | round trip mean µs, C++ / BEAM | client and kernel µs per call, C++ / BEAM | a C++ node taking 0 µs: p50 µs, C++ / BEAM (target ≤ 0.6×) | … p99 µs (≤ 0.8×) | a C++ node whose turns were only its wait for a CPU: p50 µs (≤ 0.6×) | … p99 µs (≤ 0.8×) |"
+    echo "|---|---|---|---|---|---|---|---|---|"
     for what in "${gaps_whats[@]}"; do
         label=$(gap_label "$what")
         for g in ${gaps_list//,/ }; do
@@ -228,19 +230,26 @@ gaps_where_table() {
             cc="" bc=""
             if [[ -n $cm && -n $ct ]]; then cc=$(calc "$cm - $ct"); fi
             if [[ -n $bm && -n $bt ]]; then bc=$(calc "$bm - $bt"); fi
-            echo "| $label, ${g} ms | $(gap_pair "$(value "${k}_segs_cpp")" "$(value "${k}_segs_beam")") | $(gap_pair "$ct" "$bt") | $(gap_pair "$cm" "$bm") | $(gap_pair "$cc" "$bc") | $(gap_reach "$(value "${k}_client50_cpp")" "$(value "${k}_p50_beam")" 0.6 p50) | $(gap_reach "$(value "${k}_client99_cpp")" "$(value "${k}_p99_beam")" 0.8 p99) |"
+            echo "| $label, ${g} ms | $(gap_pair "$(value "${k}_segs_cpp")" "$(value "${k}_segs_beam")") | $(gap_pair "$ct" "$bt") | $(gap_pair "$cm" "$bm") | $(gap_pair "$cc" "$bc") | $(gap_reach "$(value "${k}_client50_cpp")" "$(value "${k}_p50_beam")" 0.6 p50) | $(gap_reach "$(value "${k}_client99_cpp")" "$(value "${k}_p99_beam")" 0.8 p99) | $(gap_reach "$(value "${k}_waited50_cpp")" "$(value "${k}_p50_beam")" 0.6 p50 sleeping) | $(gap_reach "$(value "${k}_waited99_cpp")" "$(value "${k}_p99_beam")" 0.8 p99 sleeping) |"
         done
     done
 }
 
-# "X / Y (R×)" and whether a target ratio $3 is within reach of a node taking no time ($4: which).
+# "X / Y (R×)" and whether a target ratio $3 is within reach of a node taking no time ($4: which
+# target; $5 "sleeping": of a node that waits for a CPU as this one did).
 gap_reach() {
     local r
     r=$(gap_div "$1" "$2")
     printf '%s' "$(gap_pair "$1" "$2")"
     [[ -n $r ]] || return 0
     printf ' (%s×) ' "$(fmt "$r")"
-    test_expr "$r > $3" && printf '%s target out of reach with this client' "$4" || printf 'within reach'
+    if ! test_expr "$r > $3"; then
+        printf 'within reach'
+    elif [[ ${5:-} == sleeping ]]; then
+        printf '%s target out of reach for a node that sleeps as this one' "$4"
+    else
+        printf '%s target out of reach with this client' "$4"
+    fi
 }
 
 # JSON rows (the same shape as scripts/bench's own) for every traffic-rate figure.
@@ -278,6 +287,8 @@ gaps_json() {
             gap_json_row "${k}_mean_us" "$(gap_label "$what"), pause ${g} ms: round trip mean (µs, tcpdump run)" us "${k}_mean_cpp" "${k}_mean_beam" ""
             gap_json_row "${k}_zero_p50_us" "$(gap_label "$what"), pause ${g} ms: p50 of the round trip less the node's turns (µs, tcpdump run; BEAM column: its p50)" us "${k}_client50_cpp" "${k}_p50_beam" ""
             gap_json_row "${k}_zero_p99_us" "$(gap_label "$what"), pause ${g} ms: p99 of the round trip less the node's turns (µs, tcpdump run; BEAM column: its p99)" us "${k}_client99_cpp" "${k}_p99_beam" ""
+            gap_json_row "${k}_waited_p50_us" "$(gap_label "$what"), pause ${g} ms: p50 of the round trip less the node's turns, its wait for a CPU put back (µs, tcpdump run; BEAM column: its p50)" us "${k}_waited50_cpp" "${k}_p50_beam" ""
+            gap_json_row "${k}_waited_p99_us" "$(gap_label "$what"), pause ${g} ms: p99 of the round trip less the node's turns, its wait for a CPU put back (µs, tcpdump run; BEAM column: its p99)" us "${k}_waited99_cpp" "${k}_p99_beam" ""
         done
     done
     gap_json_row gap_idle_cpu_us_per_s "idle node CPU (µs per second, ticks only)" us/s gap_idle_cpp gap_idle_beam 1
