@@ -193,14 +193,17 @@ defmodule Bench.GapClient do
   defp cpu_ns(pid), do: sum_tasks(pid, "schedstat", &(&1 |> String.split() |> hd()))
 
   # Time (ns) every thread of an OS process has spent runnable but waiting for a CPU.
-  defp run_wait_ns(pid), do: sum_tasks(pid, "schedstat", &(&1 |> String.split() |> Enum.at(1)))
+  defp run_wait_ns(pid), do: sum_tasks(pid, "schedstat", &run_wait_field/1)
 
+  # The same for the process's main thread alone (a chat-node's loop).
   defp main_run_wait_ns(pid) do
     case File.read("/proc/#{pid}/schedstat") do
-      {:ok, s} -> s |> String.split() |> Enum.at(1) |> String.to_integer()
+      {:ok, s} -> String.to_integer(run_wait_field(s))
       _ -> 0
     end
   end
+
+  defp run_wait_field(schedstat), do: schedstat |> String.split() |> Enum.at(1)
 
   # Times every thread of an OS process has gone to sleep (voluntary context switches).
   defp wakes(pid) do
