@@ -1,6 +1,9 @@
 // Golden bytes were captured from Erlang/OTP 25 with term_to_binary(T, [{minor_version, 2}])
 // (UTF-8 atoms, as the distribution sends them once UTF8_ATOMS is negotiated).
 #include <doctest/doctest.h>
+#include <ei.h>
+
+#include <cstdio>
 
 #include "chat/term/show.hpp"
 #include "chat/term/term.hpp"
@@ -49,6 +52,41 @@ TEST_SUITE("term") {
     // The OTP 24+ gen_call tag [alias | Ref] is an improper list and must survive a round trip.
     check_golden(improper_list({atom("alias")}, amanda_ref()),
                  "836c000000017705616c6961735a0003770f616d616e64614031302e302e302e3164c82c01000102030405060708090a0b");
+  }
+
+  TEST_CASE("the encoder's own forms are ei's, byte for byte, on both sides of every size boundary") {
+    const auto ei_bytes = [](auto&& encode) {
+      int size = 0;
+      encode(nullptr, &size);
+      std::string out(static_cast<size_t>(size), '\0');
+      int index = 0;
+      encode(out.data(), &index);
+      return out;
+    };
+    for (const int64_t v : {int64_t{0}, int64_t{1}, int64_t{255}, int64_t{256}, int64_t{-1}, (int64_t{1} << 27) - 1,
+                            int64_t{1} << 27, -(int64_t{1} << 27), -(int64_t{1} << 27) - 1, INT64_MAX, INT64_MIN}) {
+      CAPTURE(v);
+      CHECK(encode(Term{v}).substr(1) == ei_bytes([&](char* b, int* i) { ei_encode_longlong(b, i, v); }));
+    }
+    for (const size_t arity : {size_t{0}, size_t{1}, size_t{255}, size_t{256}}) {
+      CAPTURE(arity);
+      const std::string got = encode(tuple(std::vector<Term>(arity, Term{int64_t{1}})));
+      const std::string head = ei_bytes([&](char* b, int* i) { ei_encode_tuple_header(b, i, static_cast<int>(arity)); });
+      CHECK(got.substr(1, head.size()) == head);
+    }
+    CHECK(encode(nil()).substr(1) == ei_bytes([](char* b, int* i) { ei_encode_empty_list(b, i); }));
+    for (size_t words = 1; words <= RefIds::kMax; ++words) {
+      for (const std::string& node : {std::string("amanda@10.0.0.1"), std::string(255, 'n')}) {
+        CAPTURE(words);
+        erlang_ref e{};
+        std::snprintf(e.node, sizeof e.node, "%s", node.c_str());
+        e.creation = 0x64c82c01;
+        e.len = static_cast<int>(words);
+        for (size_t k = 0; k < words; ++k) e.n[k] = 0x01020304U * static_cast<uint32_t>(k + 1);
+        const Ref r{node, e.creation, RefIds(e.n, e.n + words)};
+        CHECK(encode(r).substr(1) == ei_bytes([&](char* b, int* i) { ei_encode_ref(b, i, &e); }));
+      }
+    }
   }
 
   TEST_CASE("the Task.Supervisor start_task call decodes to its documented shape") {

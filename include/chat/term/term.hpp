@@ -172,10 +172,12 @@ void encode_to(const Term& t, std::string& out);
 std::string encode(const Term& t);
 void encode_with_version(const Term& t, Sink& out);
 void encode_with_version(const Term& t, std::string& out);
-// The encoder's own forms for an atom of at most 255 bytes (SMALL_ATOM_UTF8_EXT) and a pid
-// whose node name is such an atom (NEW_PID_EXT), for writers that build no Term.
+// The encoder's own forms for an atom of at most 255 bytes (SMALL_ATOM_UTF8_EXT), and a pid
+// (NEW_PID_EXT) or reference (NEWER_REFERENCE_EXT) whose node name is such an atom, for
+// writers that build no Term.
 void append_small_atom(std::string& out, std::string_view name);
 void append_small_pid(std::string& out, const Pid& p);
+void append_small_ref(std::string& out, const Ref& r);
 
 // Erlang-syntax rendering for logs and Elixir-style rendering for users; past max_chars the
 // rendering stops and ends with "...".
