@@ -79,7 +79,7 @@ void TaskSupervisor::receive(Term&& msg) {
     if (const auto* pid = (*e)[1].get<Pid>()) children_.erase({pid->num, pid->serial});
     return;
   }
-  auto call = parse_gen_call(msg);
+  auto call = parse_gen_call(std::move(msg));
   if (!call) return;
   const auto& req = call->request;
   if (const auto* r = req.tuple(4); r != nullptr && (*r)[0].is_atom("start_task")) {
@@ -98,7 +98,7 @@ void TaskSupervisor::receive(Term&& msg) {
     link(child);  // as a DynamicSupervisor links its children
     children_.insert({child.num, child.serial});
     ++ctx_.stats.tasks_started;
-    gen_reply(node(), self(), *call, tuple({atom("ok"), child}));
+    gen_reply(node(), self(), std::move(*call), tuple({atom("ok"), child}));
     return;
   }
   if (req.is_atom("which_children")) {
@@ -396,10 +396,10 @@ void Inbox::receive(Term&& msg) {
     }
     return;
   }
-  auto call = parse_gen_call(msg);
+  auto call = parse_gen_call(std::move(msg));
   if (!call) return;  // handle_info(_other, count): ignored
   if (call->request.is_atom("count")) {
-    gen_reply(node(), self(), *call, Term{count_});
+    gen_reply(node(), self(), std::move(*call), Term{count_});
     return;
   }
   // No handle_call clause matches: the GenServer crashes with function_clause (the caller's

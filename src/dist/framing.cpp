@@ -428,12 +428,14 @@ void append_frame(term::Sink& out, const term::Term& control, const term::Term* 
 term::Term SendParts::control() const {
   const auto code = term::Term{static_cast<int64_t>(op)};
   if (op == Op::kRegSend) return term::tuple({code, *from, term::atom(""), term::atom(std::string(name))});
+  if (op == Op::kAliasSend) return term::tuple({code, *from, *alias});
   return term::tuple({code, term::atom(""), *to});
 }
 
 void append_send_frame(term::Sink& out, const SendParts& send, const term::Term& payload, FrameForm form) {
-  const term::Pid& pid = send.op == Op::kRegSend ? *send.from : *send.to;
-  if (pid.node.size() > UINT8_MAX || send.name.size() > UINT8_MAX) {
+  const term::Pid& pid = send.op == Op::kSend ? *send.to : *send.from;
+  if (pid.node.size() > UINT8_MAX || send.name.size() > UINT8_MAX ||
+      (send.alias != nullptr && send.alias->node.size() > UINT8_MAX)) {
     // Written the way the encoder writes such atoms (ATOM_UTF8_EXT); no peer sends them.
     append_frame(out, send.control(), &payload, form);
     return;
@@ -448,6 +450,11 @@ void append_send_frame(term::Sink& out, const SendParts& send, const term::Term&
     term::append_small_pid(text, pid);
     term::append_small_atom(text, "");
     term::append_small_atom(text, send.name);
+  } else if (send.op == Op::kAliasSend) {
+    const char head[4] = {static_cast<char>(kSmallTuple), 3, static_cast<char>(kSmallInteger), op};
+    text.append(head, sizeof head);
+    term::append_small_pid(text, pid);
+    term::append_small_ref(text, *send.alias);
   } else {
     const char head[4] = {static_cast<char>(kSmallTuple), 3, static_cast<char>(kSmallInteger), op};
     text.append(head, sizeof head);

@@ -4,14 +4,28 @@ namespace chat::kernel {
 
 using term::Term;
 
-std::optional<GenCall> parse_gen_call(const Term& msg) {
+namespace {
+// {'$gen_call', {Pid, Tag}, Request}
+bool parse_gen_call_shape(const Term& msg) {
   const auto* t = msg.tuple(3);
-  if (t == nullptr || !(*t)[0].is_atom("$gen_call")) return std::nullopt;
+  if (t == nullptr || !(*t)[0].is_atom("$gen_call")) return false;
   const auto* from = (*t)[1].tuple(2);
-  if (from == nullptr) return std::nullopt;
-  const auto* pid = (*from)[0].get<term::Pid>();
-  if (pid == nullptr) return std::nullopt;
-  return GenCall{*pid, (*from)[1], (*t)[2]};
+  return from != nullptr && (*from)[0].get<term::Pid>() != nullptr;
+}
+}  // namespace
+
+std::optional<GenCall> parse_gen_call(const Term& msg) {
+  if (!parse_gen_call_shape(msg)) return std::nullopt;
+  const auto& t = msg.get<term::Tuple>()->items;
+  const auto& from = t[1].get<term::Tuple>()->items;
+  return GenCall{*from[0].get<term::Pid>(), from[1], t[2]};
+}
+
+std::optional<GenCall> parse_gen_call(Term&& msg) {
+  if (!parse_gen_call_shape(msg)) return std::nullopt;
+  auto& t = msg.get<term::Tuple>()->items;
+  auto& from = t[1].get<term::Tuple>()->items;
+  return GenCall{std::move(*from[0].get<term::Pid>()), std::move(from[1]), std::move(t[2])};
 }
 
 const Term* parse_gen_cast(const Term& msg) {
@@ -21,6 +35,10 @@ const Term* parse_gen_cast(const Term& msg) {
 
 void gen_reply(node::Node& node, const term::Pid& self, const GenCall& call, Term reply) {
   node.reply(self, call.from, call.tag, std::move(reply));
+}
+
+void gen_reply(node::Node& node, const term::Pid& self, GenCall&& call, Term reply) {
+  node.reply(self, call.from, std::move(call.tag), std::move(reply));
 }
 
 Term gen_call_message(const term::Pid& self, const Term& tag, Term request) {

@@ -141,23 +141,30 @@ void Node::send_alias(const Pid& from, const Ref& alias, Term msg) {
     return;
   }
   if (!alias_reachable(alias)) return;
-  send_remote(alias.node, tuple({op(Op::kAliasSend), from, alias}), &msg);
+  send_remote(alias.node, dist::SendParts::to_alias(from, alias), msg);
 }
 
 bool Node::alias_reachable(const Ref& alias) const {
   return alias.node == name_ || (transport_.flags(alias.node) & dist::flag::kAlias) != 0;
 }
 
-void Node::reply(const Pid& from, const Pid& caller, const Term& tag, Term msg) {
+void Node::reply(const Pid& from, const Pid& caller, Term tag, Term msg) {
+  std::optional<Ref> alias;
   if (const auto* l = tag.get<term::List>(); l != nullptr && l->items.size() == 1 && l->items[0].is_atom("alias") &&
                                               l->tail.size() == 1) {
-    const auto* alias_ref = l->tail[0].get<Ref>();
-    if (alias_ref != nullptr && alias_reachable(*alias_ref)) {
-      send_alias(from, *alias_ref, tuple({tag, std::move(msg)}));
-      return;
-    }
+    if (const auto* r = l->tail[0].get<Ref>(); r != nullptr && alias_reachable(*r)) alias = *r;
   }
-  send(from, caller, tuple({tag, std::move(msg)}));
+  // {Tag, Msg} built from the two moved in: an initializer list would copy both.
+  std::vector<Term> items;
+  items.reserve(2);
+  items.push_back(std::move(tag));
+  items.push_back(std::move(msg));
+  Term answer = term::Tuple{std::move(items)};
+  if (alias) {
+    send_alias(from, *alias, std::move(answer));
+  } else {
+    send(from, caller, std::move(answer));
+  }
 }
 
 std::optional<Pid> Node::whereis(const std::string& name) const {
@@ -284,10 +291,11 @@ void Node::unlink(const Pid& a, const Pid& b) {
 // --- monitors ---------------------------------------------------------------------------------
 
 void Node::add_in_monitor(Entry& e, const Ref& ref, InMonitor m) {
-  const Pid watcher = m.watcher;
-  if (!e.monitored_by.emplace(ref, std::move(m)).second) return;
+  const auto [it, added] = e.monitored_by.emplace(ref, std::move(m));
+  if (!added) return;
   ++counters_.monitors;
-  if (watcher.node != name_) by_peer_[watcher.node].in_monitors.emplace(ref, local_key(e.process->self()));
+  const std::string& wnode = it->second.watcher.node;
+  if (wnode != name_) by_peer_[wnode].in_monitors.emplace(ref, local_key(e.process->self()));
 }
 
 bool Node::remove_in_monitor(Entry& e, const Ref& ref, const Pid* watcher) {

@@ -161,9 +161,11 @@ TEST_SUITE("framing") {
 }
 
 TEST_SUITE("framing") {
-  TEST_CASE("a plain send written from its parts is the frame its control tuple makes") {
+  TEST_CASE("a plain or alias send written from its parts is the frame its control tuple makes") {
     const std::string long_node(300, 'n');
     const term::Pid far{long_node + "@h", 1, 2, 3};
+    const term::Ref alias{"amanda@10.0.0.1", 7, {1, 2, 3}};
+    const term::Ref far_alias{long_node + "@h", 7, {4, 5}};
     const std::string long_name(256, 'x');
     const Term small = term::binary("hello");
     const Term large = term::binary(std::string(term::Binary::kSharedMin, 'b'));  // shared, by reference
@@ -176,6 +178,9 @@ TEST_SUITE("framing") {
         dist::SendParts::registered(far, "Elixir.Chat"),
         dist::SendParts::registered(kFrom, long_name),
         dist::SendParts::pid(far),
+        dist::SendParts::to_alias(kFrom, alias),
+        dist::SendParts::to_alias(far, alias),
+        dist::SendParts::to_alias(kFrom, far_alias),
     };
     for (const auto form : {dist::FrameForm::kPassThrough, dist::FrameForm::kDistHeader}) {
       for (const auto& s : sends) {

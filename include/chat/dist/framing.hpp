@@ -146,13 +146,17 @@ void append_frame(std::string& out, const term::Term& control, const term::Term*
 // or SEND {2, '', To}. The node's commonest frame, written without building its control tuple.
 struct SendParts {
   Op op = Op::kSend;
-  const term::Pid* from = nullptr;  // REG_SEND's sender
+  const term::Pid* from = nullptr;  // REG_SEND's and ALIAS_SEND's sender
   const term::Pid* to = nullptr;    // SEND's receiver
   std::string_view name;            // REG_SEND's registered name
+  const term::Ref* alias = nullptr;  // ALIAS_SEND's alias: every gen_server reply to an OTP 24+ caller
   static SendParts registered(const term::Pid& from, std::string_view name) {
     return {Op::kRegSend, &from, nullptr, name};
   }
   static SendParts pid(const term::Pid& to) { return {Op::kSend, nullptr, &to, {}}; }
+  static SendParts to_alias(const term::Pid& from, const term::Ref& alias) {
+    return {Op::kAliasSend, &from, nullptr, {}, &alias};
+  }
   // The control tuple these parts stand for.
   [[nodiscard]] term::Term control() const;
 };

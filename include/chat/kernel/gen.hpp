@@ -16,9 +16,13 @@ struct GenCall {
 };
 
 std::optional<GenCall> parse_gen_call(const term::Term& msg);
+// The same, taking the parts out of `msg` rather than copying them; `msg` is left unchanged
+// when it is not a call.
+std::optional<GenCall> parse_gen_call(term::Term&& msg);
 // {'$gen_cast', Msg}: Msg.
 const term::Term* parse_gen_cast(const term::Term& msg);
 void gen_reply(node::Node& node, const term::Pid& self, const GenCall& call, term::Term reply);
+void gen_reply(node::Node& node, const term::Pid& self, GenCall&& call, term::Term reply);
 // {'$gen_call', {Self, Tag}, Request}
 term::Term gen_call_message(const term::Pid& self, const term::Term& tag, term::Term request);
 

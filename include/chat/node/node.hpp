@@ -87,7 +87,7 @@ class Node {
   [[nodiscard]] bool alias_reachable(const term::Ref& alias) const;
   // Replies to a gen call tag: [alias | Ref] goes to the alias when the peer supports it,
   // anything else to the caller's pid (gen:reply/2).
-  void reply(const term::Pid& from, const term::Pid& caller, const term::Term& tag, term::Term msg);
+  void reply(const term::Pid& from, const term::Pid& caller, term::Term tag, term::Term msg);
   [[nodiscard]] std::optional<term::Pid> whereis(const std::string& name) const;
   term::Ref make_ref();
   [[nodiscard]] bool is_local(const term::Pid& pid) const { return pid.node == name_ && pid.creation == creation_; }
