@@ -74,7 +74,9 @@ const Node::Entry* Node::find(const Pid& pid) const {
 Node::Entry* Node::find_target(const Term& target) {
   if (const auto* pid = target.get<Pid>()) return find(*pid);
   if (const auto* name = target.get<term::Atom>()) {
-    if (auto pid = whereis(name->name)) return find(*pid);
+    // Looked up in place: whereis() would copy the pid, and with it the node's name.
+    auto it = names_.find(name->name);
+    if (it != names_.end()) return find(it->second);
   }
   return nullptr;
 }
