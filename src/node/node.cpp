@@ -156,12 +156,7 @@ void Node::reply(const Pid& from, const Pid& caller, Term tag, Term msg) {
                                               l->tail.size() == 1) {
     if (const auto* r = l->tail[0].get<Ref>(); r != nullptr && alias_reachable(*r)) alias = *r;
   }
-  // {Tag, Msg} built from the two moved in: an initializer list would copy both.
-  std::vector<Term> items;
-  items.reserve(2);
-  items.push_back(std::move(tag));
-  items.push_back(std::move(msg));
-  Term answer = term::Tuple{std::move(items)};
+  Term answer = tuple({std::move(tag), std::move(msg)});
   if (alias) {
     send_alias(from, *alias, std::move(answer));
   } else {

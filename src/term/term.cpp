@@ -146,10 +146,15 @@ const std::vector<Term>* Term::tuple(size_t arity) const {
 
 Term atom(std::string name) { return Atom{std::move(name)}; }
 Term binary(std::string bytes) { return Binary(std::move(bytes)); }
-Term tuple(std::vector<Term> items) { return Tuple{std::move(items)}; }
-Term list(std::vector<Term> items) { return List{std::move(items), {}}; }
-Term improper_list(std::vector<Term> items, Term tail) {
-  List l{std::move(items), {}};
+Items::Items(std::initializer_list<Slot> slots) {
+  items_.reserve(slots.size());
+  for (const Slot& s : slots) items_.push_back(std::move(s.term));
+}
+
+Term tuple(Items items) { return Tuple{std::move(items).take()}; }
+Term list(Items items) { return List{std::move(items).take(), {}}; }
+Term improper_list(Items items, Term tail) {
+  List l{std::move(items).take(), {}};
   l.tail.push_back(std::move(tail));
   return l;
 }

@@ -11,6 +11,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <utility>
 #include <variant>
 #include <vector>
@@ -136,12 +137,33 @@ struct Term {
   bool operator==(const Term&) const = default;
 };
 
+// A tuple's or list's elements, as the constructors below take them: `tuple({a, b})` copies or
+// moves each element once, into its slot, and then moves it on. A std::vector built from the
+// braces would copy every element a second time (an initializer list's elements are const),
+// and on a reply or an exit signal those are pids and references with their node names.
+class Items {
+ public:
+  struct Slot {
+    template <typename T>
+      requires std::is_constructible_v<Term, T&&>
+    Slot(T&& v) : term(std::forward<T>(v)) {}  // NOLINT(google-explicit-constructor)
+    mutable Term term;                         // moved out of the const list
+  };
+  Items() = default;
+  Items(std::initializer_list<Slot> slots);
+  Items(std::vector<Term> items) : items_(std::move(items)) {}  // NOLINT(google-explicit-constructor)
+  std::vector<Term> take() && { return std::move(items_); }
+
+ private:
+  std::vector<Term> items_;
+};
+
 // Constructors that read like Erlang.
 Term atom(std::string name);
 Term binary(std::string bytes);
-Term tuple(std::vector<Term> items);
-Term list(std::vector<Term> items);
-Term improper_list(std::vector<Term> items, Term tail);
+Term tuple(Items items);
+Term list(Items items);
+Term improper_list(Items items, Term tail);
 Term nil();
 
 // The atoms a distribution header lists, in order: an ATOM_CACHE_REF (tag 82) in the terms
