@@ -148,7 +148,7 @@ void run_function(FunctionHost& host, const std::string& module, const std::stri
     if (function == "receive_message" && n == 2) {
       const auto* from = args[1].get<term::Atom>();
       const bool moebi = ChatContext::is_moebi(me) && from != nullptr;
-      const std::string from_name = from != nullptr ? from->name : "";
+      std::string from_name = moebi ? from->name : std::string();
       puts_then(args[0], [=, &me] {
         if (moebi) {
           call_back(from_name, "receive_message", {term::binary("chicken?"), atom(me)});

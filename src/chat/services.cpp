@@ -145,7 +145,7 @@ void FunctionProcess::receive(Term&& msg) {
       return;
     }
   }
-  other(msg);
+  other(std::move(msg));
 }
 
 void FunctionProcess::connect_node(const std::string& node_name, std::function<void(bool)> done) {
@@ -309,44 +309,45 @@ void ChatTask::started() {
   start_timer_ = after(5000, [this] { exit(atom("timeout")); });
 }
 
-void ChatTask::other(const Term& msg) {
+void ChatTask::other(Term&& msg) {
   if (const auto* d = msg.tuple(5); d != nullptr && (*d)[0].is_atom("DOWN") && (*d)[1] == Term{owner_monitor_}) {
     exit(tuple({atom("shutdown"), (*d)[4]}));
     return;
   }
   if (running_) return;
   // {Owner, Ref, ReplyTo, Callers, {Module, Fun, Args}}
-  const auto* t = msg.tuple(5);
-  if (t == nullptr) return;
-  const auto* owner = (*t)[0].get<Pid>();
-  const auto* mfa = (*t)[4].tuple(3);
-  if (owner == nullptr || mfa == nullptr) return;
+  auto* t = msg.get<term::Tuple>();
+  if (t == nullptr || t->items.size() != 5) return;
+  auto& items = t->items;
+  const auto* owner = items[0].get<Pid>();
+  auto* mfa = items[4].get<term::Tuple>();
+  if (owner == nullptr || mfa == nullptr || mfa->items.size() != 3) return;
   running_ = true;
   cancel_timer(start_timer_);
   if (!owner_monitor_.ids.empty()) demonitor(owner_monitor_);
   owner_ = *owner;
-  ref_ = (*t)[1];
-  reply_to_ = (*t)[2];
-  const auto* mod = (*mfa)[0].get<term::Atom>();
-  const auto* fun = (*mfa)[1].get<term::Atom>();
-  const auto* args = (*mfa)[2].get<term::List>();
+  ref_ = std::move(items[1]);
+  reply_to_ = std::move(items[2]);
+  auto& f = mfa->items;
+  auto* mod = f[0].get<term::Atom>();
+  auto* fun = f[1].get<term::Atom>();
+  auto* args = f[2].get<term::List>();
   if (mod == nullptr || fun == nullptr || args == nullptr || !args->tail.empty()) {
     // apply/3 with a bad module, function or argument list raises badarg.
     ++ctx_.stats.tasks_failed;
-    exit(tuple({atom("badarg"), term::list({tuple({atom("erlang"), atom("apply"), term::list({(*mfa)[0], (*mfa)[1], (*mfa)[2]}), term::nil()})})}));
+    exit(tuple({atom("badarg"), term::list({tuple({atom("erlang"), atom("apply"), term::list({f[0], f[1], f[2]}), term::nil()})})}));
     return;
   }
-  const std::string m = mod->name;
-  const std::string f = fun->name;
-  const std::vector<Term> a = args->items;
-  run_function(*this, m, f, a, [this, m, f, a](const Outcome& o) { finish(o, m, f, a); });
+  module_ = std::move(mod->name);
+  fun_ = std::move(fun->name);
+  args_ = std::move(args->items);
+  run_function(*this, module_, fun_, args_, [this](const Outcome& o) { finish(o); });
 }
 
-void ChatTask::finish(const Outcome& o, const std::string& module, const std::string& fun,
-                      const std::vector<Term>& args) {
+void ChatTask::finish(const Outcome& o) {
   if (!o.ok()) {
     ++ctx_.stats.tasks_failed;
-    node().peer_warn("task {} running {}.{}/{} crashed: {}", term::show(self()), module, fun, args.size(),
+    node().peer_warn("task {} running {}.{}/{} crashed: {}", term::show(self()), module_, fun_, args_.size(),
                      term::show(o.value));
     // Task.Supervised re-raises: an error becomes the exit reason {Reason, Stacktrace}; an
     // exit (Task.await's, when a call-back failed) keeps its reason.
@@ -354,15 +355,15 @@ void ChatTask::finish(const Outcome& o, const std::string& module, const std::st
     return;
   }
   if (reply_ && owner_) {
-    const Term msg = tuple({ref_, o.value});
+    Term msg = tuple({std::move(ref_), o.value});
     const auto* alias_ref = reply_to_.get<term::Ref>();
     if (const auto* pid = reply_to_.get<Pid>()) {
-      send(*pid, msg);
+      send(*pid, std::move(msg));
     } else if (alias_ref != nullptr && node().alias_reachable(*alias_ref)) {
-      node().send_alias(self(), *alias_ref, msg);
+      node().send_alias(self(), *alias_ref, std::move(msg));
     } else {
       // A peer without aliases still matches {Ref, Result} in the owner's mailbox.
-      send(*owner_, msg);
+      send(*owner_, std::move(msg));
     }
   }
   exit(atom("normal"));

@@ -103,7 +103,7 @@ class FunctionProcess : public node::Process, public FunctionHost {
 
  protected:
   // Messages the function machinery did not take.
-  virtual void other(const term::Term& /*msg*/) {}
+  virtual void other(term::Term&& /*msg*/) {}
   ChatContext& ctx_;
 
  private:
@@ -142,9 +142,8 @@ class ChatTask final : public FunctionProcess {
   void started() override;
 
  private:
-  void other(const term::Term& msg) override;
-  void finish(const Outcome& outcome, const std::string& module, const std::string& fun,
-              const std::vector<term::Term>& args);
+  void other(term::Term&& msg) override;
+  void finish(const Outcome& outcome);
 
   bool reply_;
   bool running_ = false;
@@ -153,6 +152,10 @@ class ChatTask final : public FunctionProcess {
   term::Ref owner_monitor_;
   term::Term ref_;
   term::Term reply_to_;
+  // The MFA being run, moved out of its message; the function may finish turns later.
+  std::string module_;
+  std::string fun_;
+  std::vector<term::Term> args_;
 };
 
 // A process a peer spawned with SPAWN_REQUEST: erpc:execute_call/4 (rpc:call, erpc:call),
