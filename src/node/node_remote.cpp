@@ -98,7 +98,7 @@ bool Node::control(const std::string& peer, const Term& control, std::optional<T
       const auto* to = as_pid(c[2]);
       const auto* from = sender ? as_pid(c[1]) : to;
       if (from == nullptr || to == nullptr) return false;
-      if (auto key = recipient(peer, dist::PidView{to->node, to->num, to->serial, to->creation})) {
+      if (auto key = recipient(peer, dist::PidView{to->node.str(), to->num, to->serial, to->creation})) {
         enqueue_message(*key, std::move(*payload));
       }
       return true;

@@ -142,7 +142,7 @@ class Decoder {
         size_t at = static_cast<size_t>(i) + 1;
         std::string_view node;
         if (node_name(at, node)) {
-          out.value = Pid{std::string(node), u32(at), u32(at + 4), u32(at + 8)};
+          out.value = Pid{NodeName(node), u32(at), u32(at + 4), u32(at + 8)};
           i = static_cast<int>(at + 12);
           return true;
         }
@@ -153,7 +153,7 @@ class Decoder {
         size_t at = static_cast<size_t>(i) + 1;
         std::string_view node;
         if (tag == ERL_PID_EXT && node_name(at, node)) {
-          out.value = Pid{std::string(node), u32(at), u32(at + 4), static_cast<uint8_t>(data_[at + 8])};
+          out.value = Pid{NodeName(node), u32(at), u32(at + 4), static_cast<uint8_t>(data_[at + 8])};
           i = static_cast<int>(at + 9);
           return true;
         }
@@ -171,7 +171,7 @@ class Decoder {
         if (words >= 1 && words <= RefIds::kMax && node_name(at, node)) {
           std::array<uint32_t, RefIds::kMax> ids{};
           for (size_t k = 0; k < words; ++k) ids[k] = u32(at + 4 + 4 * k);
-          out.value = Ref{std::string(node), u32(at), RefIds(ids.data(), ids.data() + words)};
+          out.value = Ref{NodeName(node), u32(at), RefIds(ids.data(), ids.data() + words)};
           i = static_cast<int>(at + 4 + 4 * words);
           return true;
         }
@@ -484,7 +484,7 @@ void append_small_atom(std::string& out, std::string_view name) {
 // erlang_pid first).
 void append_small_pid(std::string& out, const Pid& p) {
   out.push_back(static_cast<char>(ERL_NEW_PID_EXT));
-  append_small_atom(out, p.node);
+  append_small_atom(out, p.node.str());
   for (const uint32_t v : {p.num, p.serial, p.creation}) append_u32(out, v);
 }
 
@@ -493,7 +493,7 @@ void append_small_pid(std::string& out, const Pid& p) {
 void append_small_ref(std::string& out, const Ref& r) {
   const char head[3] = {static_cast<char>(ERL_NEWER_REFERENCE_EXT), 0, static_cast<char>(r.ids.size())};
   out.append(head, sizeof head);
-  append_small_atom(out, r.node);
+  append_small_atom(out, r.node.str());
   append_u32(out, r.creation);
   for (const uint32_t v : r.ids) append_u32(out, v);
 }

@@ -256,7 +256,7 @@ class Node {
   void remote_link(const std::string& peer, const term::Pid& from, const term::Pid& to);
   bool remote_spawn(const std::string& peer, const std::vector<term::Term>& c, const term::Term& args);
 
-  std::string name_;
+  term::NodeName name_;  // shared by every pid and reference this node makes
   Transport& transport_;
   Timers& timers_;
   uint32_t creation_ = 0;

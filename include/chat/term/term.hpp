@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "chat/term/bytes.hpp"
+#include "chat/term/node_name.hpp"
 
 namespace chat::term {
 
@@ -28,7 +29,7 @@ struct Atom {
 };
 
 struct Pid {
-  std::string node;
+  NodeName node;
   uint32_t num = 0;
   uint32_t serial = 0;
   uint32_t creation = 0;
@@ -63,7 +64,7 @@ class RefIds {
 };
 
 struct Ref {
-  std::string node;
+  NodeName node;
   uint32_t creation = 0;
   RefIds ids;
   bool operator==(const Ref&) const = default;
