@@ -2,6 +2,7 @@
 // (UTF-8 atoms, as the distribution sends them once UTF8_ATOMS is negotiated).
 #include <doctest/doctest.h>
 #include <ei.h>
+#include <fmt/format.h>
 
 #include <cstdio>
 
@@ -52,6 +53,32 @@ TEST_SUITE("term") {
     // The OTP 24+ gen_call tag [alias | Ref] is an improper list and must survive a round trip.
     check_golden(improper_list({atom("alias")}, amanda_ref()),
                  "836c000000017705616c6961735a0003770f616d616e64614031302e302e302e3164c82c01000102030405060708090a0b");
+  }
+
+  TEST_CASE("node names are shared between the pids a peer sends, and compare by their text") {
+    const std::string golden = unhex("8358770f616d616e64614031302e302e302e310000005f0000000064c82c01");
+    auto a = decode(golden);
+    auto b = decode(golden);
+    REQUIRE(a.has_value());
+    REQUIRE(b.has_value());
+    const auto* pa = a->get<Pid>();
+    const auto* pb = b->get<Pid>();
+    REQUIRE(pa != nullptr);
+    REQUIRE(pb != nullptr);
+    CHECK(pa->node.c_str() == pb->node.c_str());  // one block, not two
+
+    // Past the recent-names table, the same text is a new block that still compares equal.
+    for (int i = 0; i < 20; ++i) NodeName("n" + std::to_string(i) + "@10.0.0.1");
+    const NodeName later("amanda@10.0.0.1");
+    CHECK(later.c_str() != pa->node.c_str());
+    CHECK(later == pa->node);
+    CHECK((later <=> pa->node) == std::strong_ordering::equal);
+    CHECK(NodeName("a@h") < NodeName("b@h"));
+    CHECK(NodeName("b@h") > std::string("a@h"));
+    CHECK(NodeName().empty());
+    CHECK(NodeName() == std::string());
+    CHECK(fmt::format("{}!", later) == "amanda@10.0.0.1!");
+    CHECK("x " + later == "x amanda@10.0.0.1");
   }
 
   TEST_CASE("the encoder's own forms are ei's, byte for byte, on both sides of every size boundary") {
