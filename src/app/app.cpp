@@ -115,11 +115,12 @@ App::App(const Options& options)
   // and a peer named by the node (Output::hold) too.
   network_->set_gate(&gate_);
   out_.set_holder([this](const std::string& peer) { network_->hold(peer); });
-  runtime_.before_poll([this] {
-    node_->drain();
-    // Chat lines are written before the loop sleeps. Under a flood it does not sleep, and a
-    // write per turn would wake stdout's reader every half millisecond: they go every few
-    // turns then, or as a block fills (Output::line).
+  runtime_.before_poll([this] { node_->drain(); });
+  runtime_.after_writes([this] {
+    // Chat lines are written before the loop sleeps, after the turn's replies: the pipe write
+    // wakes stdout's reader, and a caller waiting on a reply need not wait for that. Under a
+    // flood the loop does not sleep, and a write per turn would wake the reader every half
+    // millisecond: they go every few turns then, or as a block fills (Output::line).
     if (!runtime_.more_turns() || ++turns_unflushed_ >= kTurnsPerFlush) {
       turns_unflushed_ = 0;
       out_.flush();

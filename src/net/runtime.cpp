@@ -98,6 +98,8 @@ void Runtime::on_prepare(uv_prepare_t* h) {
   for (auto& fn : std::exchange(self->next_turn_, {})) fn();
   for (auto& fn : self->before_poll_) fn();
   self->batch_.flush();
+  for (auto& fn : self->after_writes_) fn();
+  self->batch_.flush();  // whatever those resumed and wrote (empty as a rule)
   // Work left for the next turn (input a connection has but did not handle yet) is not a
   // reason to sleep: an active idle handle makes this poll return at once.
   if (self->next_turn_.empty()) {
@@ -175,6 +177,7 @@ void Runtime::shutdown() {
     // Run the hook one last time so queued output is not lost.
     for (auto& fn : before_poll_) fn();
     batch_.stop();
+    for (auto& fn : after_writes_) fn();
     uv_prepare_stop(&prepare_);
     uv_close(reinterpret_cast<uv_handle_t*>(&prepare_), nullptr);
     uv_idle_stop(&spin_);

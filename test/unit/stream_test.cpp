@@ -9,8 +9,10 @@
 #include <chrono>
 #include <string>
 
+#include "chat/net/runtime.hpp"
 #include "chat/net/stream.hpp"
 
+using chat::net::Runtime;
 using chat::net::Stream;
 using chat::net::WriteBatch;
 
@@ -23,19 +25,24 @@ struct Recorder final : Stream::Events {
   void on_closed(Stream& /*s*/, const std::string& /*why*/) override {}
 };
 
-// A loop with a batch, as Runtime sets one up, and a plain socket listening on loopback
-// for the stream under test to connect to.
+// A loop with a batch, as Runtime sets one up (or a Runtime's own), and a plain socket
+// listening on loopback for the stream under test to connect to.
 struct Fixture {
-  uv_loop_t loop{};
+  uv_loop_t own_loop{};
+  uv_loop_t* loop = &own_loop;
   WriteBatch batch;
   Recorder events;
   int listener = -1;
   int peer = -1;
   Stream* stream = nullptr;
 
-  Fixture() {
-    uv_loop_init(&loop);
-    loop.data = &batch;
+  explicit Fixture(uv_loop_t* runtime_loop = nullptr) {
+    if (runtime_loop != nullptr) {
+      loop = runtime_loop;
+    } else {
+      uv_loop_init(&own_loop);
+      own_loop.data = &batch;
+    }
     listener = ::socket(AF_INET, SOCK_STREAM, 0);
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
@@ -44,7 +51,7 @@ struct Fixture {
     REQUIRE(::bind(listener, reinterpret_cast<sockaddr*>(&addr), len) == 0);
     REQUIRE(::listen(listener, 1) == 0);
     REQUIRE(::getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
-    stream = Stream::create(&loop, &events);
+    stream = Stream::create(loop, &events);
     stream->connect(reinterpret_cast<const sockaddr*>(&addr));
     run_until([&] { return events.connected; });
     peer = ::accept(listener, nullptr, nullptr);
@@ -53,8 +60,11 @@ struct Fixture {
 
   ~Fixture() {
     stream->close();
-    uv_run(&loop, UV_RUN_DEFAULT);
-    uv_loop_close(&loop);
+    uv_run(loop, UV_RUN_NOWAIT);
+    if (loop == &own_loop) {
+      uv_run(loop, UV_RUN_DEFAULT);
+      uv_loop_close(loop);
+    }
     ::close(peer);
     ::close(listener);
   }
@@ -65,7 +75,7 @@ struct Fixture {
   void run_until(Done done) {
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
     while (!done() && std::chrono::steady_clock::now() < deadline) {
-      uv_run(&loop, UV_RUN_NOWAIT);
+      uv_run(loop, UV_RUN_NOWAIT);
       batch.flush();
     }
     REQUIRE(done());
@@ -105,5 +115,23 @@ TEST_SUITE("stream") {
     f.run_until([&] { return (got += f.available()).size() == a.size() + b.size(); });
     CHECK(got == a + b);
     CHECK(f.stream->queued_bytes() == 0);
+  }
+
+  TEST_CASE("a turn's replies are on the wire before the after_writes hooks run") {
+    // stdout's chat lines go from an after_writes hook: a caller's reply must not wait
+    // behind the pipe write that wakes stdout's reader.
+    Runtime runtime;
+    Fixture f(runtime.loop());
+    bool wrote = false;
+    std::string seen;
+    runtime.before_poll([&] {
+      if (!wrote) f.stream->write("reply");
+      wrote = true;
+    });
+    runtime.after_writes([&] {
+      if (wrote && seen.empty()) seen = f.available();
+    });
+    f.run_until([&] { return !seen.empty(); });
+    CHECK(seen == "reply");
   }
 }

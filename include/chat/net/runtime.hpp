@@ -36,6 +36,9 @@ class Runtime final : public node::Timers, public node::Workers {
 
   // Called before every poll, in the order added.
   void before_poll(std::function<void()> fn) { before_poll_.push_back(std::move(fn)); }
+  // Called before every poll too, once this turn's socket writes are on their way: for output
+  // that no peer waits on, so that a reply does not wait behind it (stdout's chat lines).
+  void after_writes(std::function<void()> fn) { after_writes_.push_back(std::move(fn)); }
   // Runs fn once, before the next poll: after the callbacks of this turn, and before the loop
   // waits for (or handles) the next input. What yields the loop goes on from here.
   void next_turn(std::function<void()> fn) { next_turn_.push_back(std::move(fn)); }
@@ -90,6 +93,7 @@ class Runtime final : public node::Timers, public node::Workers {
   uint64_t next_id_ = 1;
   std::unordered_map<uint64_t, Timer*> timers_;
   std::vector<std::function<void()>> before_poll_;
+  std::vector<std::function<void()>> after_writes_;
   std::vector<std::function<void()>> next_turn_;
   uint64_t turn_ = 0;
   TurnStats turn_stats_;
