@@ -136,6 +136,10 @@ Options parse_options(int argc, char** argv) {
       "outgoing connections being set up at once; more fail at once")(
       "max-io-wait-mb", po::value<size_t>(&o.max_io_wait_mb)->default_value(64),
       "lines sent to peers' group leaders whose calls wait for the io_reply; past it calls go on at once")(
+      "busy-wait", po::value<std::string>(&o.busy_wait)->default_value("medium"),
+      "none|medium|long: how long the loop polls for input it expects before sleeping, as erl +sbwt "
+      "(default: $CHAT_BUSY_WAIT when set); none spends the least CPU, long answers sooner at a few "
+      "tenths of a millisecond between requests for several times the CPU")(
       "stdout-buffer-mb", po::value<size_t>(&o.stdout_buffer_mb)->default_value(16),
       "chat lines waiting for stdout before the peers that print are paused (4x that: lines are dropped)")(
       "http-max-connections", po::value<size_t>(&o.http_max_connections)->default_value(1000),
@@ -339,6 +343,12 @@ Options parse_options(int argc, char** argv) {
       }
     }
     if (o.discovery_interval_s == 0) throw std::invalid_argument("--discovery-interval must be at least 1 second");
+  }
+  if (vm["busy-wait"].defaulted()) {
+    if (const char* b = std::getenv("CHAT_BUSY_WAIT"); b != nullptr && *b != '\0') o.busy_wait = b;
+  }
+  if (o.busy_wait != "none" && o.busy_wait != "medium" && o.busy_wait != "long") {
+    throw std::invalid_argument("--busy-wait (or CHAT_BUSY_WAIT) is none, medium or long, not '" + o.busy_wait + "'");
   }
   return o;
 }

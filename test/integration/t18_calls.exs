@@ -56,6 +56,21 @@ defmodule T18Calls do
     end
   end
 
+  test "--busy-wait none and long (and CHAT_BUSY_WAIT) answer as the default does; other values are refused" do
+    none = start_cpp(unique("kate"), args: ["--busy-wait", "none"])
+    long = start_cpp(unique("kate"), env: [{"CHAT_BUSY_WAIT", "long"}])
+    for n <- [none.name, long.name] do
+      c0 = GenServer.call({Chat, n}, :count, 5_000)
+      for _ <- 1..50, do: GenServer.call({Chat, n}, :count, 5_000)
+      send({Chat, n}, "busy-wait")
+      assert GenServer.call({Chat, n}, :count, 5_000) == c0 + 1
+    end
+
+    r = cli(cli_opts() ++ ["--busy-wait", "fast", "ping", Atom.to_string(none.name)])
+    assert r.status == 64, inspect(r)
+    assert r.stderr =~ "--busy-wait", r.stderr
+  end
+
   test "services killed outright come back with new pids and keep serving" do
     kate = start_cpp(unique("kate"))
     for name <- [Chat.TaskSupervisor, Chat, :net_kernel, :rex, :global_name_server, :pg] do

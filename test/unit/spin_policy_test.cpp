@@ -97,6 +97,35 @@ TEST_SUITE("spin") {
     CHECK_FALSE(p.after_turn(1'002'000).change);
   }
 
+  TEST_CASE("busy-wait none never polls, whatever it learned") {
+    SpinPolicy p(SpinPolicy::BusyWait::kNone);
+    uint64_t now = 1'000'000;
+    SpinPolicy::Decision d;
+    for (int i = 0; i < 40; ++i) d = call(p, now, 0, 30);
+    CHECK(d.poll_ns == 0);
+    p.input(now);
+    p.call_begun(true);
+    d = p.after_turn(now + kUs);  // a monitor without its request
+    CHECK(d.change);
+    CHECK(d.poll_ns == 0);
+  }
+
+  TEST_CASE("busy-wait long polls through pauses medium sleeps through") {
+    SpinPolicy medium;
+    SpinPolicy long_wait(SpinPolicy::BusyWait::kLong);
+    uint64_t now_m = 1'000'000;
+    uint64_t now_l = 1'000'000;
+    SpinPolicy::Decision dm;
+    SpinPolicy::Decision dl;
+    for (int i = 0; i < 40; ++i) {
+      dm = call(medium, now_m, 0, 300);
+      dl = call(long_wait, now_l, 0, 300);
+    }
+    CHECK(dm.poll_ns == 0);
+    CHECK(dl.poll_ns >= 300 * kUs);
+    CHECK(dl.poll_ns <= SpinPolicy::kLongMaxNs);
+  }
+
   TEST_CASE("a demonitor alone does not end the wait for the next call") {
     SpinPolicy p;
     uint64_t now = 1'000'000;

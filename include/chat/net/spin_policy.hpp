@@ -14,6 +14,10 @@
 // later (a BEAM client may send a call's monitor and its request apart) costs the loop more
 // polling than the wake-ups saved. A turn with none of these (plain messages, demonitors,
 // ticks) leaves the decision as it was.
+//
+// How much of this the loop may do is the operator's choice (--busy-wait), as the BEAM's
+// +sbwt is for its schedulers: each µs polled buys latency with CPU, and a dyno billed by its
+// CPU, or sharing it, may want none of it.
 #pragma once
 
 #include <algorithm>
@@ -26,6 +30,9 @@ class SpinPolicy {
  public:
   static constexpr uint64_t kMaxNs = 200'000;    // the longest polling on
   static constexpr uint64_t kWorthNs = 150'000;  // the longest wait worth polling for
+  // kLong: through pauses a few tenths of a millisecond long, as a BEAM's schedulers poll.
+  static constexpr uint64_t kLongMaxNs = 600'000;
+  static constexpr uint64_t kLongWorthNs = 450'000;
   // A request follows its monitor within µs when the peer's process sends them together; a
   // later one waited on the peer's scheduling, which polling does not shorten.
   static constexpr uint64_t kWorthRequestNs = 50'000;
@@ -33,6 +40,14 @@ class SpinPolicy {
   static constexpr uint64_t kSlackNs = 25'000;   // polled beyond twice the recent wait
 
   enum class Wait { kNone, kRequest, kAnswer, kNextCall };
+  // kNone: never poll (a wake-up for every input, the least CPU). kMedium: the policy above.
+  // kLong: the same, for waits up to kLongWorthNs.
+  enum class BusyWait { kNone, kMedium, kLong };
+
+  explicit SpinPolicy(BusyWait busy_wait = BusyWait::kMedium)
+      : busy_wait_(busy_wait),
+        max_ns_(busy_wait == BusyWait::kLong ? kLongMaxNs : kMaxNs),
+        worth_ns_(busy_wait == BusyWait::kLong ? kLongWorthNs : kWorthNs) {}
 
   void input(uint64_t now_ns) {
     if (first_input_ns_ == 0) first_input_ns_ = now_ns;
@@ -90,7 +105,7 @@ class SpinPolicy {
   void learn(uint64_t arrived_ns) {
     auto& r = records_[static_cast<size_t>(wait_)];
     const uint64_t waited = arrived_ns - std::min(arrived_ns, wait_start_ns_);
-    const bool short_wait = waited <= (wait_ == Wait::kRequest ? kWorthRequestNs : kWorthNs);
+    const bool short_wait = waited <= (wait_ == Wait::kRequest ? kWorthRequestNs : worth_ns_);
     r.short_share = (r.short_share * 7 + (short_wait ? 256 : 0)) / 8;
     if (short_wait) r.short_ns = (r.short_ns * 7 + waited) / 8;
     wait_ = Wait::kNone;
@@ -98,8 +113,13 @@ class SpinPolicy {
 
   [[nodiscard]] uint64_t poll_for(Wait w) const {
     const Record& r = record(w);
-    return r.short_share < kHitShare ? 0 : std::min(2 * r.short_ns + kSlackNs, kMaxNs);
+    if (busy_wait_ == BusyWait::kNone || r.short_share < kHitShare) return 0;
+    return std::min(2 * r.short_ns + kSlackNs, max_ns_);
   }
+
+  BusyWait busy_wait_;
+  uint64_t max_ns_;
+  uint64_t worth_ns_;
 
   uint64_t first_input_ns_ = 0;
   uint32_t begun_by_peer_ = 0;
