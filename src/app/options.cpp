@@ -118,6 +118,7 @@ std::string resolve_cookie(const std::optional<std::string>& flag) {
 
 Options parse_options(int argc, char** argv) {
   Options o;
+  std::string busy_wait;  // --busy-wait, read into o.busy_wait once parsed
   po::options_description named("Options");
   named.add_options()("help,h", "show this help")("name", po::value<std::string>(), "long node name, NAME@HOST")(
       "sname", po::value<std::string>(), "short node name; the host is this machine's")(
@@ -136,7 +137,7 @@ Options parse_options(int argc, char** argv) {
       "outgoing connections being set up at once; more fail at once")(
       "max-io-wait-mb", po::value<size_t>(&o.max_io_wait_mb)->default_value(64),
       "lines sent to peers' group leaders whose calls wait for the io_reply; past it calls go on at once")(
-      "busy-wait", po::value<std::string>(&o.busy_wait)->default_value("medium"),
+      "busy-wait", po::value<std::string>(&busy_wait)->default_value("medium"),
       "none|medium|long: how long the loop polls for input it expects before sleeping, as erl +sbwt "
       "(default: $CHAT_BUSY_WAIT when set); none spends the least CPU, long answers sooner at a few "
       "tenths of a millisecond between requests for several times the CPU")(
@@ -345,10 +346,15 @@ Options parse_options(int argc, char** argv) {
     if (o.discovery_interval_s == 0) throw std::invalid_argument("--discovery-interval must be at least 1 second");
   }
   if (vm["busy-wait"].defaulted()) {
-    if (const char* b = std::getenv("CHAT_BUSY_WAIT"); b != nullptr && *b != '\0') o.busy_wait = b;
+    if (const char* b = std::getenv("CHAT_BUSY_WAIT"); b != nullptr && *b != '\0') busy_wait = b;
   }
-  if (o.busy_wait != "none" && o.busy_wait != "medium" && o.busy_wait != "long") {
-    throw std::invalid_argument("--busy-wait (or CHAT_BUSY_WAIT) is none, medium or long, not '" + o.busy_wait + "'");
+  using BusyWait = net::SpinPolicy::BusyWait;
+  if (busy_wait == "none") {
+    o.busy_wait = BusyWait::kNone;
+  } else if (busy_wait == "long") {
+    o.busy_wait = BusyWait::kLong;
+  } else if (busy_wait != "medium") {
+    throw std::invalid_argument("--busy-wait (or CHAT_BUSY_WAIT) is none, medium or long, not '" + busy_wait + "'");
   }
   return o;
 }

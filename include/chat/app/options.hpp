@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "chat/net/spin_policy.hpp"
+
 namespace chat::app {
 
 enum class Command { kRun, kSend, kPing, kBroadcast, kBlast, kGenSecret, kTlsCa, kTlsCert, kHelp };
@@ -33,7 +35,7 @@ struct Options {
   size_t http_max_connections = 1000;         // open HTTP connections (also kept under a share of the fd limit)
   size_t http_max_per_client = 32;            // event streams and pending answers per client address
   bool http_behind_proxy = false;             // --http-behind-proxy, or $DYNO set (Heroku's router)
-  std::string busy_wait = "medium";          // --busy-wait, else $CHAT_BUSY_WAIT: none|medium|long
+  net::SpinPolicy::BusyWait busy_wait = net::SpinPolicy::BusyWait::kMedium;  // --busy-wait, else $CHAT_BUSY_WAIT
   size_t stdout_buffer_mb = 16;               // chat lines waiting for stdout before printing peers pause
   size_t max_connect_attempts = 64;           // outgoing connections being set up at once
   size_t max_io_wait_mb = 64;                 // lines whose calls wait for a peer's io_reply
