@@ -375,13 +375,6 @@ defmodule ChatIT.T13HostilePortsTest do
 
   # -- the HTTP port ------------------------------------------------------------------------
 
-  defp free_port do
-    {:ok, l} = :gen_tcp.listen(0, ip: @loopback)
-    {:ok, port} = :inet.port(l)
-    :gen_tcp.close(l)
-    port
-  end
-
   defp start_web do
     port = free_port()
     web = start_cpp(unique("web"), args: ["--port", Integer.to_string(port)])

@@ -7,30 +7,6 @@ defmodule ChatIT.T15FaultsTest do
   use ExUnit.Case, async: false
   import ChatIT
 
-  defp free_port do
-    {:ok, s} = :gen_tcp.listen(0, [])
-    {:ok, port} = :inet.port(s)
-    :gen_tcp.close(s)
-    port
-  end
-
-  # The node's own counters, from /status.json.
-  defp status(port) do
-    {:ok, _} = Application.ensure_all_started(:inets)
-    url = ~c"http://127.0.0.1:#{port}/status.json"
-    {:ok, {{_, 200, _}, _, body}} = :httpc.request(:get, {url, []}, [timeout: 5_000], [])
-    body |> List.to_string() |> json_numbers()
-  end
-
-  # The few numbers the tests need, without a JSON library (no Hex here).
-  defp json_numbers(text) do
-    for key <- ~w(processes links monitors inbox) do
-      [_, v] = Regex.run(~r/"#{key}":(\d+)/, text)
-      {String.to_atom(key), String.to_integer(v)}
-    end
-    |> Map.new()
-  end
-
   defp rss_kb(os_pid) do
     [_, kb] = Regex.run(~r/VmRSS:\s+(\d+) kB/, File.read!("/proc/#{os_pid}/status"))
     String.to_integer(kb)
@@ -51,8 +27,8 @@ defmodule ChatIT.T15FaultsTest do
   test "a caller killed in the middle of a call leaves no task, link or monitor behind" do
     port = free_port()
     kate = start_cpp(unique("kate"), args: ["--port", Integer.to_string(port)])
-    wait_until(fn -> match?(%{processes: _}, status(port)) end, 10_000, "kate's status page")
-    idle = status(port)
+    wait_until(fn -> match?(%{processes: _}, node_counters(port)) end, 10_000, "kate's status page")
+    idle = node_counters(port)
 
     # A node that accepts TCP but never completes a handshake: a stopped VM.
     hole = start_elixir(unique("hole"))
@@ -71,7 +47,7 @@ defmodule ChatIT.T15FaultsTest do
                    System.fetch_env!("ELIXIR_PEER_EBIN"), "-e", code]
     {:ok, victim} = ChatIT.OsProc.start("victim", System.find_executable("elixir"), victim_args)
     :ok = ChatIT.OsProc.await_line(victim, "CALLING", 20_000)
-    wait_until(fn -> status(port).processes > idle.processes end, 10_000, "kate's task to start")
+    wait_until(fn -> node_counters(port).processes > idle.processes end, 10_000, "kate's task to start")
 
     # A second caller, in this VM, whose process is killed while its (unlinked) task runs.
     parent = self()
@@ -90,7 +66,7 @@ defmodule ChatIT.T15FaultsTest do
     # Kate notices both callers are gone and cleans up after them.
     wait_until(
       fn ->
-        s = status(port)
+        s = node_counters(port)
         s.processes == idle.processes and s.links == idle.links and s.monitors == idle.monitors
       end,
       15_000,

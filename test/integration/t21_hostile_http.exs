@@ -11,13 +11,6 @@ defmodule ChatIT.T21HostileHttpTest do
   import ChatIT
   import ChatIT.Hostile
 
-  defp free_port do
-    {:ok, l} = :gen_tcp.listen(0, ip: {127, 0, 0, 1})
-    {:ok, port} = :inet.port(l)
-    :gen_tcp.close(l)
-    port
-  end
-
   defp start_web(opts \\ []) do
     port = free_port()
     args = ["--port", Integer.to_string(port)] ++ Keyword.get(opts, :args, [])

@@ -431,6 +431,30 @@ defmodule ChatIT do
     port
   end
 
+  @doc "A TCP port on 127.0.0.1 that nothing listens on (for a node's --port)."
+  def free_port do
+    {:ok, l} = :gen_tcp.listen(0, ip: {127, 0, 0, 1})
+    {:ok, port} = :inet.port(l)
+    :gen_tcp.close(l)
+    port
+  end
+
+  @doc """
+  A C++ node's own counters from its /status.json on `port`: processes,
+  links, monitors and inbox (no JSON library here: no Hex).
+  """
+  def node_counters(port) do
+    {:ok, _} = Application.ensure_all_started(:inets)
+    url = ~c"http://127.0.0.1:#{port}/status.json"
+    {:ok, {{_, 200, _}, _, body}} = :httpc.request(:get, {url, []}, [timeout: 5_000], [])
+    text = List.to_string(body)
+
+    for key <- ~w(processes links monitors inbox), into: %{} do
+      [_, v] = Regex.run(~r/"#{key}":(\d+)/, text)
+      {String.to_atom(key), String.to_integer(v)}
+    end
+  end
+
   @doc """
   Polls `fun` until it returns a truthy value, which is returned; fails the
   test after `timeout` ms.
