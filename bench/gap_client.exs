@@ -3,7 +3,8 @@
 # node's CPU time read from /proc around every block.
 #
 #   elixir --name N@127.0.0.1 --cookie C -pa ELIXIR_PEER_EBIN bench/gap_client.exs \
-#       CPP_NODE CPP_PID BEAM_NODE BEAM_PID GAPS_MS WHATS BLOCK_MS MIN_CALLS MAX_CALLS WARMUP IDLE_S
+#       CPP_NODE CPP_PID BEAM_NODE BEAM_PID GAPS_MS WHATS BLOCK_MS MIN_CALLS MAX_CALLS WARMUP IDLE_S \
+#       [NONE_NODE NONE_PID]
 #
 #   GAPS_MS   comma-separated pauses between calls in ms, e.g. 0,0.2,1,5,20,100
 #   WHATS     comma-separated: rt (Chat.send_message/2), call (GenServer.call {Chat, node} :count)
@@ -11,6 +12,8 @@
 #             MIN_CALLS..MAX_CALLS
 #   WARMUP    back-to-back calls before each block (connections, code and caches warm)
 #   IDLE_S    then both nodes are left alone this long (ticks only) and their CPU is read
+#   NONE_NODE a third target, reported as side=cpp_none: a C++ node started with
+#             --busy-wait none, so that the tables show what the default's polling costs and buys
 #
 # One line per block:
 #   gap what=rt side=cpp gap_ms=1 calls=N p50_us=… p99_us=… mean_us=… cpu_us=… gap_us=…
@@ -31,16 +34,21 @@
 # Pauses of 1 ms and more are Process.sleep, which lets the client's schedulers sleep as a
 # real sporadic client would. Shorter pauses cannot be slept on a BEAM (its timers count
 # milliseconds): they are busy-waited, so the client stays awake and only the node sees the
-# pause. The order of the two targets alternates from block to block (C++ first, then BEAM
-# first), so neither always runs right after the other.
+# pause. The order of the targets alternates from block to block (C++ first, then BEAM
+# first; a third target goes between them), so neither always runs right after the other.
 defmodule Bench.GapClient do
   @deadline_ms 30_000
 
-  def main([cpp, cpp_pid, beam, beam_pid, gaps, whats, block_ms, min_calls, max_calls, warmup, idle_s]) do
-    targets = [
-      {"cpp", String.to_atom(cpp), String.to_integer(cpp_pid)},
-      {"beam", String.to_atom(beam), String.to_integer(beam_pid)}
-    ]
+  def main([cpp, cpp_pid, beam, beam_pid, gaps, whats, block_ms, min_calls, max_calls, warmup, idle_s | none]) do
+    third =
+      case none do
+        [] -> []
+        [node, pid] -> [{"cpp_none", String.to_atom(node), String.to_integer(pid)}]
+      end
+
+    targets =
+      [{"cpp", String.to_atom(cpp), String.to_integer(cpp_pid)}] ++
+        third ++ [{"beam", String.to_atom(beam), String.to_integer(beam_pid)}]
 
     for {_, node, _} <- targets, do: wait_ready(node, System.monotonic_time(:millisecond) + @deadline_ms)
     gaps = gaps |> String.split(",") |> Enum.map(&parse_ms/1)

@@ -11,6 +11,9 @@
 # Sourced by scripts/bench after its helpers; it uses the script's variables and helpers
 # (smoke, runs, work, cookie, ebin, root, bin_dir, cpp_svc, beam_svc and their pids, log, die,
 # kv, add_raw, value, median, calc, fmt, test_expr, next_name, find_bin, json_* and json_rows).
+# The client also calls a third target in its own blocks: a C++ node started with --busy-wait
+# none, which never polls, so that the first table shows what the default's polling costs and
+# buys (the targets are judged on the default).
 # Three entry points: gaps_measure (during the run, while the two targets are up),
 # gaps_table (the Markdown tables and their notes) and gaps_json (rows for the JSON file).
 
@@ -33,22 +36,25 @@ ping_pong=$(find_bin ping-pong)
 gap_key() { echo "${1//./_}"; } # 0.2 -> 0_2 (keys of raw[])
 
 # Runs bench/gap_client.exs against the two targets; prints its lines. $1: seconds left idle at
-# the end (0: none).
+# the end (0: none); $2 (optional): the --busy-wait none node's name and pid, a third target.
 gaps_client() {
     local out
     out=$(timeout -k 5 900 elixir --name "$(next_name gapper)@127.0.0.1" --cookie "$cookie" -pa "$ebin" "$gap_client" \
         "$cpp_svc@127.0.0.1" "$cpp_svc_pid" "$beam_svc@127.0.0.1" "$beam_svc_pid" "$gaps_list" \
-        "$(IFS=,; echo "${gaps_whats[*]}")" "${gaps_client_sizes[@]:0:4}" "$1" 2>>"$work/gap_client.err") ||
+        "$(IFS=,; echo "${gaps_whats[*]}")" "${gaps_client_sizes[@]:0:4}" "$1" ${2:+$2} 2>>"$work/gap_client.err") ||
         die "gap client failed (status $?): $out"
     printf '%s\n' "$out"
 }
 
 # Runs every traffic-rate measurement once per run; the targets must be up.
 gaps_measure() {
-    local run out line what side g k
+    local run out line what side g k none_svc none_pid
+    none_svc=$(next_name cpp_none)
+    start_target cpp "$none_svc" --busy-wait none
+    none_pid=$T_PID
     for run in $(seq 1 "$runs"); do
-        log "traffic rates: gaps $gaps_list ms, C++ and BEAM blocks alternated, run $run/$runs (load $(cut -d' ' -f1-3 /proc/loadavg))"
-        out=$(gaps_client "$gaps_idle_s")
+        log "traffic rates: gaps $gaps_list ms, C++ and BEAM blocks alternated (and C++ --busy-wait none), run $run/$runs (load $(cut -d' ' -f1-3 /proc/loadavg))"
+        out=$(gaps_client "$gaps_idle_s" "$none_svc@127.0.0.1 $none_pid")
         while read -r line; do
             case $line in
                 gap\ *)
@@ -75,6 +81,7 @@ gaps_measure() {
             add_raw "pp_${what}_rep" "$(kv "$line" rep)"
         done <<<"$out"
     done
+    stop_target "$none_pid"
     for run in $(seq 1 "$gaps_capture_runs"); do
         gaps_capture "$run"
         [[ -z $gaps_capture_note ]] || break
@@ -142,6 +149,16 @@ gap_cell() {
     printf '%s / %s (%s×)%s' "$(fmt "$c")" "$(fmt "$b")" "$(fmt "$r")" "$verdict"
 }
 
+# The --busy-wait none node's p50 / p99 / CPU of row $1 (a raw key's stem), with ratios to the BEAM's.
+gap_none_cell() {
+    local m v="" r=""
+    for m in p50 p99 cpu; do
+        v+="${v:+ / }$(fmt "$(value "${1}_${m}_cpp_none")")"
+        r+="${r:+ / }$(fmt "$(gap_div "$(value "${1}_${m}_cpp_none")" "$(value "${1}_${m}_beam")")")×"
+    done
+    printf '%s (%s)' "$v" "$r"
+}
+
 gap_label() { case $1 in rt) echo "Chat.send_message/2" ;; call) echo "GenServer.call :count" ;; esac; }
 
 gaps_table() {
@@ -149,19 +166,19 @@ gaps_table() {
     echo
     echo "## 10. Traffic rates: round trips spaced by a pause (issue 16)"
     echo
-    echo "One BEAM client calls the C++ node and elixir_peer in alternated blocks (C++ first, then BEAM first), pausing between calls; medians of $runs run(s). Cells are C++ / BEAM (ratio); node CPU is per call, pauses included."
+    echo "One BEAM client calls the C++ node and elixir_peer in alternated blocks (C++ first, then BEAM first), pausing between calls; medians of $runs run(s). Cells are C++ / BEAM (ratio); node CPU is per call, pauses included. The last column is a third target in the same run, between the two: the C++ node started with \`--busy-wait none\` (it never polls; the targets are judged on the default, \`medium\`), its p50, p99 and CPU per call, each as a ratio to the BEAM's."
     echo
-    echo "| call, pause between calls | p50 µs (target ≤ 0.6×) | p99 µs (≤ 0.8×) | node CPU per call µs (≤ 0.8×) | pause actually taken (µs, C++ / BEAM) |"
-    echo "|---|---|---|---|---|"
+    echo "| call, pause between calls | p50 µs (target ≤ 0.6×) | p99 µs (≤ 0.8×) | node CPU per call µs (≤ 0.8×) | pause actually taken (µs, C++ / BEAM) | \`--busy-wait none\`: p50 / p99 / CPU µs (× BEAM) |"
+    echo "|---|---|---|---|---|---|"
     for what in "${gaps_whats[@]}"; do
         label=$(gap_label "$what")
         for g in ${gaps_list//,/ }; do
             k=gap_${what}_$(gap_key "$g")
-            echo "| $label, ${g} ms | $(gap_cell "$(value "${k}_p50_cpp")" "$(value "${k}_p50_beam")" 0.6) | $(gap_cell "$(value "${k}_p99_cpp")" "$(value "${k}_p99_beam")" 0.8) | $(gap_cell "$(value "${k}_cpu_cpp")" "$(value "${k}_cpu_beam")" 0.8) | $(fmt "$(value "${k}_gap_cpp")") / $(fmt "$(value "${k}_gap_beam")") |"
+            echo "| $label, ${g} ms | $(gap_cell "$(value "${k}_p50_cpp")" "$(value "${k}_p50_beam")" 0.6) | $(gap_cell "$(value "${k}_p99_cpp")" "$(value "${k}_p99_beam")" 0.8) | $(gap_cell "$(value "${k}_cpu_cpp")" "$(value "${k}_cpu_beam")" 0.8) | $(fmt "$(value "${k}_gap_cpp")") / $(fmt "$(value "${k}_gap_beam")") | $(gap_none_cell "$k") |"
         done
     done
     ic=$(value gap_idle_cpp) ib=$(value gap_idle_beam)
-    echo "| idle: no traffic for ${gaps_idle_s} s, connections up (CPU µs per second; target ≤ 1×) | | | $(gap_cell "$ic" "$ib" 1) | |"
+    echo "| idle: no traffic for ${gaps_idle_s} s, connections up (CPU µs per second; target ≤ 1×) | | | $(gap_cell "$ic" "$ib" 1) | | $(fmt "$(value gap_idle_cpp_none)") ($(fmt "$(gap_div "$(value gap_idle_cpp_none)" "$ib")")×) |"
     echo
     echo "Floors measured in the same run (bench/ping-pong; the client reads with blocking read(2), pauses under 1 ms are busy-waited and longer ones slept, as the BEAM client does):"
     echo
@@ -274,6 +291,9 @@ gaps_json() {
                 id="${k}_${m%%:*}_us"
                 gap_json_row "$id" "$(gap_label "$what"), pause ${g} ms: ${m%%:*} (µs)" us "${k}_${m%%:*}_cpp" "${k}_${m%%:*}_beam" "${m#*:}"
             done
+            for m in p50 p99 cpu wakes; do
+                gap_json_row "${k}_${m}_busy_wait_none" "$(gap_label "$what"), pause ${g} ms: $m, C++ node with --busy-wait none (cpp column)" "$([[ $m == wakes ]] && echo count || echo us)" "${k}_${m}_cpp_none" "${k}_${m}_beam" ""
+            done
         done
     done
     for what in "${gaps_whats[@]}"; do
@@ -292,6 +312,7 @@ gaps_json() {
         done
     done
     gap_json_row gap_idle_cpu_us_per_s "idle node CPU (µs per second, ticks only)" us/s gap_idle_cpp gap_idle_beam 1
+    gap_json_row gap_idle_cpu_us_per_s_busy_wait_none "idle node CPU (µs per second, ticks only), C++ node with --busy-wait none (cpp column)" us/s gap_idle_cpp_none gap_idle_beam ""
     for g in ${gaps_list//,/ }; do
         k=$(gap_key "$g")
         for m in p50 p99 cpu; do
