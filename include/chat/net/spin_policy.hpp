@@ -44,10 +44,7 @@ class SpinPolicy {
   // kLong: the same, for waits up to kLongWorthNs.
   enum class BusyWait { kNone, kMedium, kLong };
 
-  explicit SpinPolicy(BusyWait busy_wait = BusyWait::kMedium)
-      : busy_wait_(busy_wait),
-        max_ns_(busy_wait == BusyWait::kLong ? kLongMaxNs : kMaxNs),
-        worth_ns_(busy_wait == BusyWait::kLong ? kLongWorthNs : kWorthNs) {}
+  explicit SpinPolicy(BusyWait busy_wait = BusyWait::kMedium) : busy_wait_(busy_wait) {}
 
   void input(uint64_t now_ns) {
     if (first_input_ns_ == 0) first_input_ns_ = now_ns;
@@ -105,7 +102,7 @@ class SpinPolicy {
   void learn(uint64_t arrived_ns) {
     auto& r = records_[static_cast<size_t>(wait_)];
     const uint64_t waited = arrived_ns - std::min(arrived_ns, wait_start_ns_);
-    const bool short_wait = waited <= (wait_ == Wait::kRequest ? kWorthRequestNs : worth_ns_);
+    const bool short_wait = waited <= (wait_ == Wait::kRequest ? kWorthRequestNs : worth_ns());
     r.short_share = (r.short_share * 7 + (short_wait ? 256 : 0)) / 8;
     if (short_wait) r.short_ns = (r.short_ns * 7 + waited) / 8;
     wait_ = Wait::kNone;
@@ -114,12 +111,12 @@ class SpinPolicy {
   [[nodiscard]] uint64_t poll_for(Wait w) const {
     const Record& r = record(w);
     if (busy_wait_ == BusyWait::kNone || r.short_share < kHitShare) return 0;
-    return std::min(2 * r.short_ns + kSlackNs, max_ns_);
+    return std::min(2 * r.short_ns + kSlackNs, max_ns());
   }
+  [[nodiscard]] uint64_t max_ns() const { return busy_wait_ == BusyWait::kLong ? kLongMaxNs : kMaxNs; }
+  [[nodiscard]] uint64_t worth_ns() const { return busy_wait_ == BusyWait::kLong ? kLongWorthNs : kWorthNs; }
 
   BusyWait busy_wait_;
-  uint64_t max_ns_;
-  uint64_t worth_ns_;
 
   uint64_t first_input_ns_ = 0;
   uint32_t begun_by_peer_ = 0;
