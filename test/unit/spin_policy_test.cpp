@@ -78,6 +78,15 @@ TEST_SUITE("spin") {
     CHECK(p.record(Wait::kRequest).short_share < SpinPolicy::kHitShare);
   }
 
+  TEST_CASE("requests that come tens of µs after their monitor are not polled for") {
+    SpinPolicy p;
+    uint64_t now = 1'000'000;
+    for (int i = 0; i < 40; ++i) (void)call(p, now, 30, 1000);
+    p.input(now);
+    p.call_begun(true);
+    CHECK(p.after_turn(now + kUs).poll_ns == 0);
+  }
+
   TEST_CASE("a local process that began a call polls for the answer, even after answering") {
     SpinPolicy p;
     uint64_t now = 1'000'000;

@@ -33,9 +33,12 @@ class SpinPolicy {
   // kLong: through pauses a few tenths of a millisecond long, as a BEAM's schedulers poll.
   static constexpr uint64_t kLongMaxNs = 600'000;
   static constexpr uint64_t kLongWorthNs = 450'000;
-  // A request follows its monitor within µs when the peer's process sends them together; a
-  // later one waited on the peer's scheduling, which polling does not shorten.
-  static constexpr uint64_t kWorthRequestNs = 50'000;
+  // A request follows its monitor within a few µs when the peer's process sends them together
+  // (3.5 µs on average, back to back); one that comes tens of µs later waited on the peer's
+  // scheduling, which polling does not shorten. Polling through such a wait cost its length in
+  // CPU and bought no latency on the bench machine (a CPU idle for only tens of µs wakes fast):
+  // with 50 µs here, `:count` calls 1 and 5 ms apart cost 1.15× the CPU of this bound's.
+  static constexpr uint64_t kWorthRequestNs = 15'000;
   static constexpr uint32_t kHitShare = 224;     // of 256: the share of short waits needed
   static constexpr uint64_t kSlackNs = 25'000;   // polled beyond twice the recent wait
 
