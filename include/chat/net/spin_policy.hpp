@@ -9,11 +9,8 @@
 //  - a peer's answer, when a local process has just monitored a peer's (its call began);
 //  - a peer's next call, when every call begun on us has been answered.
 // Each has its own record of recent waits, measured to the input that ended them: the loop
-// polls on only where most of them (kHitShare) were short, for about twice the short ones'
-// mean. What is short depends on whom the node waits for. An answer is the peer working for a
-// local caller, who waits on it: up to kWorthNs. A request or a next call is the peer's own
-// doing, which polling does not hasten: only what comes within kWorthSoonNs, before a wake-up
-// would have been over. A peer whose answers come now at once and now a quarter of a millisecond
+// polls on only where most of them (kHitShare) were short (kWorthNs), for about twice the
+// short ones' mean. A peer whose answers come now at once and now a quarter of a millisecond
 // later (a BEAM client may send a call's monitor and its request apart) costs the loop more
 // polling than the wake-ups saved. A turn with none of these (plain messages, demonitors,
 // ticks) leaves the decision as it was.
@@ -32,18 +29,16 @@ namespace chat::net {
 class SpinPolicy {
  public:
   static constexpr uint64_t kMaxNs = 200'000;    // the longest polling on
-  static constexpr uint64_t kWorthNs = 150'000;  // the longest answer worth polling for
+  static constexpr uint64_t kWorthNs = 150'000;  // the longest wait worth polling for
   // kLong: through pauses a few tenths of a millisecond long, as a BEAM's schedulers poll.
   static constexpr uint64_t kLongMaxNs = 600'000;
   static constexpr uint64_t kLongWorthNs = 450'000;
-  // The longest request or next call worth polling for. A request follows its monitor within
-  // a few µs when the peer's process sends them together (3.5 µs on average, back to back);
-  // one that comes tens of µs later waited on the peer's scheduling. Polling through such a
-  // wait costs its length in CPU and, on the bench machine, bought no latency for requests
-  // (bound 50 µs: `:count` calls 1 and 5 ms apart cost 1.15× the CPU) and 4 µs for a BEAM
-  // client's next call 33 µs after the answer, back to back (bound 150 µs: 1.7× the CPU).
-  // kLong keeps its own bound for the next call: it is the operator's choice to buy that.
-  static constexpr uint64_t kWorthSoonNs = 15'000;
+  // A request follows its monitor within a few µs when the peer's process sends them together
+  // (3.5 µs on average, back to back); one that comes tens of µs later waited on the peer's
+  // scheduling, which polling does not shorten. Polling through such a wait cost its length in
+  // CPU and bought no latency on the bench machine (a CPU idle for only tens of µs wakes fast):
+  // with 50 µs here, `:count` calls 1 and 5 ms apart cost 1.15× the CPU of this bound's.
+  static constexpr uint64_t kWorthRequestNs = 15'000;
   static constexpr uint32_t kHitShare = 224;     // of 256: the share of short waits needed
   static constexpr uint64_t kSlackNs = 25'000;   // polled beyond twice the recent wait
 
@@ -110,7 +105,7 @@ class SpinPolicy {
   void learn(uint64_t arrived_ns) {
     auto& r = records_[static_cast<size_t>(wait_)];
     const uint64_t waited = arrived_ns - std::min(arrived_ns, wait_start_ns_);
-    const bool short_wait = waited <= worth_ns(wait_);
+    const bool short_wait = waited <= (wait_ == Wait::kRequest ? kWorthRequestNs : worth_ns());
     r.short_share = (r.short_share * 7 + (short_wait ? 256 : 0)) / 8;
     if (short_wait) r.short_ns = (r.short_ns * 7 + waited) / 8;
     wait_ = Wait::kNone;
@@ -122,10 +117,7 @@ class SpinPolicy {
     return std::min(2 * r.short_ns + kSlackNs, max_ns());
   }
   [[nodiscard]] uint64_t max_ns() const { return busy_wait_ == BusyWait::kLong ? kLongMaxNs : kMaxNs; }
-  [[nodiscard]] uint64_t worth_ns(Wait w) const {
-    if (w == Wait::kRequest || (w == Wait::kNextCall && busy_wait_ != BusyWait::kLong)) return kWorthSoonNs;
-    return busy_wait_ == BusyWait::kLong ? kLongWorthNs : kWorthNs;
-  }
+  [[nodiscard]] uint64_t worth_ns() const { return busy_wait_ == BusyWait::kLong ? kLongWorthNs : kWorthNs; }
 
   BusyWait busy_wait_;
 
@@ -136,7 +128,7 @@ class SpinPolicy {
   Wait wait_ = Wait::kNone;
   uint64_t wait_start_ns_ = 0;
   // Until learned: poll for requests and answers, not for a next call.
-  std::array<Record, 4> records_{Record{}, Record{kWorthSoonNs / 2, 256}, Record{}, Record{kWorthSoonNs / 2, 0}};
+  std::array<Record, 4> records_{Record{}, Record{kWorthRequestNs / 2, 256}, Record{}, Record{kWorthNs / 2, 0}};
 };
 
 }  // namespace chat::net
