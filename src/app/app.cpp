@@ -101,7 +101,7 @@ App::App(const Options& options)
   cfg.max_queue = options_.max_queue_mb << 20U;
   cfg.tls = dist_tls(options_);
   cfg.max_connect_attempts = options_.max_connect_attempts;
-  runtime_.set_busy_wait(options_.busy_wait, cfg.tls.server != nullptr);
+  runtime_.set_busy_wait(options_.busy_wait);
   network_ = std::make_unique<net::Network>(runtime_, cfg);
   node_ = std::make_unique<node::Node>(options_.node_name, *network_, runtime_);
   node_->set_hidden(options_.hidden);

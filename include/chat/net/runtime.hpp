@@ -71,9 +71,8 @@ class Runtime final : public node::Timers, public node::Workers {
   void note_activity() { spin_policy_.input(uv_hrtime()); }
   void call_begun(bool by_peer) { spin_policy_.call_begun(by_peer); }
   void answered() { spin_policy_.answered(); }
-  // How much the loop may poll after a turn (--busy-wait), and whether the distribution runs
-  // over TLS; what was learned starts over.
-  void set_busy_wait(SpinPolicy::BusyWait busy_wait, bool tls) { spin_policy_ = SpinPolicy(busy_wait, tls); }
+  // How much the loop may poll after a turn (--busy-wait); what was learned starts over.
+  void set_busy_wait(SpinPolicy::BusyWait busy_wait) { spin_policy_ = SpinPolicy(busy_wait); }
 
   // Runs until every handle is closed.
   void run();

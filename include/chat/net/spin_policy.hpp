@@ -9,15 +9,11 @@
 //  - a peer's answer, when a local process has just monitored a peer's (its call began);
 //  - a peer's next call, when every call begun on us has been answered.
 // Each has its own record of recent waits, measured to the input that ended them: the loop
-// polls on only where most of them (kHitShare) were short, for about twice the short ones'
-// mean. What is short depends on whom the node waits for. An answer is the peer working for a
-// local caller, who waits on it: up to kWorthNs. A request is the peer's own doing, which
-// polling does not hasten: only what comes within kWorthSoonNs, before a wake-up would be
-// over. A next call is the same on plain TCP; on TLS, where a wake-up costs the round trip
-// more than twice as much, it is polled for as an answer is (see kWorthSoonNs). A peer whose
-// answers come now at once and now a quarter of a millisecond later (a BEAM client may send a
-// call's monitor and its request apart) costs the loop more polling than the wake-ups saved.
-// A turn with none of these (plain messages, demonitors, ticks) leaves the decision as it was.
+// polls on only where most of them (kHitShare) were short (kWorthNs), for about twice the
+// short ones' mean. A peer whose answers come now at once and now a quarter of a millisecond
+// later (a BEAM client may send a call's monitor and its request apart) costs the loop more
+// polling than the wake-ups saved. A turn with none of these (plain messages, demonitors,
+// ticks) leaves the decision as it was.
 //
 // How much of this the loop may do is the operator's choice (--busy-wait), as the BEAM's
 // +sbwt is for its schedulers: each µs polled buys latency with CPU, and a dyno billed by its
@@ -33,20 +29,16 @@ namespace chat::net {
 class SpinPolicy {
  public:
   static constexpr uint64_t kMaxNs = 200'000;    // the longest polling on
-  static constexpr uint64_t kWorthNs = 150'000;  // the longest answer worth polling for
+  static constexpr uint64_t kWorthNs = 150'000;  // the longest wait worth polling for
   // kLong: through pauses a few tenths of a millisecond long, as a BEAM's schedulers poll.
   static constexpr uint64_t kLongMaxNs = 600'000;
   static constexpr uint64_t kLongWorthNs = 450'000;
-  // The longest request, or next call on plain TCP, worth polling for. A request follows its
-  // monitor within a few µs when the peer's process sends them together (3.5 µs on average,
-  // back to back); one that comes tens of µs later waited on the peer's scheduling, which
-  // polling does not shorten. Polling through such a wait costs its length in CPU, and on the
-  // bench machine bought no latency for requests (bound 50 µs: `:count` calls 1 and 5 ms apart
-  // cost 1.15× the CPU) and little for a BEAM client's next call, 33 µs after the answer back
-  // to back (bound 150 µs: `:count` p50 0.94×, CPU 1.75×; Chat.send_message/2 p50 0.95×, CPU
-  // 1.23×). On TLS the same polling is worth more (`:count` p50 0.83×, Chat.send_message/2
-  // 0.88×; 8 alternated runs on a quiet machine), so there, and under kLong, it keeps kWorthNs.
-  static constexpr uint64_t kWorthSoonNs = 15'000;
+  // A request follows its monitor within a few µs when the peer's process sends them together
+  // (3.5 µs on average, back to back); one that comes tens of µs later waited on the peer's
+  // scheduling, which polling does not shorten. Polling through such a wait cost its length in
+  // CPU and bought no latency on the bench machine (a CPU idle for only tens of µs wakes fast):
+  // with 50 µs here, `:count` calls 1 and 5 ms apart cost 1.15× the CPU of this bound's.
+  static constexpr uint64_t kWorthRequestNs = 15'000;
   static constexpr uint32_t kHitShare = 224;     // of 256: the share of short waits needed
   static constexpr uint64_t kSlackNs = 25'000;   // polled beyond twice the recent wait
 
@@ -55,8 +47,7 @@ class SpinPolicy {
   // kLong: the same, for waits up to kLongWorthNs.
   enum class BusyWait { kNone, kMedium, kLong };
 
-  // tls: the node's distribution runs over TLS (see kWorthSoonNs).
-  explicit SpinPolicy(BusyWait busy_wait = BusyWait::kMedium, bool tls = false) : busy_wait_(busy_wait), tls_(tls) {}
+  explicit SpinPolicy(BusyWait busy_wait = BusyWait::kMedium) : busy_wait_(busy_wait) {}
 
   void input(uint64_t now_ns) {
     if (first_input_ns_ == 0) first_input_ns_ = now_ns;
@@ -114,7 +105,7 @@ class SpinPolicy {
   void learn(uint64_t arrived_ns) {
     auto& r = records_[static_cast<size_t>(wait_)];
     const uint64_t waited = arrived_ns - std::min(arrived_ns, wait_start_ns_);
-    const bool short_wait = waited <= worth_ns(wait_);
+    const bool short_wait = waited <= (wait_ == Wait::kRequest ? kWorthRequestNs : worth_ns());
     r.short_share = (r.short_share * 7 + (short_wait ? 256 : 0)) / 8;
     if (short_wait) r.short_ns = (r.short_ns * 7 + waited) / 8;
     wait_ = Wait::kNone;
@@ -126,14 +117,9 @@ class SpinPolicy {
     return std::min(2 * r.short_ns + kSlackNs, max_ns());
   }
   [[nodiscard]] uint64_t max_ns() const { return busy_wait_ == BusyWait::kLong ? kLongMaxNs : kMaxNs; }
-  [[nodiscard]] uint64_t worth_ns(Wait w) const {
-    const bool long_wait = busy_wait_ == BusyWait::kLong;
-    if (w == Wait::kRequest || (w == Wait::kNextCall && !long_wait && !tls_)) return kWorthSoonNs;
-    return long_wait ? kLongWorthNs : kWorthNs;
-  }
+  [[nodiscard]] uint64_t worth_ns() const { return busy_wait_ == BusyWait::kLong ? kLongWorthNs : kWorthNs; }
 
   BusyWait busy_wait_;
-  bool tls_;
 
   uint64_t first_input_ns_ = 0;
   uint32_t begun_by_peer_ = 0;
@@ -142,7 +128,7 @@ class SpinPolicy {
   Wait wait_ = Wait::kNone;
   uint64_t wait_start_ns_ = 0;
   // Until learned: poll for requests and answers, not for a next call.
-  std::array<Record, 4> records_{Record{}, Record{kWorthSoonNs / 2, 256}, Record{}, Record{kWorthNs / 2, 0}};
+  std::array<Record, 4> records_{Record{}, Record{kWorthRequestNs / 2, 256}, Record{}, Record{kWorthNs / 2, 0}};
 };
 
 }  // namespace chat::net
