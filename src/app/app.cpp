@@ -117,15 +117,37 @@ App::App(const Options& options)
   network_->set_gate(&gate_);
   out_.set_holder([this](const std::string& peer) { network_->hold(peer); });
   runtime_.before_poll([this] { node_->drain(); });
-  runtime_.after_writes([this] {
-    // Chat lines are written before the loop sleeps, after the turn's replies: the pipe write
-    // wakes stdout's reader, and a caller waiting on a reply need not wait for that. Under a
-    // flood the loop does not sleep, and a write per turn would wake the reader every half
-    // millisecond: they go every few turns then, or as a block fills (Output::line).
-    if (!runtime_.more_turns() || ++turns_unflushed_ >= kTurnsPerFlush) {
-      turns_unflushed_ = 0;
-      out_.flush();
-    }
+  runtime_.after_writes([this] { after_writes(); });
+}
+
+void App::after_writes() {
+  // After the turn's replies, so that a caller waiting on one need not wait for the reader's
+  // wake-up; under a flood, as a block fills too (Output::line).
+  if (!out_.pending()) return;
+  if (runtime_.now_ms() - lines_written_ms_ >= kLinesEveryMs) {
+    write_lines();
+  } else {
+    write_lines_later();
+  }
+}
+
+void App::write_lines() {
+  out_.flush();
+  lines_written_ms_ = runtime_.now_ms();
+  if (lines_timer_ != 0) {
+    runtime_.cancel(lines_timer_);
+    lines_timer_ = 0;
+  }
+}
+
+void App::write_lines_later() {
+  if (lines_timer_ != 0) return;
+  // Late enough that traffic a few ms apart writes them from its own turns, without a wake-up.
+  const uint64_t due = lines_written_ms_ + 2 * kLinesEveryMs;
+  const uint64_t now = runtime_.now_ms();
+  lines_timer_ = runtime_.start(due > now ? due - now : 0, [this] {
+    lines_timer_ = 0;
+    write_lines();
   });
 }
 

@@ -26,6 +26,18 @@ defmodule ChatIT.T10SigtermTest do
     stops_cleanly(start_cpp(unique("kate")), "INT")
   end
 
+  # Lines that come within a few ms of each other wait to be written together: the exit
+  # writes them all.
+  test "SIGTERM right after a burst of messages: every line is on stdout" do
+    kate = start_cpp(unique("kate"))
+    sent = for i <- 1..20, do: "last words #{i}"
+    for text <- sent, do: assert(Chat.send_message(kate.name, text) == nil)
+    signal(kate, "TERM")
+    assert await_exit(kate, 10_000) == {:ok, 0}
+    printed = lines(kate)
+    assert Enum.filter(printed, &String.starts_with?(&1, "last words ")) == sent, describe(kate)
+  end
+
   test "SIGTERM while idle connections exist, then the same name starts again" do
     moebi = start_cpp(moebi())
 

@@ -1,5 +1,6 @@
 // Chat lines go to stdout as bare lines, like the Elixir app's IO.puts. They are collected
-// during a loop iteration and written as one block: at once if stdout takes it without
+// until flush() (the app calls it at most every few ms, see App::after_writes) and written as
+// one block: at once if stdout takes it without
 // blocking (RWF_NOWAIT; a FIFO or /dev/null, which refuse that flag, see
 // other_nonblocking_path), else by a writer thread. stdout is usually a pipe whose reader may
 // be slow or stopped, and the loop never waits on it:
@@ -47,6 +48,8 @@ class Output {
   void line(term::SharedBytes text);
   // Hands the collected lines to the writer. Never waits.
   void flush();
+  // Whether lines wait for flush().
+  [[nodiscard]] bool pending() const { return !buffer_.empty(); }
   // Told of every line after it is queued (the web feed listens here).
   void on_line(std::function<void(std::string_view)> fn) { listener_ = std::move(fn); }
   [[nodiscard]] uint64_t lines() const { return lines_; }
