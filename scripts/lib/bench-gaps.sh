@@ -214,6 +214,7 @@ gaps_table() {
         echo "| $g | $(fmt "$(value "pp_tcp64_${k}_p50")") / $(fmt "$(value "pp_tcp64_${k}_p99")"), $(fmt "$(value "pp_tcp64_${k}_cpu")") | $(fmt "$d50") / $(fmt "$(value "pp_dist_${k}_p99")"), $(fmt "$(value "pp_dist_${k}_cpu")") | $(fmt "$t50") / $(fmt "$(value "pp_tcp_${k}_p99")") | $(fmt "$r")× $verdict |"
     done
     gaps_where_table
+    gaps_misses_table # scripts/lib/bench-gaps-verdict.sh
 }
 
 # "X / Y" with both numbers formatted (a dash for a missing one).
@@ -332,6 +333,7 @@ gaps_json() {
             gap_json_row "${k}_waited_p99_us" "$(gap_label "$what"), pause ${g} ms: p99 of the round trip less the node's turns, its wait for a CPU put back (µs, tcpdump run; BEAM column: its p99)" us "${k}_waited99_cpp" "${k}_p99_beam" ""
         done
     done
+    gaps_misses_json # scripts/lib/bench-gaps-verdict.sh
     gap_json_row gap_idle_cpu_us_per_s "idle node CPU (µs per second, ticks only)" us/s gap_idle_cpp gap_idle_beam 1
     gap_json_row gap_idle_cpu_us_per_s_busy_wait_none "idle node CPU (µs per second, ticks only), C++ node with --busy-wait none (cpp column)" us/s gap_idle_cpp_none gap_idle_beam ""
     for g in ${gaps_list//,/ }; do
