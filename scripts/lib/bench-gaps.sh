@@ -5,8 +5,10 @@
 # bench/ping-pong: a plain C TCP ping-pong of 64 B, and a C++ client's GenServer.call :count
 # to the C++ node next to a plain TCP ping-pong of the same frame sizes. With each figure, where
 # the time and the CPU go: how often each node slept and waited for a CPU per call (/proc), and
-# from further runs under tcpdump on loopback (three in a full run), each node's share of the
-# round trip (bench/wire-turns.sh's reading, done here in the same run).
+# from further runs under tcpdump on loopback (three in a full run, and three more at pauses of
+# 1 ms and more for the node's wait for a CPU call by call), each node's share of the round trip
+# (bench/wire-turns.sh's reading, done here in the same run). The last table lists each missed
+# target with the evidence the run holds for it (scripts/lib/bench-gaps-verdict.sh).
 #
 # Sourced by scripts/bench after its helpers; it uses the script's variables and helpers
 # (smoke, runs, work, cookie, ebin, root, bin_dir, cpp_svc, beam_svc and their pids, log, die,
