@@ -27,12 +27,11 @@
 # capture stamps packets). Then one line per node:
 #   idle side=cpp secs=S cpu_us_per_s=…
 # With GAP_CALLS=FILE in the environment, each block also appends one line per call to FILE,
-# "START_NS DT_NS [WAIT_NS]": when the call began (CLOCK_REALTIME), how long it took and, for
-# pauses of 1 ms and more, how long the target's main thread waited, runnable, for a CPU
-# meanwhile, so that a packet capture of the run can be split into calls (bench/turns.awk).
-# GAP_WAITED=0 leaves out those reads: each is a file read on a dirty I/O scheduler just
-# before and after the call, and they slow both targets' calls (a BEAM's `:count` p50 at 20 ms
-# pauses 222 -> 390 us), so the figures that do not need them are taken without.
+# "START_NS DT_NS": when the call began (CLOCK_REALTIME) and how long it took, so that a packet
+# capture and a scheduler trace of the run can be split into calls (bench/turns.awk,
+# bench/sched-waits.awk). Nothing is read around a call: reads of /proc between calls (a file
+# read on a dirty I/O scheduler) slowed both targets' calls, a BEAM's `:count` p50 at 20 ms
+# pauses from 222 to 390 us.
 #
 # Pauses of 1 ms and more are Process.sleep, which lets the client's schedulers sleep as a
 # real sporadic client would. Shorter pauses cannot be slept on a BEAM (its timers count
@@ -107,18 +106,14 @@ defmodule Bench.GapClient do
     wall0 = System.os_time(:nanosecond)
     to_wall = wall0 - System.monotonic_time(:nanosecond)
 
-    waited = waited_fun(System.get_env("GAP_CALLS"), System.get_env("GAP_WAITED") != "0", gap, pid)
-
     {spans, slept} =
       Enum.reduce(1..calls, {[], slept}, fn i, {acc, slept} ->
-        w0 = waited.()
         t0 = System.monotonic_time(:nanosecond)
         f.()
         dt = System.monotonic_time(:nanosecond) - t0
-        w = if w0, do: waited.() - w0
         # No pause after the last call: the CPU is read as soon as it is answered.
         s = if i < calls, do: pause.(), else: 0
-        {[{t0, dt, w} | acc], slept + s}
+        {[{t0, dt} | acc], slept + s}
       end)
 
     {cpu1, wait1, wakes1} = {cpu_ns(pid), run_wait_ns(pid), wakes(pid)}
@@ -143,18 +138,7 @@ defmodule Bench.GapClient do
     File.write!(file, Enum.map(spans, &call_line(&1, to_wall)), [:append])
   end
 
-  defp call_line({t0, dt, nil}, to_wall), do: "#{t0 + to_wall} #{dt}\n"
-  defp call_line({t0, dt, w}, to_wall), do: "#{t0 + to_wall} #{dt} #{w}\n"
-
-  # Listing calls with pauses of 1 ms and more, each call is bracketed by reads of the
-  # target's main thread's wait for a CPU: the loop of a chat-node. They fall outside the
-  # timed call, and shorter pauses go without, where a read would lengthen the pause the
-  # node sees. Both targets get the reads, so that both clients run alike.
-  defp waited_fun(file, true, gap, pid) when is_binary(file) and gap >= 1 do
-    fn -> main_run_wait_ns(pid) end
-  end
-
-  defp waited_fun(_, _, _, _), do: fn -> nil end
+  defp call_line({t0, dt}, to_wall), do: "#{t0 + to_wall} #{dt}\n"
 
   defp fmt(gap) when gap == trunc(gap), do: Integer.to_string(trunc(gap))
   defp fmt(gap), do: Float.to_string(gap)
@@ -204,17 +188,7 @@ defmodule Bench.GapClient do
   defp cpu_ns(pid), do: sum_tasks(pid, "schedstat", &(&1 |> String.split() |> hd()))
 
   # Time (ns) every thread of an OS process has spent runnable but waiting for a CPU.
-  defp run_wait_ns(pid), do: sum_tasks(pid, "schedstat", &run_wait_field/1)
-
-  # The same for the process's main thread alone (a chat-node's loop).
-  defp main_run_wait_ns(pid) do
-    case File.read("/proc/#{pid}/schedstat") do
-      {:ok, s} -> String.to_integer(run_wait_field(s))
-      _ -> 0
-    end
-  end
-
-  defp run_wait_field(schedstat), do: schedstat |> String.split() |> Enum.at(1)
+  defp run_wait_ns(pid), do: sum_tasks(pid, "schedstat", &(&1 |> String.split() |> Enum.at(1)))
 
   # Times every thread of an OS process has gone to sleep (voluntary context switches).
   defp wakes(pid) do

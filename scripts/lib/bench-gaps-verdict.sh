@@ -28,7 +28,7 @@ gaps_runs_meeting() {
 gaps_latency_evidence() {
     local k=cap_$1_$2 n=${3#p} out=""
     out=$(gaps_floor_evidence "$1" "$2" "$3" "$4" "${k}_client${n}_cpp" "${k}_${3}_beam" "a node answering in no time")
-    out+=$(gaps_floor_evidence "$1" "$2" "$3" "$4" "${k}_waited${n}_cpp" "capw_$1_$2_${3}_beam" "a node whose turns were only its wait for a CPU" "${out:+; }")
+    out+=$(gaps_floor_evidence "$1" "$2" "$3" "$4" "${k}_waited${n}_cpp" "${k}_${3}_beam" "a node whose turns were only its wait for a CPU" "${out:+; }")
     printf '%s' "$out"
 }
 

@@ -5,9 +5,9 @@
 # bench/ping-pong: a plain C TCP ping-pong of 64 B, and a C++ client's GenServer.call :count
 # to the C++ node next to a plain TCP ping-pong of the same frame sizes. With each figure, where
 # the time and the CPU go: how often each node slept and waited for a CPU per call (/proc), and
-# from further runs under tcpdump on loopback (three in a full run, and three more at pauses of
-# 1 ms and more for the node's wait for a CPU call by call), each node's share of the round trip
-# (bench/wire-turns.sh's reading, done here in the same run). The last table lists each missed
+# from further runs under tcpdump on loopback (three in a full run), each node's share of the
+# round trip (bench/wire-turns.sh's reading, done here in the same run) and, from the kernel's
+# scheduler trace of the same runs, the C++ loop's wait for a CPU call by call. The last table lists each missed
 # target with the evidence the run holds for it (scripts/lib/bench-gaps-verdict.sh).
 #
 # Sourced by scripts/bench after its helpers; it uses the script's variables and helpers
@@ -84,10 +84,10 @@ gaps_measure() {
         done <<<"$out"
     done
     stop_target "$none_pid"
+    gaps_trace_note=""
     for run in $(seq 1 "$gaps_capture_runs"); do
-        gaps_capture "$run" clean
+        gaps_capture "$run"
         [[ -z $gaps_capture_note ]] || break
-        gaps_capture "$run" waits
     done
 }
 
@@ -96,26 +96,20 @@ gaps_measure() {
 # per call and the node's turns, each the time from the client's last data packet to the node's
 # answer (the first packet of it: a BEAM may spread an answer over several). The rest of a round
 # trip is the client and the kernel; the client also lists its calls, so that this rest is known
-# call by call (its p50 and p99).
-# $2 is the kind of run. "clean": the client only lists its calls, as in the judged runs, and
-# these runs give every figure of the wire table but the last two columns. "waits": pauses of
-# 1 ms and more only, the client also reading around each call how long the C++ node's loop
-# waited for a CPU (bench/gap_client.exs: reads that slow both targets' calls), for the last two
-# columns, which are judged against the BEAM's figures of these same runs (capw_*).
-# Needs tcpdump and the right to capture; without them the table says why it is missing.
+# call by call (its p50 and p99). The kernel's scheduler trace of the C++ node's loop thread,
+# taken in the same run (scripts/lib/bench-sched-trace.sh), says how long that thread waited for
+# a CPU in each call (bench/sched-waits.awk), for the wire table's last two columns.
+# Needs tcpdump and the right to capture, and for the trace root and tracefs; without them the
+# table says why a figure is missing.
 gaps_capture() {
-    local pcap=$work/gaps.pcap err=$work/tcpdump.err spans=$work/gaps.calls cport bport tp polls out line blocks="" what side g calls
-    local kind=$2 list=$gaps_list waited=0
+    local pcap=$work/gaps.pcap err=$work/tcpdump.err spans=$work/gaps.calls trace=$work/gaps.trace
+    local cport bport tp polls out line blocks="" what side g calls offset
     gaps_capture_note=""
     command -v tcpdump >/dev/null || { gaps_capture_note="not measured: tcpdump is not installed"; return 0; }
-    if [[ $kind == waits ]]; then
-        list=$(tr , '\n' <<<"$gaps_list" | awk '$1 >= 1' | paste -sd, -) waited=1
-        [[ -n $list ]] || return 0
-    fi
     cport=$(epmd -port "$ERL_EPMD_PORT" -names | awk -v n="$cpp_svc" '$2 == n { print $5 }')
     bport=$(epmd -port "$ERL_EPMD_PORT" -names | awk -v n="$beam_svc" '$2 == n { print $5 }')
     [[ -n $cport && -n $bport ]] || die "EPMD does not know $cpp_svc and $beam_svc"
-    log "traffic rates: with tcpdump on loopback (the nodes' turns; $kind), run $1/$gaps_capture_runs"
+    log "traffic rates: with tcpdump on loopback and the C++ loop's scheduler trace (the nodes' turns), run $1/$gaps_capture_runs"
     tcpdump -i lo -n -s 96 -U -w "$pcap" "tcp port $cport or tcp port $bport" 2>"$err" &
     tp=$!
     polls=200
@@ -128,33 +122,35 @@ gaps_capture() {
         fi
         sleep 0.05
     done
-    rm -f "$spans"
-    out=$(GAP_CALLS=$spans GAP_WAITED=$waited gaps_list=$list gaps_client 0)
+    rm -f "$spans" "$trace"
+    sched_trace_start "$cpp_svc_pid" # the main thread of a chat-node is its loop
+    out=$(GAP_CALLS=$spans gaps_client 0)
+    sched_trace_stop "$trace"
+    [[ -z $sched_trace_note ]] || gaps_trace_note=$sched_trace_note
     kill "$tp" 2>/dev/null || true
     wait "$tp" 2>/dev/null || true
+    if [[ -s $trace ]]; then
+        offset=$(kv "$("$ping_pong" clock)" realtime_minus_monotonic_ns)
+        awk -v tid="$cpp_svc_pid" -v offset_ns="$offset" -v calls_file="$spans" -f "$root/bench/sched-waits.awk" \
+            "$trace" >"$spans.waits" && mv "$spans.waits" "$spans"
+    fi
     while read -r line; do
         [[ $line == gap\ * ]] || continue
         what=$(kv "$line" what) side=$(kv "$line" side) g=$(gap_key "$(kv "$line" gap_ms)") calls=$(kv "$line" calls)
-        if [[ $kind == waits ]]; then
-            add_raw "capw_${what}_${g}_p50_$side" "$(kv "$line" p50_us)"
-            add_raw "capw_${what}_${g}_p99_$side" "$(kv "$line" p99_us)"
-        else
-            add_raw "cap_${what}_${g}_mean_$side" "$(kv "$line" mean_us)"
-            add_raw "cap_${what}_${g}_p50_$side" "$(kv "$line" p50_us)"
-            add_raw "cap_${what}_${g}_p99_$side" "$(kv "$line" p99_us)"
-        fi
+        add_raw "cap_${what}_${g}_mean_$side" "$(kv "$line" mean_us)"
+        add_raw "cap_${what}_${g}_p50_$side" "$(kv "$line" p50_us)"
+        add_raw "cap_${what}_${g}_p99_$side" "$(kv "$line" p99_us)"
         blocks+="cap_${what}_${g}_$side $([[ $side == cpp ]] && echo "$cport" || echo "$bport") $(kv "$line" t0_ns) $(kv "$line" t1_ns) $calls"$'\n'
     done <<<"$out"
     while read -r k segs turns c50 c99 w50 w99; do
-        if [[ $kind == waits ]]; then
-            [[ ${w50:--} == - ]] || add_raw "${k%_*}_waited50_${k##*_}" "$w50"
-            [[ ${w99:--} == - ]] || add_raw "${k%_*}_waited99_${k##*_}" "$w99"
-            continue
-        fi
         add_raw "${k%_*}_segs_${k##*_}" "$segs"
         add_raw "${k%_*}_turns_${k##*_}" "$turns"
         [[ $c50 == - ]] || add_raw "${k%_*}_client50_${k##*_}" "$c50"
         [[ $c99 == - ]] || add_raw "${k%_*}_client99_${k##*_}" "$c99"
+        # The trace is of the C++ node's thread: the BEAM's blocks have no such column.
+        [[ ${k##*_} == cpp && ${w50:--} != - ]] || continue
+        add_raw "${k%_*}_waited50_cpp" "$w50"
+        add_raw "${k%_*}_waited99_cpp" "$w99"
     done < <(tcpdump -r "$pcap" -n -tt 2>/dev/null | awk -v blocks="$blocks" -v calls_file="$spans" -f "$root/bench/turns.awk")
 }
 
@@ -279,7 +275,7 @@ gaps_where_table() {
         echo "Read off the wire: $gaps_capture_note."
         return
     fi
-    echo "Read off the wire: $gaps_capture_runs more run(s) of the same client with tcpdump on loopback (not in the medians above; each cell below is the median over these runs). A node's turns are, for each answer it sends, the time from the client's last data packet before it (to the first packet of the answer: a BEAM may spread one over several, so its column is a lower bound); the rest of the round trip is the client and the kernel. The client also lists its calls, so that the rest is known call by call: the sixth and seventh columns are its p50 and p99 over the block, the round trips a C++ node answering in no time at all would have given, against the BEAM's p50 and p99 in the same run. Where they are above 0.6× and 0.8×, no node can meet that target with this client. The last two columns come from $gaps_capture_runs further run(s) at pauses of 1 ms and more, in which the client also read, around each call, how long the C++ node's loop thread waited, runnable, for a CPU during it (schedstat; a node that sleeps through a pause must be woken, and on this machine the wake-up lands on the CPU of the client's scheduler that sent the request); they put that wait back into each call (at most the call's turns): the round trips of a node whose turns were only that wait, against the BEAM's p50 and p99 in those runs (the reads, a file read on a dirty I/O scheduler before and after each call, slow both targets' calls, so these runs are judged on their own). Where they are above the line, a node that sleeps as this one does cannot meet it even if its own work took no time."
+    echo "Read off the wire: $gaps_capture_runs more run(s) of the same client with tcpdump on loopback (not in the medians above; each cell below is the median over these runs). A node's turns are, for each answer it sends, the time from the client's last data packet before it (to the first packet of the answer: a BEAM may spread one over several, so its column is a lower bound); the rest of the round trip is the client and the kernel. The client also lists its calls, so that the rest is known call by call: the sixth and seventh columns are its p50 and p99 over the block, the round trips a C++ node answering in no time at all would have given, against the BEAM's p50 and p99 in the same run. Where they are above 0.6× and 0.8×, no node can meet that target with this client. The last two columns put back into each call, at most up to its turns, how long the C++ node's loop thread waited, runnable, for a CPU during that call, from the kernel's scheduler trace of the same runs (sched_wakeup and sched_switch; a node that sleeps through a pause must be woken, and on this machine that includes the host waking an idle vCPU, which schedstat mostly does not see): the round trips of a node whose turns were only that wait, against the BEAM's p50 and p99 in the same runs. Where they are above the line, a node that sleeps as this one does cannot meet it even if its own work took no time.${gaps_trace_note:+ The last two columns: $gaps_trace_note.}"
     echo
     echo "| call, pause | client's data segments per call, C++ / BEAM | node turns µs per call, C++ / BEAM | round trip mean µs, C++ / BEAM | client and kernel µs per call, C++ / BEAM | a C++ node taking 0 µs: p50 µs, C++ / BEAM (target ≤ 0.6×) | … p99 µs (≤ 0.8×) | a C++ node whose turns were only its wait for a CPU: p50 µs (≤ 0.6×) | … p99 µs (≤ 0.8×) |"
     echo "|---|---|---|---|---|---|---|---|---|"
@@ -291,7 +287,7 @@ gaps_where_table() {
             cc="" bc=""
             if [[ -n $cm && -n $ct ]]; then cc=$(calc "$cm - $ct"); fi
             if [[ -n $bm && -n $bt ]]; then bc=$(calc "$bm - $bt"); fi
-            echo "| $label, ${g} ms | $(gap_pair "$(value "${k}_segs_cpp")" "$(value "${k}_segs_beam")") | $(gap_pair "$ct" "$bt") | $(gap_pair "$cm" "$bm") | $(gap_pair "$cc" "$bc") | $(gap_reach "$(value "${k}_client50_cpp")" "$(value "${k}_p50_beam")" 0.6 p50) | $(gap_reach "$(value "${k}_client99_cpp")" "$(value "${k}_p99_beam")" 0.8 p99) | $(gap_reach "$(value "${k}_waited50_cpp")" "$(value "capw${k#cap}_p50_beam")" 0.6 p50 sleeping) | $(gap_reach "$(value "${k}_waited99_cpp")" "$(value "capw${k#cap}_p99_beam")" 0.8 p99 sleeping) |"
+            echo "| $label, ${g} ms | $(gap_pair "$(value "${k}_segs_cpp")" "$(value "${k}_segs_beam")") | $(gap_pair "$ct" "$bt") | $(gap_pair "$cm" "$bm") | $(gap_pair "$cc" "$bc") | $(gap_reach "$(value "${k}_client50_cpp")" "$(value "${k}_p50_beam")" 0.6 p50) | $(gap_reach "$(value "${k}_client99_cpp")" "$(value "${k}_p99_beam")" 0.8 p99) | $(gap_reach "$(value "${k}_waited50_cpp")" "$(value "${k}_p50_beam")" 0.6 p50 sleeping) | $(gap_reach "$(value "${k}_waited99_cpp")" "$(value "${k}_p99_beam")" 0.8 p99 sleeping) |"
         done
     done
 }
@@ -351,8 +347,8 @@ gaps_json() {
             gap_json_row "${k}_mean_us" "$(gap_label "$what"), pause ${g} ms: round trip mean (µs, tcpdump run)" us "${k}_mean_cpp" "${k}_mean_beam" ""
             gap_json_row "${k}_zero_p50_us" "$(gap_label "$what"), pause ${g} ms: p50 of the round trip less the node's turns (µs, tcpdump run; BEAM column: its p50)" us "${k}_client50_cpp" "${k}_p50_beam" ""
             gap_json_row "${k}_zero_p99_us" "$(gap_label "$what"), pause ${g} ms: p99 of the round trip less the node's turns (µs, tcpdump run; BEAM column: its p99)" us "${k}_client99_cpp" "${k}_p99_beam" ""
-            gap_json_row "${k}_waited_p50_us" "$(gap_label "$what"), pause ${g} ms: p50 of the round trip less the node's turns, its wait for a CPU put back (µs, tcpdump runs with the client's schedstat reads; BEAM column: its p50 in those runs)" us "${k}_waited50_cpp" "capw${k#cap}_p50_beam" ""
-            gap_json_row "${k}_waited_p99_us" "$(gap_label "$what"), pause ${g} ms: p99 of the round trip less the node's turns, its wait for a CPU put back (µs, tcpdump runs with the client's schedstat reads; BEAM column: its p99 in those runs)" us "${k}_waited99_cpp" "capw${k#cap}_p99_beam" ""
+            gap_json_row "${k}_waited_p50_us" "$(gap_label "$what"), pause ${g} ms: p50 of the round trip less the node's turns, its wait for a CPU put back (µs, tcpdump runs, the scheduler's trace; BEAM column: its p50)" us "${k}_waited50_cpp" "${k}_p50_beam" ""
+            gap_json_row "${k}_waited_p99_us" "$(gap_label "$what"), pause ${g} ms: p99 of the round trip less the node's turns, its wait for a CPU put back (µs, tcpdump runs, the scheduler's trace; BEAM column: its p99)" us "${k}_waited99_cpp" "${k}_p99_beam" ""
         done
     done
     gaps_misses_json # scripts/lib/bench-gaps-verdict.sh
