@@ -15,8 +15,10 @@
 # percentile over the block's calls of the call's round trip less the node's turns within it,
 # the round trip a node answering in no time would have given that call. Then WAITED_P50_US
 # WAITED_P99_US, the same with the node's wait for a CPU during the call put back (at most its
-# turns): the round trip of a node whose turns were nothing but that wait. A dash where the
-# block's calls came without it.
+# turns; bench/sched-waits.awk): the round trip of a node whose turns were nothing but that wait.
+# Then TAIL_RT_US TAIL_TURNS_US TAIL_WAIT_US: over the block's slowest 1% of calls (those at
+# its p99 and above), the mean round trip, the node's turns in it and, of those, its wait for a
+# CPU. A dash where the block's calls came without a wait.
 function ns_to_s(ns) { return (substr(ns, 1, length(ns) - 9) "." substr(ns, length(ns) - 8)) + 0 }
 function sort(a, lo, hi,    i, j, p, t) { # quicksort of a[lo..hi], ascending
     while (lo < hi) {
@@ -83,13 +85,24 @@ END {
                 if (cblk[j] != i) continue
                 part[n] = cdt[j] - cturns[j]
                 if (cwait[j] < 0) waited = 0
-                else with[n] = part[n] + (cwait[j] < cturns[j] ? cwait[j] : cturns[j])
+                else ownwait[n] = (cwait[j] < cturns[j] ? cwait[j] : cturns[j])
+                with[n] = part[n] + ownwait[n]
+                rt[n] = cdt[j]; rts[n] = cdt[j]; tu[n] = cturns[j]
                 n++
             }
             percentiles(part, n)
             if (waited) percentiles(with, n); else percentiles(with, 0)
-            split("", part); split("", with)
+            tail(n, waited)
+            split("", part); split("", with); split("", rt); split("", rts); split("", tu); split("", ownwait)
         }
         printf "\n"
     }
+}
+function tail(n, waited,    cut, j, m, srt, stu, swa) { # prints " RT TURNS WAIT" of the slowest 1%
+    if (n == 0) { printf " - - -"; return }
+    sort(rts, 0, n - 1)
+    cut = rts[int(n * 99 / 100) < n ? int(n * 99 / 100) : n - 1]
+    for (j = 0; j < n; j++) if (rt[j] >= cut) { m++; srt += rt[j]; stu += tu[j]; swa += ownwait[j] }
+    printf " %.1f %.1f", srt / m, stu / m
+    if (waited) printf " %.1f", swa / m; else printf " -"
 }

@@ -96,14 +96,14 @@ gaps_measure() {
 # per call and the node's turns, each the time from the client's last data packet to the node's
 # answer (the first packet of it: a BEAM may spread an answer over several). The rest of a round
 # trip is the client and the kernel; the client also lists its calls, so that this rest is known
-# call by call (its p50 and p99). The kernel's scheduler trace of the C++ node's loop thread,
-# taken in the same run (scripts/lib/bench-sched-trace.sh), says how long that thread waited for
-# a CPU in each call (bench/sched-waits.awk), for the wire table's last two columns.
+# call by call (its p50 and p99). The kernel's scheduler trace of both nodes' threads, taken in
+# the same run (scripts/lib/bench-sched-trace.sh), says how long each node waited for a CPU in
+# each call (bench/sched-waits.awk): the wire table's last two columns, and the slowest calls'.
 # Needs tcpdump and the right to capture, and for the trace root and tracefs; without them the
 # table says why a figure is missing.
 gaps_capture() {
     local pcap=$work/gaps.pcap err=$work/tcpdump.err spans=$work/gaps.calls trace=$work/gaps.trace
-    local cport bport tp polls out line blocks="" what side g calls offset
+    local cport bport tp polls out line blocks="" threads="" what side g calls offset ctids btids
     gaps_capture_note=""
     command -v tcpdump >/dev/null || { gaps_capture_note="not measured: tcpdump is not installed"; return 0; }
     cport=$(epmd -port "$ERL_EPMD_PORT" -names | awk -v n="$cpp_svc" '$2 == n { print $5 }')
@@ -123,17 +123,14 @@ gaps_capture() {
         sleep 0.05
     done
     rm -f "$spans" "$trace"
-    sched_trace_start "$cpp_svc_pid" # the main thread of a chat-node is its loop
+    ctids=$(ls "/proc/$cpp_svc_pid/task") btids=$(ls "/proc/$beam_svc_pid/task")
+    # shellcheck disable=SC2086 # one argument per thread
+    sched_trace_start $ctids $btids
     out=$(GAP_CALLS=$spans gaps_client 0)
     sched_trace_stop "$trace"
     [[ -z $sched_trace_note ]] || gaps_trace_note=$sched_trace_note
     kill "$tp" 2>/dev/null || true
     wait "$tp" 2>/dev/null || true
-    if [[ -s $trace ]]; then
-        offset=$(kv "$("$ping_pong" clock)" realtime_minus_monotonic_ns)
-        awk -v tid="$cpp_svc_pid" -v offset_ns="$offset" -v calls_file="$spans" -f "$root/bench/sched-waits.awk" \
-            "$trace" >"$spans.waits" && mv "$spans.waits" "$spans"
-    fi
     while read -r line; do
         [[ $line == gap\ * ]] || continue
         what=$(kv "$line" what) side=$(kv "$line" side) g=$(gap_key "$(kv "$line" gap_ms)") calls=$(kv "$line" calls)
@@ -141,16 +138,27 @@ gaps_capture() {
         add_raw "cap_${what}_${g}_p50_$side" "$(kv "$line" p50_us)"
         add_raw "cap_${what}_${g}_p99_$side" "$(kv "$line" p99_us)"
         blocks+="cap_${what}_${g}_$side $([[ $side == cpp ]] && echo "$cport" || echo "$bport") $(kv "$line" t0_ns) $(kv "$line" t1_ns) $calls"$'\n'
+        threads+="$(kv "$line" t0_ns) $(kv "$line" t1_ns) $(paste -sd, <<<"$([[ $side == cpp ]] && echo "$ctids" || echo "$btids")")"$'\n'
     done <<<"$out"
-    while read -r k segs turns c50 c99 w50 w99; do
-        add_raw "${k%_*}_segs_${k##*_}" "$segs"
-        add_raw "${k%_*}_turns_${k##*_}" "$turns"
-        [[ $c50 == - ]] || add_raw "${k%_*}_client50_${k##*_}" "$c50"
-        [[ $c99 == - ]] || add_raw "${k%_*}_client99_${k##*_}" "$c99"
-        # The trace is of the C++ node's thread: the BEAM's blocks have no such column.
-        [[ ${k##*_} == cpp && ${w50:--} != - ]] || continue
-        add_raw "${k%_*}_waited50_cpp" "$w50"
-        add_raw "${k%_*}_waited99_cpp" "$w99"
+    if [[ -s $trace ]]; then
+        offset=$(kv "$("$ping_pong" clock)" realtime_minus_monotonic_ns)
+        printf '%s' "$threads" >"$work/gaps.threads"
+        awk -v offset_ns="$offset" -v calls_file="$spans" -v blocks_file="$work/gaps.threads" \
+            -f "$root/bench/sched-waits.awk" "$trace" >"$spans.waits" && mv "$spans.waits" "$spans"
+    fi
+    while read -r k segs turns c50 c99 w50 w99 trt ttu twa; do
+        side=${k##*_} k=${k%_*}
+        add_raw "${k}_segs_$side" "$segs"
+        add_raw "${k}_turns_$side" "$turns"
+        [[ $c50 == - ]] || add_raw "${k}_client50_$side" "$c50"
+        [[ $c99 == - ]] || add_raw "${k}_client99_$side" "$c99"
+        [[ ${trt:--} == - ]] || add_raw "${k}_tailrt_$side" "$trt"
+        [[ ${ttu:--} == - ]] || add_raw "${k}_tailturns_$side" "$ttu"
+        [[ ${twa:--} == - ]] || add_raw "${k}_tailwait_$side" "$twa"
+        # The floor of a node whose turns were only its wait is the C++ node's.
+        [[ $side == cpp && ${w50:--} != - ]] || continue
+        add_raw "${k}_waited50_cpp" "$w50"
+        add_raw "${k}_waited99_cpp" "$w99"
     done < <(tcpdump -r "$pcap" -n -tt 2>/dev/null | awk -v blocks="$blocks" -v calls_file="$spans" -f "$root/bench/turns.awk")
 }
 
@@ -275,7 +283,7 @@ gaps_where_table() {
         echo "Read off the wire: $gaps_capture_note."
         return
     fi
-    echo "Read off the wire: $gaps_capture_runs more run(s) of the same client with tcpdump on loopback (not in the medians above; each cell below is the median over these runs). A node's turns are, for each answer it sends, the time from the client's last data packet before it (to the first packet of the answer: a BEAM may spread one over several, so its column is a lower bound); the rest of the round trip is the client and the kernel. The client also lists its calls, so that the rest is known call by call: the sixth and seventh columns are its p50 and p99 over the block, the round trips a C++ node answering in no time at all would have given, against the BEAM's p50 and p99 in the same run. Where they are above 0.6× and 0.8×, no node can meet that target with this client. The last two columns put back into each call, at most up to its turns, how long the C++ node's loop thread waited, runnable, for a CPU during that call, from the kernel's scheduler trace of the same runs (sched_wakeup and sched_switch; a node that sleeps through a pause must be woken, and on this machine that includes the host waking an idle vCPU, which schedstat mostly does not see): the round trips of a node whose turns were only that wait, against the BEAM's p50 and p99 in the same runs. Where they are above the line, a node that sleeps as this one does cannot meet it even if its own work took no time.${gaps_trace_note:+ The last two columns: $gaps_trace_note.}"
+    echo "Read off the wire: $gaps_capture_runs more run(s) of the same client with tcpdump on loopback (not in the medians above; each cell below is the median over these runs). A node's turns are, for each answer it sends, the time from the client's last data packet before it (to the first packet of the answer: a BEAM may spread one over several, so its column is a lower bound); the rest of the round trip is the client and the kernel. The client also lists its calls, so that the rest is known call by call: the sixth and seventh columns are its p50 and p99 over the block, the round trips a C++ node answering in no time at all would have given, against the BEAM's p50 and p99 in the same run. Where they are above 0.6× and 0.8×, no node can meet that target with this client. The last two columns put back into each call, at most up to its turns, how long the C++ node's loop thread waited, runnable, for a CPU during that call, from the kernel's scheduler trace of the same runs (from sched_waking, when the waker starts to wake it, to sched_switch, when it runs; a node that sleeps through a pause must be woken, and on this machine that includes the host waking an idle vCPU, which schedstat and sched_wakeup mostly do not see): the round trips of a node whose turns were only that wait, against the BEAM's p50 and p99 in the same runs. Where they are above the line, a node that sleeps as this one does cannot meet it even if its own work took no time.${gaps_trace_note:+ The last two columns: $gaps_trace_note.}"
     echo
     echo "| call, pause | client's data segments per call, C++ / BEAM | node turns µs per call, C++ / BEAM | round trip mean µs, C++ / BEAM | client and kernel µs per call, C++ / BEAM | a C++ node taking 0 µs: p50 µs, C++ / BEAM (target ≤ 0.6×) | … p99 µs (≤ 0.8×) | a C++ node whose turns were only its wait for a CPU: p50 µs (≤ 0.6×) | … p99 µs (≤ 0.8×) |"
     echo "|---|---|---|---|---|---|---|---|---|"
@@ -288,6 +296,31 @@ gaps_where_table() {
             if [[ -n $cm && -n $ct ]]; then cc=$(calc "$cm - $ct"); fi
             if [[ -n $bm && -n $bt ]]; then bc=$(calc "$bm - $bt"); fi
             echo "| $label, ${g} ms | $(gap_pair "$(value "${k}_segs_cpp")" "$(value "${k}_segs_beam")") | $(gap_pair "$ct" "$bt") | $(gap_pair "$cm" "$bm") | $(gap_pair "$cc" "$bc") | $(gap_reach "$(value "${k}_client50_cpp")" "$(value "${k}_p50_beam")" 0.6 p50) | $(gap_reach "$(value "${k}_client99_cpp")" "$(value "${k}_p99_beam")" 0.8 p99) | $(gap_reach "$(value "${k}_waited50_cpp")" "$(value "${k}_p50_beam")" 0.6 p50 sleeping) | $(gap_reach "$(value "${k}_waited99_cpp")" "$(value "${k}_p99_beam")" 0.8 p99 sleeping) |"
+        done
+    done
+    gaps_tail_table
+}
+
+# What the slowest calls of the tcpdump runs were made of, from the scheduler trace of both nodes.
+gaps_tail_table() {
+    local what g k m row tt tw
+    local -a own
+    [[ -z ${gaps_trace_note:-} ]] || { echo; echo "The slowest calls: not measured ($gaps_trace_note)."; return; }
+    echo
+    echo "The slowest 1% of each block's calls in the same tcpdump runs (those at its p99 and above; means, medians over the runs), each node's turns in them and how much of those turns the node spent waiting for a CPU (some thread of it runnable and not running, from the kernel's scheduler trace of both nodes; at most the turns). The last column is what is left of the turns: the node's own work, and its polling where it polled. Where the waits make up most of a node's slow turns, its tail is set by the machine's scheduling (the other threads on its two CPUs: the client's and, in these runs, tcpdump's), not by its code."
+    echo
+    echo "| call, pause | slowest 1%: round trip µs, C++ / BEAM | node turns µs, C++ / BEAM | of which waiting for a CPU µs, C++ / BEAM | turns less the wait µs, C++ / BEAM |"
+    echo "|---|---|---|---|---|"
+    for what in "${gaps_whats[@]}"; do
+        for g in ${gaps_list//,/ }; do
+            k=cap_${what}_$(gap_key "$g") row="| $(gap_label "$what"), ${g} ms"
+            for m in tailrt tailturns tailwait; do row+=" | $(gap_pair "$(value "${k}_${m}_cpp")" "$(value "${k}_${m}_beam")")"; done
+            own=()
+            for m in cpp beam; do
+                tt=$(value "${k}_tailturns_$m") tw=$(value "${k}_tailwait_$m")
+                if [[ -n $tt && -n $tw ]]; then own+=("$(calc "$tt - $tw")"); else own+=(""); fi
+            done
+            echo "$row | $(gap_pair "${own[0]}" "${own[1]}") |"
         done
     done
 }
@@ -347,6 +380,9 @@ gaps_json() {
             gap_json_row "${k}_mean_us" "$(gap_label "$what"), pause ${g} ms: round trip mean (µs, tcpdump run)" us "${k}_mean_cpp" "${k}_mean_beam" ""
             gap_json_row "${k}_zero_p50_us" "$(gap_label "$what"), pause ${g} ms: p50 of the round trip less the node's turns (µs, tcpdump run; BEAM column: its p50)" us "${k}_client50_cpp" "${k}_p50_beam" ""
             gap_json_row "${k}_zero_p99_us" "$(gap_label "$what"), pause ${g} ms: p99 of the round trip less the node's turns (µs, tcpdump run; BEAM column: its p99)" us "${k}_client99_cpp" "${k}_p99_beam" ""
+            gap_json_row "${k}_tail_rt_us" "$(gap_label "$what"), pause ${g} ms: mean round trip of the slowest 1% of calls (µs, tcpdump run)" us "${k}_tailrt_cpp" "${k}_tailrt_beam" ""
+            gap_json_row "${k}_tail_turns_us" "$(gap_label "$what"), pause ${g} ms: node turns in the slowest 1% of calls (µs, tcpdump run)" us "${k}_tailturns_cpp" "${k}_tailturns_beam" ""
+            gap_json_row "${k}_tail_wait_us" "$(gap_label "$what"), pause ${g} ms: of those turns, waiting for a CPU (µs, tcpdump run, the scheduler's trace)" us "${k}_tailwait_cpp" "${k}_tailwait_beam" ""
             gap_json_row "${k}_waited_p50_us" "$(gap_label "$what"), pause ${g} ms: p50 of the round trip less the node's turns, its wait for a CPU put back (µs, tcpdump runs, the scheduler's trace; BEAM column: its p50)" us "${k}_waited50_cpp" "${k}_p50_beam" ""
             gap_json_row "${k}_waited_p99_us" "$(gap_label "$what"), pause ${g} ms: p99 of the round trip less the node's turns, its wait for a CPU put back (µs, tcpdump runs, the scheduler's trace; BEAM column: its p99)" us "${k}_waited99_cpp" "${k}_p99_beam" ""
         done

@@ -1,10 +1,10 @@
 # shellcheck shell=bash
-# The kernel's scheduler trace of one thread (tracefs, an instance of its own so that nothing
-# else using the tracer is disturbed): when it was woken, preempted and switched in, for
+# The kernel's scheduler trace of some threads (tracefs, an instance of its own so that nothing
+# else using the tracer is disturbed): when each was woken, preempted and switched in, for
 # bench/sched-waits.awk. Needs root and tracefs (mounted here if it is not); without them,
 # sched_trace_start leaves the reason in sched_trace_note and the caller goes without.
 #
-#   sched_trace_start TID     # sched_trace_note empty: recording
+#   sched_trace_start TID...  # sched_trace_note empty: recording
 #   sched_trace_stop FILE     # the trace as text; sched_trace_note set if events were lost
 #
 # sched_trace_cleanup removes an instance left behind (scripts/bench's exit trap).
@@ -12,7 +12,11 @@
 sched_trace_inst="" sched_trace_note=""
 
 sched_trace_start() {
-    local t=/sys/kernel/tracing inst
+    local t=/sys/kernel/tracing inst tid woken="" switched=""
+    for tid in "$@"; do
+        woken+="${woken:+ || }pid == $tid"
+        switched+="${switched:+ || }next_pid == $tid || prev_pid == $tid"
+    done
     sched_trace_note=""
     [[ -d $t/instances ]] || mount -t tracefs nodev "$t" 2>/dev/null || true
     if [[ ! -d $t/instances ]]; then
@@ -30,9 +34,9 @@ sched_trace_start() {
         echo 0 >"$inst/tracing_on" &&
             echo mono >"$inst/trace_clock" &&
             echo 32768 >"$inst/buffer_size_kb" &&
-            echo "pid == $1" >"$inst/events/sched/sched_wakeup/filter" &&
-            echo "next_pid == $1 || prev_pid == $1" >"$inst/events/sched/sched_switch/filter" &&
-            echo 1 >"$inst/events/sched/sched_wakeup/enable" &&
+            echo "$woken" >"$inst/events/sched/sched_waking/filter" &&
+            echo "$switched" >"$inst/events/sched/sched_switch/filter" &&
+            echo 1 >"$inst/events/sched/sched_waking/enable" &&
             echo 1 >"$inst/events/sched/sched_switch/enable" &&
             echo 1 >"$inst/tracing_on"
     } 2>/dev/null; then
