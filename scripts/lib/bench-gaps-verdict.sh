@@ -84,6 +84,17 @@ gaps_cpu_remark() {
     return 0
 }
 
+# A remark on a missed p99 ($1 what, $2 gap key): what the slowest 1% of calls of the tcpdump
+# runs were made of, each node's turns and its wait for a CPU within them.
+gaps_tail_remark() {
+    local k=cap_$1_$2 side out=""
+    [[ -n $(value "${k}_tailwait_cpp") && -n $(value "${k}_tailwait_beam") ]] || return 0
+    for side in cpp beam; do
+        out+="${out:+; }$([[ $side == cpp ]] && echo C++ || echo BEAM) $(fmt "$(value "${k}_tailrt_$side")") µs, turns $(fmt "$(value "${k}_tailturns_$side")") of which $(fmt "$(value "${k}_tailwait_$side")") waiting for a CPU"
+    done
+    printf 'the slowest 1%% of calls in the tcpdump runs: %s' "$out"
+}
+
 # One line per missed target: "label|target|ratio|runs meeting it|evidence|remark" (the last two
 # may be empty).
 gaps_misses() {
@@ -100,6 +111,7 @@ gaps_misses() {
                     ev=$(gaps_cpu_evidence "$what" "$gk" "$goal") remark=$(gaps_cpu_remark "$what" "$gk" "$goal")
                 else
                     ev=$(gaps_latency_evidence "$what" "$gk" "$m" "$goal")
+                    [[ $m == p99 ]] && remark=$(gaps_tail_remark "$what" "$gk")
                 fi
                 printf '%s|%s|%s|%s|%s|%s\n' "$(gap_label "$what"), ${g} ms, $([[ $m == cpu ]] && echo "node CPU per call" || echo "$m")" \
                     "≤ ${goal}×" "$(fmt "$r")" "$(gaps_runs_meeting "${k}_${m}_cpp" "${k}_${m}_beam" "$goal")" "$ev" "$remark"
