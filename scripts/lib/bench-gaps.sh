@@ -7,8 +7,9 @@
 # the time and the CPU go: how often each node slept and waited for a CPU per call (/proc), and
 # from further runs under tcpdump on loopback (three in a full run), each node's share of the
 # round trip (bench/wire-turns.sh's reading, done here in the same run) and, from the kernel's
-# scheduler trace of the same runs, the C++ loop's wait for a CPU call by call. The last table lists each missed
-# target with the evidence the run holds for it (scripts/lib/bench-gaps-verdict.sh).
+# scheduler trace of the same runs, each node's wait for a CPU call by call. The last table
+# lists each missed target with the evidence the run holds for it
+# (scripts/lib/bench-gaps-verdict.sh).
 #
 # Sourced by scripts/bench after its helpers; it uses the script's variables and helpers
 # (smoke, runs, work, cookie, ebin, root, bin_dir, cpp_svc, beam_svc and their pids, log, die,
@@ -109,7 +110,7 @@ gaps_capture() {
     cport=$(epmd -port "$ERL_EPMD_PORT" -names | awk -v n="$cpp_svc" '$2 == n { print $5 }')
     bport=$(epmd -port "$ERL_EPMD_PORT" -names | awk -v n="$beam_svc" '$2 == n { print $5 }')
     [[ -n $cport && -n $bport ]] || die "EPMD does not know $cpp_svc and $beam_svc"
-    log "traffic rates: with tcpdump on loopback and the C++ loop's scheduler trace (the nodes' turns), run $1/$gaps_capture_runs"
+    log "traffic rates: with tcpdump on loopback and the nodes' scheduler trace (their turns and waits), run $1/$gaps_capture_runs"
     tcpdump -i lo -n -s 96 -U -w "$pcap" "tcp port $cport or tcp port $bport" 2>"$err" &
     tp=$!
     polls=200
@@ -283,7 +284,7 @@ gaps_where_table() {
         echo "Read off the wire: $gaps_capture_note."
         return
     fi
-    echo "Read off the wire: $gaps_capture_runs more run(s) of the same client with tcpdump on loopback (not in the medians above; each cell below is the median over these runs). A node's turns are, for each answer it sends, the time from the client's last data packet before it (to the first packet of the answer: a BEAM may spread one over several, so its column is a lower bound); the rest of the round trip is the client and the kernel. The client also lists its calls, so that the rest is known call by call: the sixth and seventh columns are its p50 and p99 over the block, the round trips a C++ node answering in no time at all would have given, against the BEAM's p50 and p99 in the same run. Where they are above 0.6× and 0.8×, no node can meet that target with this client. The last two columns put back into each call, at most up to its turns, how long the C++ node's loop thread waited, runnable, for a CPU during that call, from the kernel's scheduler trace of the same runs (from sched_waking, when the waker starts to wake it, to sched_switch, when it runs; a node that sleeps through a pause must be woken, and on this machine that includes the host waking an idle vCPU, which schedstat and sched_wakeup mostly do not see): the round trips of a node whose turns were only that wait, against the BEAM's p50 and p99 in the same runs. Where they are above the line, a node that sleeps as this one does cannot meet it even if its own work took no time.${gaps_trace_note:+ The last two columns: $gaps_trace_note.}"
+    echo "Read off the wire: $gaps_capture_runs more run(s) of the same client with tcpdump on loopback (not in the medians above; each cell below is the median over these runs). A node's turns are, for each answer it sends, the time from the client's last data packet before it (to the first packet of the answer: a BEAM may spread one over several, so its column is a lower bound); the rest of the round trip is the client and the kernel. The client also lists its calls, so that the rest is known call by call: the sixth and seventh columns are its p50 and p99 over the block, the round trips a C++ node answering in no time at all would have given, against the BEAM's p50 and p99 in the same run. Where they are above 0.6× and 0.8×, no node can meet that target with this client. The last two columns put back into each call, at most up to its turns, how long the C++ node waited, some thread of it runnable, for a CPU during that call, from the kernel's scheduler trace of the same runs (from sched_waking, when the waker starts to wake it, to sched_switch, when it runs; a node that sleeps through a pause must be woken, and on this machine that includes the host waking an idle vCPU, which schedstat and sched_wakeup mostly do not see): the round trips of a node whose turns were only that wait, against the BEAM's p50 and p99 in the same runs. Where they are above the line, a node that sleeps as this one does cannot meet it even if its own work took no time.${gaps_trace_note:+ The last two columns: $gaps_trace_note.}"
     echo
     echo "| call, pause | client's data segments per call, C++ / BEAM | node turns µs per call, C++ / BEAM | round trip mean µs, C++ / BEAM | client and kernel µs per call, C++ / BEAM | a C++ node taking 0 µs: p50 µs, C++ / BEAM (target ≤ 0.6×) | … p99 µs (≤ 0.8×) | a C++ node whose turns were only its wait for a CPU: p50 µs (≤ 0.6×) | … p99 µs (≤ 0.8×) |"
     echo "|---|---|---|---|---|---|---|---|---|"
