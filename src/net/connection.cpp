@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 #include "chat/dist/constants.hpp"
 #include "chat/dist/random.hpp"
 #include "chat/net/network.hpp"
@@ -24,6 +26,24 @@ constexpr size_t kTurnBytes = 1U << 20U;
 constexpr size_t kFrameCost = 4U << 10U;
 // Small frames after a large one before reads go back to sharing the loop's buffer.
 constexpr uint8_t kSmallFramesAfterLarge = 8;
+
+// How long a raised low-water mark waits for a due demonitor (Connection::demonitor_due): the
+// most a message that comes alone instead of it can wait in the kernel. A demonitor is about
+// 50 bytes; one over kHoldMaxBytes (a peer's odd encoding) is not worth holding for.
+constexpr uint64_t kHoldMs = 10;
+constexpr uint32_t kHoldMaxBytes = 512;
+// Holding pays where the caller's next frame comes within kHoldMs (the loop wakes once for
+// both); where it comes later, the timer wakes the loop instead of the demonitor, for nothing.
+// So a connection holds while at least this share (of 256) of its recent calls was followed
+// by more within kHoldMs, which it learns whether it held or not.
+constexpr uint16_t kHoldShare = 128;
+
+bool is_demonitor(const term::Term& control) {
+  const auto* t = control.get<term::Tuple>();
+  if (t == nullptr || t->items.empty()) return false;
+  const auto* op = t->items[0].get<int64_t>();
+  return op != nullptr && *op == static_cast<int64_t>(dist::Op::kDemonitorP);
+}
 
 uint32_t random32() {
   uint32_t v = 0;
@@ -57,6 +77,7 @@ Connection::~Connection() {
   *token_ = nullptr;
   net_.connecting_bytes(0, queued_.size());
   if (setup_timer_) net_.runtime().cancel(setup_timer_);
+  if (hold_timer_) net_.runtime().cancel(hold_timer_);
   if (stream_) stream_->close();
 }
 
@@ -117,6 +138,7 @@ void Connection::after_write() {
 }
 
 void Connection::on_data(Stream& /*s*/, std::string_view bytes) {
+  if (holding_) settle_later();
   net_.counters().bytes_in += bytes.size();
   last_read_ms_ = net_.runtime().now_ms();
   net_.runtime().note_activity();
@@ -144,6 +166,7 @@ std::span<char> Connection::read_area() {
 void Connection::on_read_in_place(Stream& /*s*/, size_t n) {
   // No spinning after these: they are parts of large frames, whose sender keeps the socket
   // busy; the loop sleeping until more arrives leaves the cores to the threads that print.
+  if (holding_) settle_later();
   net_.counters().bytes_in += n;
   last_read_ms_ = net_.runtime().now_ms();
   if (state_ != State::kUp) return;
@@ -329,6 +352,12 @@ void Connection::frames() {
       return;
     }
     costly_ = costly_ || (msg && !msg->send);
+    if (msg && !msg->send && is_demonitor(msg->control)) {
+      const auto bytes = static_cast<uint32_t>(frame.size() + 4);
+      demonitor_bytes_ = demonitor_bytes_ == 0 ? bytes : std::min(demonitor_bytes_, bytes);
+    } else if (due_ms_ != 0) {
+      learn_hold(net_.runtime().now_ms() - std::exchange(due_ms_, 0) < kHoldMs);
+    }
     if (!msg || !node.message(peer_, std::move(*msg))) {
       spdlog::warn("peer {}: malformed distribution message; closing", peer_);
       close("malformed message");
@@ -340,6 +369,59 @@ void Connection::frames() {
   // What this read brought may have filled the output faster than it drains: read no more
   // from this peer until it has room. Peers whose input printed nothing go on.
   if (gate != nullptr && gate->shut() && gate->fed() != fed) pause();
+}
+
+void Connection::demonitor_due() {
+  demonitor_due_ = true;
+  due_ms_ = std::max<uint64_t>(net_.runtime().now_ms(), 1);
+  settle_later();
+}
+
+void Connection::learn_hold(bool paid) {
+  hold_share_ = static_cast<uint16_t>((hold_share_ * 7 + (paid ? 256 : 0)) / 8);
+}
+
+void Connection::settle_later() {
+  if (std::exchange(settle_queued_, true)) return;
+  net_.settle_after_writes(token_);
+}
+
+void Connection::settle_low_water() {
+  settle_queued_ = false;
+  // Only when nothing of a frame is half read: the rest of it must wake the loop. Under TLS
+  // the socket's bytes are records, not frames.
+  const bool hold = std::exchange(demonitor_due_, false) && demonitor_bytes_ != 0 && hold_share_ >= kHoldShare &&
+                    demonitor_bytes_ <= kHoldMaxBytes && state_ == State::kUp &&
+                    stream_ != nullptr && stream_->tls() == nullptr && reader_.buffered() == 0 && !paused_;
+  if (!hold) {
+    release_hold();
+    return;
+  }
+  // One byte more than the demonitor: it waits in the kernel and wakes nobody, and whatever
+  // comes after it (the caller's next request) wakes the loop once, for both. Should the
+  // demonitor not come (it is smaller than learned, or the caller sends something else), the
+  // timer gives up waiting for it within kHoldMs. A connection that holds from call to call
+  // keeps its mark: no system call.
+  if (!holding_) {
+    if (!stream_->set_read_low_water(static_cast<int>(demonitor_bytes_) + 1)) return;
+    holding_ = true;
+  }
+  if (hold_timer_ != 0 && net_.runtime().restart(hold_timer_, kHoldMs)) return;
+  std::weak_ptr<Connection*> owner = token_;
+  hold_timer_ = net_.runtime().start(kHoldMs, [owner] {
+    auto o = owner.lock();
+    if (!o || !*o) return;
+    (*o)->hold_timer_ = 0;
+    (*o)->release_hold();
+  });
+}
+
+void Connection::release_hold() {
+  if (!holding_) return;
+  holding_ = false;
+  if (hold_timer_ != 0) net_.runtime().cancel(std::exchange(hold_timer_, 0));
+  // Lowering the mark makes the kernel report what already waits (tcp_set_rcvlowat).
+  if (stream_ != nullptr && !stream_->set_read_low_water(1)) close("setsockopt(SO_RCVLOWAT) failed");
 }
 
 void Connection::pause() {

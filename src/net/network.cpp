@@ -44,6 +44,14 @@ Network::Network(Runtime& runtime, NetworkConfig config) : runtime_(runtime), co
   auto* in4 = reinterpret_cast<sockaddr_in*>(&epmd_addr_);
   uv_ip4_addr("127.0.0.1", config_.epmd_port, in4);
   runtime_.before_poll([this] { closed_.clear(); });
+  runtime_.after_writes([this] {
+    if (to_settle_.empty()) return;
+    settling_.swap(to_settle_);
+    for (const auto& w : settling_) {
+      if (auto o = w.lock(); o && *o) (*o)->settle_low_water();
+    }
+    settling_.clear();
+  });
 }
 
 Network::~Network() {
@@ -418,6 +426,10 @@ void Network::send(const std::string& peer, const dist::SendParts& send, const t
 }
 
 void Network::call_begun(bool by_peer) { runtime().call_begun(by_peer); }
+
+void Network::demonitor_due(const std::string& peer) {
+  if (auto it = by_peer_.find(peer); it != by_peer_.end()) it->second->demonitor_due();
+}
 
 void Network::connect(const std::string& peer) {
   if (stopping_ || peer == config_.name) return;

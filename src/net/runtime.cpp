@@ -144,18 +144,24 @@ uint64_t Runtime::start(uint64_t ms, std::function<void()> fire) {
   t->fire = std::move(fire);
   t->handle.data = t;
   uv_timer_init(&loop_, &t->handle);
-  uv_timer_start(
-      &t->handle,
-      [](uv_timer_t* h) {
-        TurnClock::io_began();
-        auto* timer = static_cast<Timer*>(h->data);
-        auto fn = std::move(timer->fire);
-        timer->runtime->cancel(timer->id);  // one-shot: release before running
-        fn();
-      },
-      ms, 0);
+  uv_timer_start(&t->handle, &Runtime::on_timer, ms, 0);
   timers_.emplace(t->id, t);
   return t->id;
+}
+
+void Runtime::on_timer(uv_timer_t* h) {
+  TurnClock::io_began();
+  auto* timer = static_cast<Timer*>(h->data);
+  auto fn = std::move(timer->fire);
+  timer->runtime->cancel(timer->id);  // one-shot: release before running
+  fn();
+}
+
+bool Runtime::restart(uint64_t id, uint64_t ms) {
+  auto it = timers_.find(id);
+  if (it == timers_.end()) return false;
+  uv_timer_start(&it->second->handle, &Runtime::on_timer, ms, 0);
+  return true;
 }
 
 void Runtime::cancel(uint64_t id) {

@@ -6,6 +6,8 @@
 #include <cstring>
 #include <utility>
 
+#include <sys/socket.h>
+
 namespace chat::net {
 
 namespace {
@@ -114,6 +116,12 @@ void Stream::start_reading() {
           self->fail(uv_strerror(static_cast<int>(n)));
         }
       });
+}
+
+bool Stream::set_read_low_water(int bytes) {
+  uv_os_fd_t fd = -1;
+  if (closing_ || uv_fileno(reinterpret_cast<uv_handle_t*>(&tcp_), &fd) != 0) return false;
+  return setsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &bytes, sizeof bytes) == 0;
 }
 
 void Stream::stop_reading() {

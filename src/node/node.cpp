@@ -159,6 +159,10 @@ void Node::reply(const Pid& from, const Pid& caller, Term tag, Term msg) {
   Term answer = tuple({std::move(tag), std::move(msg)});
   if (alias) {
     send_alias(from, *alias, std::move(answer));
+    // gen:call's alias is its monitor's ref: the caller demonitors as soon as this arrives.
+    if (auto peer = by_peer_.find(alias->node); peer != by_peer_.end() && peer->second.in_monitors.contains(*alias)) {
+      transport_.demonitor_due(alias->node);
+    }
   } else {
     send(from, caller, std::move(answer));
   }

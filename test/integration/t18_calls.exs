@@ -56,6 +56,22 @@ defmodule T18Calls do
     end
   end
 
+  test "after answering a call the node need not wake for its demonitor, and what comes instead still arrives" do
+    kate = start_cpp(unique("kate"))
+    # A plain call first: the node learns how long this peer's demonitor is.
+    c0 = GenServer.call({Chat, kate.name}, :count, 5_000)
+    # gen:call by hand, without its demonitor: the node holds the socket for one that never comes.
+    mref = :erlang.monitor(:process, {Chat, kate.name}, [{:alias, :demonitor}])
+    send({Chat, kate.name}, {:"$gen_call", {self(), [:alias | mref]}, :count})
+    assert_receive {[:alias | ^mref], ^c0}, 5_000
+    # Shorter than a demonitor, it waits in the kernel until the node stops holding (10 ms);
+    # nothing else crosses this connection for seconds (ticks: net_ticktime / 4).
+    send({Chat, kate.name}, "x")
+    assert_prints(kate, "x", 5_000)
+    Process.demonitor(mref, [:flush])
+    assert GenServer.call({Chat, kate.name}, :count, 5_000) == c0 + 1
+  end
+
   test "--busy-wait none and long (and CHAT_BUSY_WAIT) answer as the default does; other values are refused" do
     none = start_cpp(unique("kate"), args: ["--busy-wait", "none"])
     long = start_cpp(unique("kate"), env: [{"CHAT_BUSY_WAIT", "long"}])

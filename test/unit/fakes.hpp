@@ -56,6 +56,7 @@ class FakeTransport final : public chat::node::Transport {
     waiting[peer].push_back(std::move(resume));
   }
   void call_begun(bool by_peer) override { ++(by_peer ? calls_begun_by_peer : calls_begun_here); }
+  void demonitor_due(const std::string& peer) override { demonitors_due.push_back(peer); }
   // The queue for `peer` drained: its waiters go on.
   void drained(const std::string& peer) {
     busy_peers.erase(peer);
@@ -72,6 +73,7 @@ class FakeTransport final : public chat::node::Transport {
   std::vector<std::string> disconnects;
   int calls_begun_by_peer = 0;
   int calls_begun_here = 0;
+  std::vector<std::string> demonitors_due;
 
   std::vector<Sent> sent;
   std::map<std::string, uint64_t> connected;

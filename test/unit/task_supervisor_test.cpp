@@ -91,6 +91,24 @@ const test::Sent* find_op(const std::vector<test::Sent>& sent, int64_t code) {
 }  // namespace
 
 TEST_SUITE("task_supervisor") {
+  TEST_CASE("an answer to the alias of the caller's monitor makes its demonitor due; other answers do not") {
+    ChatNode n("kate@10.0.0.2");
+    const Ref mref = *n.alias_tag.get<term::List>()->tail[0].get<Ref>();
+    // A caller that did not monitor the server sends no demonitor.
+    n.start_task(n.alias_tag);
+    CHECK(n.transport.demonitors_due.empty());
+    // gen:call: MONITOR_P on the server, the request tagged [alias | MonitorRef], the answer,
+    // then the caller's DEMONITOR_P.
+    n.node.control(n.caller_node, tuple({Term{op(Op::kMonitorP)}, n.caller, atom("Elixir.Chat.TaskSupervisor"), mref}),
+                   std::nullopt);
+    n.start_task(n.alias_tag);
+    CHECK(n.transport.demonitors_due == std::vector<std::string>{n.caller_node});
+    n.node.control(n.caller_node, tuple({Term{op(Op::kDemonitorP)}, n.caller, atom("Elixir.Chat.TaskSupervisor"), mref}),
+                   std::nullopt);
+    n.start_task(n.alias_tag);
+    CHECK(n.transport.demonitors_due.size() == 1);
+  }
+
   TEST_CASE("seed receive_message/2 on kate: printed, nil returned, link dissolved") {
     for (const bool aliases : {true, false}) {
     CAPTURE(aliases);

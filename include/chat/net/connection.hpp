@@ -38,6 +38,12 @@ class Connection final : Stream::Events {
   void tick(uint64_t now_ms);
   // Stops reading until the network's gate opens (backpressure; see InputGate).
   void pause();
+  // The peer's DEMONITOR_P is due (node::Transport::demonitor_due): until more than it has
+  // arrived, the loop need not wake for this connection.
+  void demonitor_due();
+  // Once the turn's writes are out: raises the socket's low-water mark past a due demonitor,
+  // or lowers it back.
+  void settle_low_water();
   [[nodiscard]] bool paused() const { return paused_; }
 
   [[nodiscard]] Role role() const { return role_; }
@@ -79,6 +85,9 @@ class Connection final : Stream::Events {
   void write(std::string_view bytes);
   void after_write();
   void count_timeout();  // the setup timer fired: a connect or a handshake timed out
+  void release_hold();   // back to waking for every byte (see demonitor_due)
+  void settle_later();
+  void learn_hold(bool paid);
 
   Network& net_;
   Role role_;
@@ -106,6 +115,17 @@ class Connection final : Stream::Events {
   uint64_t flags_ = 0;
   uint64_t offered_flags_ = 0;
   uint64_t setup_timer_ = 0;
+  // demonitor_due: the smallest DEMONITOR_P frame from this peer so far, its length included
+  // (0: none yet), and whether the socket's low-water mark is raised past it, until when.
+  uint32_t demonitor_bytes_ = 0;
+  // When the last demonitor fell due (0: the peer has sent more since), and the share (of
+  // 256) of recent ones after which the peer's next frame came soon enough to hold for.
+  uint64_t due_ms_ = 0;
+  uint16_t hold_share_ = 256;
+  bool demonitor_due_ = false;
+  bool settle_queued_ = false;
+  bool holding_ = false;
+  uint64_t hold_timer_ = 0;
   uint64_t last_read_ms_ = 0;
   uint64_t last_write_ms_ = 0;
   uint64_t up_since_ms_ = 0;

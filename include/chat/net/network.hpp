@@ -99,6 +99,8 @@ class Network final : public node::Transport {
   [[nodiscard]] bool busy(const std::string& peer) const override;
   void when_not_busy(const std::string& peer, std::weak_ptr<std::function<void()>> resume) override;
   void call_begun(bool by_peer) override;
+  void demonitor_due(const std::string& peer) override;
+  void settle_after_writes(std::weak_ptr<Connection*> c) { to_settle_.push_back(std::move(c)); }
   // A connection's queue went down (or it is gone): who waits on `peer` goes on if it may.
   void maybe_not_busy(const std::string& peer);
   [[nodiscard]] bool connecting_or_up(const std::string& peer) const { return by_peer_.contains(peer); }
@@ -180,6 +182,10 @@ class Network final : public node::Transport {
   std::unordered_map<std::string, Connection*> replacing_;
   std::unordered_map<Connection*, std::unique_ptr<Connection>> all_;
   std::vector<std::unique_ptr<Connection>> closed_;  // freed before the next poll
+  // Connections that decide their socket's low-water mark once this turn's writes are out
+  // (Connection::settle_low_water), and the list being walked.
+  std::vector<std::weak_ptr<Connection*>> to_settle_;
+  std::vector<std::weak_ptr<Connection*>> settling_;
   InputGate* gate_ = nullptr;
   // Senders waiting for a busy peer; expired entries are dropped as the list grows.
   std::unordered_map<std::string, std::vector<std::weak_ptr<std::function<void()>>>> busy_waiters_;

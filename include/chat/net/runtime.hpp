@@ -31,6 +31,9 @@ class Runtime final : public node::Timers, public node::Workers {
 
   uint64_t start(uint64_t ms, std::function<void()> fire) override;
   void cancel(uint64_t id) override;
+  // Starts a pending timer's wait over, `ms` from now, without a new timer; false once it
+  // has fired or been cancelled.
+  bool restart(uint64_t id, uint64_t ms);
   // In libuv's thread pool.
   void post(std::function<void()> work, std::function<void()> done) override;
 
@@ -83,6 +86,7 @@ class Runtime final : public node::Timers, public node::Workers {
  private:
   struct Timer;
   static void on_prepare(uv_prepare_t* h);
+  static void on_timer(uv_timer_t* h);
   void spin_after_turn();
 
   uv_loop_t loop_{};

@@ -72,6 +72,9 @@ class Stream {
   [[nodiscard]] const tls::Session* tls() const { return tls_.get(); }
   // Starts reading an accepted stream; again after stop_reading().
   void start_reading();
+  // The kernel reports the socket readable only once this many bytes wait in it
+  // (SO_RCVLOWAT); 1 is the default. False where it could not be set.
+  bool set_read_low_water(int bytes);
   // Reads nothing more until start_reading(): the peer's bytes wait in the kernel, then in
   // the peer (TCP backpressure).
   void stop_reading();

@@ -39,6 +39,9 @@ class Transport {
   // by_peer: the peer's monitor came in): its request or answer is due within microseconds,
   // which the loop may poll for rather than sleep.
   virtual void call_begun(bool /*by_peer*/) {}
+  // A peer's gen:call has its answer: its DEMONITOR_P follows, which nothing waits on, so the
+  // transport need not wake for it alone.
+  virtual void demonitor_due(const std::string& /*peer*/) {}
 };
 
 // Work that must not hold the loop, such as copying megabytes: `work` runs on another thread
