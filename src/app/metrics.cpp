@@ -103,6 +103,12 @@ std::string metrics_text(App& app) {
   counter("chat_dist_disconnects_total", "Connections that were up and closed.", c.disconnects);
   counter("chat_dist_in_bytes_total", "Bytes read from peers (handshakes, frames and ticks).", c.bytes_in);
   counter("chat_dist_out_bytes_total", "Bytes queued for peers (handshakes, frames and ticks).", c.bytes_out);
+  counter("chat_dist_demonitor_holds_total",
+          "Answers to a gen:call after which the socket did not wake the node for the caller's demonitor alone.",
+          c.demonitor_holds);
+  counter("chat_dist_demonitor_holds_expired_total",
+          "Of those, holds that ended by their 10 ms timer rather than by the caller's next frame.",
+          c.demonitor_holds_expired);
   gauge("chat_dist_queued_bytes", "Bytes queued for peers and not yet written to their sockets.", net.queued_bytes());
 
   // Where the node stands against its limits (README, Robustness; /status.json's "limits").

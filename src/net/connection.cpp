@@ -406,11 +406,13 @@ void Connection::settle_low_water() {
     if (!stream_->set_read_low_water(static_cast<int>(demonitor_bytes_) + 1)) return;
     holding_ = true;
   }
+  ++net_.counters().demonitor_holds;
   if (hold_timer_ != 0 && net_.runtime().restart(hold_timer_, kHoldMs)) return;
   std::weak_ptr<Connection*> owner = token_;
   hold_timer_ = net_.runtime().start(kHoldMs, [owner] {
     auto o = owner.lock();
     if (!o || !*o) return;
+    ++(*o)->net_.counters().demonitor_holds_expired;
     (*o)->hold_timer_ = 0;
     (*o)->release_hold();
   });
