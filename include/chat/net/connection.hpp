@@ -116,14 +116,16 @@ class Connection final : Stream::Events {
   uint64_t offered_flags_ = 0;
   uint64_t setup_timer_ = 0;
   // demonitor_due: the smallest DEMONITOR_P frame from this peer so far, its length included
-  // (0: none yet), and whether the socket's low-water mark is raised past it, until when.
+  // (0: none yet).
   uint32_t demonitor_bytes_ = 0;
   // When the last demonitor fell due (0: the peer has sent more since), and the share (of
   // 256) of recent ones after which the peer's next frame came soon enough to hold for.
   uint64_t due_ms_ = 0;
   uint16_t hold_share_ = 256;
-  bool demonitor_due_ = false;
+  bool demonitor_due_ = false;  // this turn answered a call: settle_low_water decides
   bool settle_queued_ = false;
+  // Whether the socket's low-water mark is raised past the demonitor, and the timer that
+  // lowers it should nothing follow.
   bool holding_ = false;
   uint64_t hold_timer_ = 0;
   uint64_t last_read_ms_ = 0;
