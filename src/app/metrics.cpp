@@ -109,6 +109,8 @@ std::string metrics_text(App& app) {
   counter("chat_dist_demonitor_holds_expired_total",
           "Of those, holds that ended by their 10 ms timer rather than by the caller's next frame.",
           c.demonitor_holds_expired);
+  counter("chat_dist_demonitor_holds_deep_total",
+          "Of those, holds that also covered the monitor of the caller's next gen:call.", c.demonitor_holds_deep);
   gauge("chat_dist_queued_bytes", "Bytes queued for peers and not yet written to their sockets.", net.queued_bytes());
 
   // Where the node stands against its limits (README, Robustness; /status.json's "limits").

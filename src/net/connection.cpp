@@ -38,11 +38,11 @@ constexpr uint32_t kHoldMaxBytes = 512;
 // by more within kHoldMs, which it learns whether it held or not.
 constexpr uint16_t kHoldShare = 128;
 
-bool is_demonitor(const term::Term& control) {
+bool is_op(const term::Term& control, dist::Op want) {
   const auto* t = control.get<term::Tuple>();
   if (t == nullptr || t->items.empty()) return false;
   const auto* op = t->items[0].get<int64_t>();
-  return op != nullptr && *op == static_cast<int64_t>(dist::Op::kDemonitorP);
+  return op != nullptr && *op == static_cast<int64_t>(want);
 }
 
 uint32_t random32() {
@@ -138,7 +138,7 @@ void Connection::after_write() {
 }
 
 void Connection::on_data(Stream& /*s*/, std::string_view bytes) {
-  if (holding_) settle_later();
+  if (held_mark_ != 0) settle_later();
   net_.counters().bytes_in += bytes.size();
   last_read_ms_ = net_.runtime().now_ms();
   net_.runtime().note_activity();
@@ -166,7 +166,7 @@ std::span<char> Connection::read_area() {
 void Connection::on_read_in_place(Stream& /*s*/, size_t n) {
   // No spinning after these: they are parts of large frames, whose sender keeps the socket
   // busy; the loop sleeping until more arrives leaves the cores to the threads that print.
-  if (holding_) settle_later();
+  if (held_mark_ != 0) settle_later();
   net_.counters().bytes_in += n;
   last_read_ms_ = net_.runtime().now_ms();
   if (state_ != State::kUp) return;
@@ -352,11 +352,13 @@ void Connection::frames() {
       return;
     }
     costly_ = costly_ || (msg && !msg->send);
-    if (msg && !msg->send && is_demonitor(msg->control)) {
-      const auto bytes = static_cast<uint32_t>(frame.size() + 4);
+    const auto bytes = static_cast<uint32_t>(frame.size() + 4);
+    if (msg && !msg->send && is_op(msg->control, dist::Op::kDemonitorP)) {
       demonitor_bytes_ = demonitor_bytes_ == 0 ? bytes : std::min(demonitor_bytes_, bytes);
-    } else if (due_ms_ != 0) {
-      learn_hold(net_.runtime().now_ms() - std::exchange(due_ms_, 0) < kHoldMs);
+    } else if (due_ms_ != 0 || monitor_due_ms_ != 0) {
+      const bool monitor = msg && !msg->send && is_op(msg->control, dist::Op::kMonitorP);
+      if (monitor && due_ms_ != 0) monitor_bytes_ = monitor_bytes_ == 0 ? bytes : std::min(monitor_bytes_, bytes);
+      learn_after_due(monitor, net_.runtime().now_ms());
     }
     if (!msg || !node.message(peer_, std::move(*msg))) {
       spdlog::warn("peer {}: malformed distribution message; closing", peer_);
@@ -381,6 +383,25 @@ void Connection::learn_hold(bool paid) {
   hold_share_ = static_cast<uint16_t>((hold_share_ * 7 + (paid ? 256 : 0)) / 8);
 }
 
+// The frames after a due demonitor: the first says whether holding past the demonitor pays;
+// if it is a monitor, the one after it says whether holding past the monitor as well does.
+void Connection::learn_after_due(bool monitor, uint64_t now_ms) {
+  const auto learn_deep = [this](bool paid) {
+    deep_share_ = static_cast<uint16_t>((deep_share_ * 7 + (paid ? 256 : 0)) / 8);
+  };
+  if (monitor_due_ms_ != 0) {
+    learn_deep(now_ms - std::exchange(monitor_due_ms_, 0) < kHoldMs);
+    return;
+  }
+  const uint64_t due = std::exchange(due_ms_, 0);
+  learn_hold(now_ms - due < kHoldMs);
+  if (monitor) {
+    monitor_due_ms_ = due;
+  } else {
+    learn_deep(false);
+  }
+}
+
 void Connection::settle_later() {
   if (std::exchange(settle_queued_, true)) return;
   net_.settle_after_writes(token_);
@@ -398,15 +419,20 @@ void Connection::settle_low_water() {
     return;
   }
   // One byte more than the demonitor: it waits in the kernel and wakes nobody, and whatever
-  // comes after it (the caller's next request) wakes the loop once, for both. Should the
-  // demonitor not come (it is smaller than learned, or the caller sends something else), the
-  // timer gives up waiting for it within kHoldMs. A connection that holds from call to call
-  // keeps its mark: no system call.
-  if (!holding_) {
-    if (!stream_->set_read_low_water(static_cast<int>(demonitor_bytes_) + 1)) return;
-    holding_ = true;
+  // comes after it (the caller's next request) wakes the loop once, for both. A caller that
+  // starts each call with a monitor sent on its own would still wake the loop twice, so while
+  // its monitors have been followed by more within the hold, the mark covers one too. Should
+  // what was held for not come (it is smaller than learned, or the caller sends something
+  // else), the timer gives up waiting within kHoldMs. A connection that holds from call to
+  // call keeps its mark: no system call.
+  const bool deep = deep_share_ >= kHoldShare && monitor_bytes_ != 0 && monitor_bytes_ <= kHoldMaxBytes;
+  const uint32_t mark = demonitor_bytes_ + (deep ? monitor_bytes_ : 0) + 1;
+  if (held_mark_ != mark) {
+    if (!stream_->set_read_low_water(static_cast<int>(mark))) return;
+    held_mark_ = mark;
   }
   ++net_.counters().demonitor_holds;
+  if (deep) ++net_.counters().demonitor_holds_deep;
   if (hold_timer_ != 0 && net_.runtime().restart(hold_timer_, kHoldMs)) return;
   std::weak_ptr<Connection*> owner = token_;
   hold_timer_ = net_.runtime().start(kHoldMs, [owner] {
@@ -419,8 +445,8 @@ void Connection::settle_low_water() {
 }
 
 void Connection::release_hold() {
-  if (!holding_) return;
-  holding_ = false;
+  if (held_mark_ == 0) return;
+  held_mark_ = 0;
   if (hold_timer_ != 0) net_.runtime().cancel(std::exchange(hold_timer_, 0));
   // Lowering the mark makes the kernel report what already waits (tcp_set_rcvlowat).
   if (stream_ != nullptr && !stream_->set_read_low_water(1)) close("setsockopt(SO_RCVLOWAT) failed");

@@ -72,6 +72,19 @@ defmodule T18Calls do
     assert GenServer.call({Chat, kate.name}, :count, 5_000) == c0 + 1
   end
 
+  test "a caller whose calls each start with a monitor: a monitor that no request follows is still answered" do
+    kate = start_cpp(unique("kate"))
+    # Calls, each a monitor, a request and a demonitor: the node learns to hold past the
+    # demonitor and the next call's monitor, waking once a call, for the request.
+    for _ <- 1..20, do: GenServer.call({Chat, kate.name}, :count, 5_000)
+    # A demonitor then a monitor alone, no longer than those of the calls (:count is in this
+    # connection's atom cache as Chat is), and nothing after them: the node must stop holding
+    # (10 ms) and answer it; no process has that name.
+    ref = Process.monitor({:count, kate.name})
+    assert_receive {:DOWN, ^ref, :process, {:count, _}, :noproc}, 5_000
+    assert GenServer.call({Chat, kate.name}, :count, 5_000) >= 0
+  end
+
   test "--busy-wait none and long (and CHAT_BUSY_WAIT) answer as the default does; other values are refused" do
     none = start_cpp(unique("kate"), args: ["--busy-wait", "none"])
     long = start_cpp(unique("kate"), env: [{"CHAT_BUSY_WAIT", "long"}])

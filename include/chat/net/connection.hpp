@@ -88,6 +88,7 @@ class Connection final : Stream::Events {
   void release_hold();   // back to waking for every byte (see demonitor_due)
   void settle_later();
   void learn_hold(bool paid);
+  void learn_after_due(bool monitor, uint64_t now_ms);
 
   Network& net_;
   Role role_;
@@ -122,11 +123,19 @@ class Connection final : Stream::Events {
   // 256) of recent ones after which the peer's next frame came soon enough to hold for.
   uint64_t due_ms_ = 0;
   uint16_t hold_share_ = 256;
+  // A caller's next gen:call starts with its MONITOR_P, sent apart from the request: the
+  // smallest such monitor (0: none yet), when the one that followed the last due demonitor
+  // came (0: none is waiting for its request), and the share (of 256) of recent dues after
+  // which a monitor and then more came within the hold. While that share is high the mark also
+  // covers the monitor, so that the loop wakes once, for the request.
+  uint32_t monitor_bytes_ = 0;
+  uint64_t monitor_due_ms_ = 0;
+  uint16_t deep_share_ = 0;
   bool demonitor_due_ = false;  // this turn answered a call: settle_low_water decides
   bool settle_queued_ = false;
-  // Whether the socket's low-water mark is raised past the demonitor, and the timer that
-  // lowers it should nothing follow.
-  bool holding_ = false;
+  // The socket's low-water mark while raised past the demonitor (0: not raised), and the
+  // timer that lowers it should nothing follow.
+  uint32_t held_mark_ = 0;
   uint64_t hold_timer_ = 0;
   uint64_t last_read_ms_ = 0;
   uint64_t last_write_ms_ = 0;

@@ -40,9 +40,11 @@ struct NetCounters {
   uint64_t bytes_in = 0;     // read from peers: handshakes and frames, ticks included
   uint64_t bytes_out = 0;    // queued for peers: handshakes and frames, ticks included
   // Answers after which a socket held the peer's due demonitor (Connection::demonitor_due),
-  // and holds that its timer ended rather than the peer's next frame.
+  // holds that its timer ended rather than the peer's next frame, and holds that also covered
+  // the monitor of the peer's next call.
   uint64_t demonitor_holds = 0;
   uint64_t demonitor_holds_expired = 0;
+  uint64_t demonitor_holds_deep = 0;
 
   void handshake(HandshakeResult r) { ++handshakes[static_cast<size_t>(r)]; }
   void connect_failed(ConnectFailure f) { ++connect_failures[static_cast<size_t>(f)]; }
