@@ -58,8 +58,10 @@ defmodule T18Calls do
 
   test "after answering a call the node need not wake for its demonitor, and what comes instead still arrives" do
     kate = start_cpp(unique("kate"))
-    # A plain call first: the node learns how long this peer's demonitor is.
+    # A plain call first: the node learns how long this peer's demonitor is. It holds only for
+    # calls some time apart (a next frame sooner than half a millisecond is not worth it).
     c0 = GenServer.call({Chat, kate.name}, :count, 5_000)
+    Process.sleep(2)
     # gen:call by hand, without its demonitor: the node holds the socket for one that never comes.
     mref = :erlang.monitor(:process, {Chat, kate.name}, [{:alias, :demonitor}])
     send({Chat, kate.name}, {:"$gen_call", {self(), [:alias | mref]}, :count})
@@ -75,8 +77,12 @@ defmodule T18Calls do
   test "a caller whose calls each start with a monitor: a monitor that no request follows is still answered" do
     kate = start_cpp(unique("kate"))
     # Calls, each a monitor, a request and a demonitor: the node learns to hold past the
-    # demonitor and the next call's monitor, waking once a call, for the request.
-    for _ <- 1..20, do: GenServer.call({Chat, kate.name}, :count, 5_000)
+    # demonitor and the next call's monitor, waking once a call, for the request, where the
+    # calls come some time apart.
+    for _ <- 1..20 do
+      GenServer.call({Chat, kate.name}, :count, 5_000)
+      Process.sleep(2)
+    end
     # A demonitor then a monitor alone, no longer than those of the calls (:count is in this
     # connection's atom cache as Chat is), and nothing after them: the node must stop holding
     # (10 ms) and answer it; no process has that name.

@@ -87,8 +87,7 @@ class Connection final : Stream::Events {
   void count_timeout();  // the setup timer fired: a connect or a handshake timed out
   void release_hold();   // back to waking for every byte (see demonitor_due)
   void settle_later();
-  void learn_hold(bool paid);
-  void learn_after_due(bool monitor, uint64_t now_ms);
+  void learn_after_due(bool monitor, uint64_t now_us);
 
   Network& net_;
   Role role_;
@@ -119,17 +118,18 @@ class Connection final : Stream::Events {
   // demonitor_due: the smallest DEMONITOR_P frame from this peer so far, its length included
   // (0: none yet).
   uint32_t demonitor_bytes_ = 0;
-  // When the last demonitor fell due (0: the peer has sent more since), and the share (of
-  // 256) of recent ones after which the peer's next frame came soon enough to hold for.
-  uint64_t due_ms_ = 0;
+  // When the last demonitor fell due, in µs (0: the peer has sent more since), and the share
+  // (of 256) of recent ones after which the peer's next frame came within the window worth
+  // holding for (neither too late nor too soon: connection.cpp).
+  uint64_t due_us_ = 0;
   uint16_t hold_share_ = 256;
   // A caller's next gen:call starts with its MONITOR_P, sent apart from the request: the
-  // smallest such monitor (0: none yet), when the one that followed the last due demonitor
-  // came (0: none is waiting for its request), and the share (of 256) of recent dues after
+  // smallest such monitor (0: none yet), when the demonitor that the last one followed fell
+  // due (0: none is waiting for its request), and the share (of 256) of recent dues after
   // which a monitor and then more came within the hold. While that share is high the mark also
   // covers the monitor, so that the loop wakes once, for the request.
   uint32_t monitor_bytes_ = 0;
-  uint64_t monitor_due_ms_ = 0;
+  uint64_t monitor_due_us_ = 0;
   uint16_t deep_share_ = 0;
   bool demonitor_due_ = false;  // this turn answered a call: settle_low_water decides
   bool settle_queued_ = false;

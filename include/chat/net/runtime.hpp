@@ -28,6 +28,8 @@ class Runtime final : public node::Timers, public node::Workers {
   uv_loop_t* loop() { return &loop_; }
   uint64_t now_ms() override { return uv_now(&loop_); }
   uint64_t now_ms() const { return uv_now(&loop_); }
+  // The clock itself, not the loop's cached millisecond: for pauses shorter than one.
+  static uint64_t now_us() { return uv_hrtime() / 1000; }
 
   uint64_t start(uint64_t ms, std::function<void()> fire) override;
   void cancel(uint64_t id) override;
