@@ -35,17 +35,19 @@ ebin=${ELIXIR_PEER_EBIN:-$root/elixir_peer/_build/prod/lib/chat/ebin}
 [[ -d $ebin ]] || { echo "elixir_peer is not built ($ebin): run scripts/build" >&2; exit 2; }
 [[ -x $bin_dir/chat-node ]] || { echo "no $bin_dir/chat-node" >&2; exit 2; }
 
+# shellcheck source=scripts/lib/cluster.sh
+source "$root/scripts/lib/cluster.sh"
 work=$(mktemp -d)
-export ERL_EPMD_PORT=$((20000 + RANDOM % 20000))
-pids=()
+mark=footprint-$(chat_random_hex 6)
+export CHAT_RUN_MARK=$mark
 cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    epmd -port "$ERL_EPMD_PORT" -kill >/dev/null 2>&1 || true
+    chat_kill_marked "$mark"
     rm -rf "$work"
 }
 trap cleanup EXIT
-epmd -port "$ERL_EPMD_PORT" -daemon -relaxed_command_check
+chat_trap_signals
+chat_start_epmd "$work/epmd.log"
+export ERL_EPMD_PORT=$CHAT_EPMD_PORT
 
 # Instructions, then distinct 64-byte lines, 4 KB pages and the span in KB of the code that
 # ran, from a callgrind file written with --dump-instr=yes --compress-pos=no: each cost line
@@ -84,7 +86,6 @@ for what in ${whats//,/ }; do
     valgrind --tool=callgrind --instr-atstart=no --dump-instr=yes --compress-pos=no --callgrind-out-file="$out" \
         "$bin_dir/chat-node" --name "$name@127.0.0.1" --cookie "fp$$" --log-level warn >/dev/null 2>"$work/node.$n" &
     vg=$!
-    pids+=("$vg")
     deadline=$((SECONDS + 60))
     until epmd -port "$ERL_EPMD_PORT" -names 2>/dev/null | grep -q "name $name "; do
         ((SECONDS < deadline)) || { echo "chat-node under valgrind did not register: $(cat "$work/node.$n")" >&2; exit 1; }
