@@ -9,17 +9,19 @@
 # timings, these figures do not move with the machine's load: compare them across commits or
 # build flags to see whether a change made the sparse path lighter.
 #
-#   bench/footprint.sh [--bin-dir build] [--calls 100] [--what count,send,cast]
+#   bench/footprint.sh [--bin-dir build-release] [--calls 100] [--what count,send,cast]
 #
 # count: GenServer.call({Chat, node}, :count); send: Chat.send_message(node, "hello"), the
 # elixir_peer client; cast: send({Chat, node}, "hello") followed by nothing. The lines and pages
 # are those any of the CALLS requests ran (each runs nearly the same code, so about what one
 # request runs); the span is from the lowest to the highest of them in the text.
 #
-# By hand. Needs valgrind (apt-get install valgrind), elixir and elixir_peer built (scripts/build).
+# The figures are for the build given: the bench's Release build by default (build-release,
+# made by scripts/bench). By hand. Needs valgrind (apt-get install valgrind), elixir, and
+# elixir_peer built (scripts/build).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-bin_dir=$root/build calls=100 whats=count,send,cast
+bin_dir=$root/build-release calls=100 whats=count,send,cast
 while (($#)); do
     case $1 in
         --bin-dir) bin_dir=$(cd "$2" && pwd); shift 2 ;;
@@ -33,7 +35,7 @@ for tool in valgrind callgrind_control elixir epmd; do
 done
 ebin=${ELIXIR_PEER_EBIN:-$root/elixir_peer/_build/prod/lib/chat/ebin}
 [[ -d $ebin ]] || { echo "elixir_peer is not built ($ebin): run scripts/build" >&2; exit 2; }
-[[ -x $bin_dir/chat-node ]] || { echo "no $bin_dir/chat-node" >&2; exit 2; }
+[[ -x $bin_dir/chat-node ]] || { echo "no $bin_dir/chat-node: scripts/bench builds it there (Release), or --bin-dir" >&2; exit 2; }
 
 # shellcheck source=scripts/lib/cluster.sh
 source "$root/scripts/lib/cluster.sh"
