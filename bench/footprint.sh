@@ -6,8 +6,9 @@
 # shared machine has lost much of the node's code from its caches and TLB, and each 64-byte line
 # and 4 KB page the request runs is then fetched again (section 10's CPU per wake-up grows with
 # the pause; a plain C echo server, which runs a few lines of its own, grows less). Unlike the
-# timings, these figures do not move with the machine's load: compare them across commits or
-# build flags to see whether a change made the sparse path lighter.
+# timings, these figures do not move with the machine's load (two runs differ by a few tenths of
+# a percent): compare them across commits or build flags to see whether a change made the
+# sparse path lighter.
 #
 #   bench/footprint.sh [--bin-dir build-release] [--calls 100] [--what count,send,cast]
 #
@@ -55,9 +56,7 @@ export ERL_EPMD_PORT=$CHAT_EPMD_PORT
 # ran, from a callgrind file written with --dump-instr=yes --compress-pos=no: each cost line
 # is "0xADDRESS LINE IR".
 count_code() {
-    awk 'function hex(s,  i, v) { s = tolower(s); sub(/^0x/, "", s); v = 0
-            for (i = 1; i <= length(s); i++) v = v * 16 + index("0123456789abcdef", substr(s, i, 1)) - 1
-            return v }
+    awk "$(chat_awk_hex)"'
         /^totals:/ { total = $2 }
         /^0x/ && NF >= 3 && $3 != "0" {
             a = hex($1)

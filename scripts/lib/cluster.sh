@@ -12,6 +12,14 @@ chat_random_hex() {
     od -An -N"${1:-12}" -tx1 /dev/urandom | tr -d ' \n'
 }
 
+# Print an awk function, hex(s): the value of a hexadecimal string (with or without 0x), for
+# mawk too (no strtonum). Put it before an awk program: awk "$(chat_awk_hex)"'...'.
+chat_awk_hex() {
+    printf '%s' 'function hex(s,  i, v) { s = tolower(s); sub(/^0x/, "", s); v = 0
+    for (i = 1; i <= length(s); i++) v = v * 16 + index("0123456789abcdef", substr(s, i, 1)) - 1
+    return v }'
+}
+
 # Print the pids of every live process whose environment holds
 # CHAT_RUN_MARK=$1, except the calling shell itself.
 chat_marked_pids() {
