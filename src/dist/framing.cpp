@@ -1,7 +1,6 @@
 #include "chat/dist/framing.hpp"
 
 #include <algorithm>
-#include <array>
 #include <cstring>
 
 #include "chat/dist/constants.hpp"
@@ -180,14 +179,13 @@ namespace {
 constexpr uint8_t kSmallTuple = 104;   // SMALL_TUPLE_EXT
 constexpr uint8_t kSmallInteger = 97;  // SMALL_INTEGER_EXT
 
-// The control of a plain send (Send) or of a monitor (Monitor) at frame[at], read by hand in
-// the forms peers use (NEW_PID_EXT, NEWER_REFERENCE_EXT, SMALL_ATOM_UTF8_EXT or an atom cache
-// reference), with the checks the term walk makes. False, with *budget untouched, for any other
-// control or form: the general path then decides, so nothing is accepted here that it would
-// refuse. One reader reads one control.
-class ControlReader {
+// The control of a plain send at frame[*offset] (Send), read by hand in the forms peers use
+// (NEW_PID_EXT, SMALL_ATOM_UTF8_EXT or an atom cache reference), with the checks the term walk
+// makes. False, with *budget untouched, for any other control or form: the general path
+// then decides, so nothing is accepted here that it would refuse.
+class SendReader {
  public:
-  ControlReader(std::string_view frame, size_t at, term::AtomRefs atoms) : frame_(frame), at_(at), atoms_(atoms) {}
+  SendReader(std::string_view frame, size_t at, term::AtomRefs atoms) : frame_(frame), at_(at), atoms_(atoms) {}
 
   // Fills `out` (left empty on false). Its parts are read straight into it: a Send built
   // aside and copied in cost more than the reading (its fields, stored piecewise, are loaded
@@ -210,28 +208,6 @@ class ControlReader {
     const auto* name = std::get_if<std::string_view>(&s.to);
     const size_t cost = (1 + arity) * sizeof(term::Term) + heap(s.from.node) +
                         (name != nullptr ? heap(*name) : heap(std::get<PidView>(s.to).node));
-    if (cost > *budget) {
-      out.reset();
-      return false;
-    }
-    *budget -= cost;
-    return true;
-  }
-
-  bool read(size_t* budget, std::optional<Monitor>& out) {
-    if (!has(4) || byte(at_) != kSmallTuple || byte(at_ + 1) != 4 || byte(at_ + 2) != kSmallInteger) return false;
-    const auto op = static_cast<Op>(byte(at_ + 3));
-    if (op != Op::kMonitorP && op != Op::kDemonitorP) return false;
-    at_ += 4;
-    Monitor& m = out.emplace();
-    m.op = op;
-    if (!pid(m.from) || !target(m.target) || !ref(m.ref)) {
-      out.reset();
-      return false;
-    }
-    const auto* name = std::get_if<std::string_view>(&m.target);
-    const size_t cost = 5 * sizeof(term::Term) + heap(m.from.node) + heap(m.ref.node) + 4 * m.ref.ids.size() +
-                        (name != nullptr ? heap(*name) : heap(std::get<PidView>(m.target).node));
     if (cost > *budget) {
       out.reset();
       return false;
@@ -285,39 +261,14 @@ class ControlReader {
     return true;
   }
 
-  // A node name: an atom without NUL, as the walk insists.
-  bool node(std::string_view& text) { return atom(text) && text.find('\0') == std::string_view::npos; }
-
   bool pid(PidView& out) {
     constexpr uint8_t kNewPid = 88;
     if (!has(1) || byte(at_) != kNewPid) return false;
     ++at_;
-    std::string_view name;
-    if (!node(name) || !has(12)) return false;
-    out = PidView{name, u32(at_), u32(at_ + 4), u32(at_ + 8)};
+    std::string_view node;
+    if (!atom(node) || node.find('\0') != std::string_view::npos || !has(12)) return false;
+    out = PidView{node, u32(at_), u32(at_ + 4), u32(at_ + 8)};
     at_ += 12;
-    return true;
-  }
-
-  // ToProc: a pid, or a name.
-  bool target(std::variant<PidView, std::string_view>& out) {
-    constexpr uint8_t kNewPid = 88;
-    if (has(1) && byte(at_) == kNewPid) return pid(out.emplace<PidView>());
-    return atom(out.emplace<std::string_view>());
-  }
-
-  bool ref(RefView& out) {
-    constexpr uint8_t kNewerReference = 90;
-    if (!has(3) || byte(at_) != kNewerReference) return false;
-    const size_t words = (size_t{byte(at_ + 1)} << 8U) | byte(at_ + 2);
-    if (words == 0 || words > term::RefIds::kMax) return false;
-    at_ += 3;
-    if (!node(out.node) || !has(4 + 4 * words)) return false;
-    out.creation = u32(at_);
-    std::array<uint32_t, term::RefIds::kMax> ids{};
-    for (size_t k = 0; k < words; ++k) ids[k] = u32(at_ + 4 + 4 * k);
-    out.ids = term::RefIds(ids.data(), ids.data() + words);
-    at_ += 4 + 4 * words;
     return true;
   }
 
@@ -339,12 +290,6 @@ std::optional<std::string_view> small_binary(std::string_view rest) {
 }  // namespace
 
 term::Term Message::control_term() const {
-  if (monitor) {
-    const auto* name = std::get_if<std::string_view>(&monitor->target);
-    term::Term target = name != nullptr ? term::atom(std::string(*name)) : term::Term{std::get<PidView>(monitor->target).pid()};
-    return term::tuple({term::Term{static_cast<int64_t>(monitor->op)}, monitor->from.pid(), std::move(target),
-                        monitor->ref.ref()});
-  }
   if (!send) return control;
   if (const auto* name = std::get_if<std::string_view>(&send->to)) {
     return term::tuple(
@@ -357,15 +302,6 @@ term::Term Message::control_term() const {
 
 Message::Message() = default;
 
-bool Message::is(Op op) const {
-  if (send) return send->op == op;
-  if (monitor) return monitor->op == op;
-  const auto* t = control.get<term::Tuple>();
-  if (t == nullptr || t->items.empty()) return false;
-  const auto* code = t->items[0].get<int64_t>();
-  return code != nullptr && *code == static_cast<int64_t>(op);
-}
-
 term::Term Message::take_payload() {
   if (binary) return term::Binary(std::string(*binary));
   return std::move(*payload);
@@ -375,7 +311,7 @@ namespace {
 
 // parse_message's work, into `m`; false for a frame it refuses.
 bool read_message(Message& m, std::string_view frame, const term::Limits& limits,
-                  const std::shared_ptr<const void>& owner, bool* over_budget, AtomCache* cache, bool by_hand) {
+                  const std::shared_ptr<const void>& owner, bool* over_budget, AtomCache* cache) {
   if (frame.size() < 2) return false;
   const auto first = static_cast<uint8_t>(frame[0]);
   const auto second = static_cast<uint8_t>(frame[1]);
@@ -398,12 +334,9 @@ bool read_message(Message& m, std::string_view frame, const term::Limits& limits
     if (over_budget != nullptr) *over_budget = budget == 0;
     return false;
   };
-  ControlReader send(frame, offset, atoms);
-  ControlReader monitor(frame, offset, atoms);
-  if (by_hand && send.read(&budget, m.send)) {
+  SendReader send(frame, offset, atoms);
+  if (send.read(&budget, m.send)) {
     offset = send.offset();
-  } else if (by_hand && monitor.read(&budget, m.monitor)) {
-    offset = monitor.offset();
   } else {
     auto control = term::decode_at(frame, &offset, limits, owner, &budget, atoms);
     if (!control) return refused();
@@ -439,12 +372,11 @@ bool read_message(Message& m, std::string_view frame, const term::Limits& limits
 }  // namespace
 
 std::optional<Message> parse_message(std::string_view frame, const term::Limits& limits,
-                                     const std::shared_ptr<const void>& owner, bool* over_budget, AtomCache* cache,
-                                     bool by_hand) {
+                                     const std::shared_ptr<const void>& owner, bool* over_budget, AtomCache* cache) {
   if (over_budget != nullptr) *over_budget = false;
   // One object, returned from one place: built where the caller keeps it, not moved there.
   std::optional<Message> result(std::in_place);
-  if (!read_message(*result, frame, limits, owner, over_budget, cache, by_hand)) result.reset();
+  if (!read_message(*result, frame, limits, owner, over_budget, cache)) result.reset();
   return result;
 }
 

@@ -50,6 +50,13 @@ uint16_t learn_share(uint16_t share, bool paid) { return static_cast<uint16_t>((
 // Keeps the smallest frame size seen (0: none yet).
 void keep_smallest(uint32_t& smallest, uint32_t bytes) { smallest = smallest == 0 ? bytes : std::min(smallest, bytes); }
 
+bool is_op(const term::Term& control, dist::Op want) {
+  const auto* t = control.get<term::Tuple>();
+  if (t == nullptr || t->items.empty()) return false;
+  const auto* op = t->items[0].get<int64_t>();
+  return op != nullptr && *op == static_cast<int64_t>(want);
+}
+
 uint32_t random32() {
   uint32_t v = 0;
   if (!dist::random_bytes(&v, sizeof v)) {
@@ -358,10 +365,10 @@ void Connection::frames() {
     }
     costly_ = costly_ || (msg && !msg->send);
     const auto bytes = static_cast<uint32_t>(frame.size() + 4);
-    if (msg && msg->is(dist::Op::kDemonitorP)) {
+    if (msg && !msg->send && is_op(msg->control, dist::Op::kDemonitorP)) {
       keep_smallest(demonitor_bytes_, bytes);
     } else if (due_us_ != 0 || monitor_due_us_ != 0) {
-      const bool monitor = msg && msg->is(dist::Op::kMonitorP);
+      const bool monitor = msg && !msg->send && is_op(msg->control, dist::Op::kMonitorP);
       if (monitor && due_us_ != 0) keep_smallest(monitor_bytes_, bytes);
       learn_after_due(monitor, net_.runtime().now_us());
     }

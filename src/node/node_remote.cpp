@@ -29,7 +29,6 @@ const Ref* as_ref(const Term& t) { return t.get<Ref>(); }
 }  // namespace
 
 bool Node::message(const std::string& peer, dist::Message&& m) {
-  if (m.monitor) return monitor_message(peer, *m.monitor);
   if (!m.send) return control(peer, m.control, std::move(m.payload));
   if (!m.has_payload()) return false;
   auto& s = *m.send;
@@ -37,16 +36,6 @@ bool Node::message(const std::string& peer, dist::Message&& m) {
   const auto key = std::visit([&](const auto& to) { return recipient(peer, to); }, s.to);
   if (key) deliver_in(*key, m);
   return true;
-}
-
-// What control() does with the same MONITOR_P or DEMONITOR_P as a tuple.
-bool Node::monitor_message(const std::string& peer, const dist::Monitor& m) {
-  if (m.op == Op::kMonitorP && m.from.node != peer) return false;
-  const Pid from = m.from.pid();
-  const auto* name = std::get_if<std::string_view>(&m.target);
-  const Term target = name != nullptr ? atom(std::string(*name)) : Term{std::get<dist::PidView>(m.target).pid()};
-  if (m.op == Op::kMonitorP) return remote_monitor(peer, from, target, m.ref.ref());
-  return remote_demonitor(from, target, m.ref.ref());
 }
 
 std::optional<Node::LocalKey> Node::recipient(const std::string& /*peer*/, const dist::PidView& to) {

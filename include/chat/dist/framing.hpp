@@ -75,45 +75,24 @@ struct Send {
   std::variant<PidView, std::string_view> to;  // a pid, or REG_SEND's name
 };
 
-// A reference as a frame holds it (NEWER_REFERENCE_EXT), its node name a view as PidView's.
-struct RefView {
-  std::string_view node;
-  uint32_t creation = 0;
-  term::RefIds ids;
-  [[nodiscard]] term::Ref ref() const { return {std::string(node), creation, ids}; }
-};
-
-// MONITOR_P {19, From, ToProc, Ref} and DEMONITOR_P {20, From, ToProc, Ref}, ToProc a pid or a
-// registered name: every gen:call a peer makes opens with the one and ends with the other, so
-// they are read as plain sends are, element by element. Valid as long as a Send's views.
-struct Monitor {
-  Op op;
-  PidView from;
-  std::variant<PidView, std::string_view> target;
-  RefView ref;
-};
-
 // One distribution message: a control tuple and, for the ops that carry one, a payload.
 struct Message {
   // Defined out of line: an implicit constructor would have every Message made by
   // `optional::emplace()` zero-filled first, a few hundred bytes per message received.
   Message();
 
-  term::Term control;  // the empty list when `send` or `monitor` holds it instead
+  term::Term control;  // the empty list when `send` holds it instead
   // The payload of the ops that carry one. A plain send's small binary payload (a chat line,
   // the commonest message) stays in the frame as `binary` instead, for a receiver that takes
   // the bytes as they are (Process::take_binary): no term is built for it unless one is asked.
   std::optional<term::Term> payload;
   std::optional<std::string_view> binary;
   std::optional<Send> send;
-  std::optional<Monitor> monitor;
   [[nodiscard]] bool has_payload() const { return payload.has_value() || binary.has_value(); }
   // The payload as a term, moved out of `payload` or made from `binary`; needs has_payload().
   [[nodiscard]] term::Term take_payload();
-  // The control tuple, rebuilt when `send` or `monitor` holds it (SEND's unused element as '').
+  // The control tuple, rebuilt when `send` holds it (SEND's unused element as '').
   [[nodiscard]] term::Term control_term() const;
-  // Whether the control is that operation's, whichever way it was read.
-  [[nodiscard]] bool is(Op op) const;
 };
 
 // What the terms of one frame may take in memory once decoded: kDecodeFloor plus kDecodeRatio
@@ -153,11 +132,9 @@ enum class FrameForm { kPassThrough, kDistHeader };
 // together. nullopt for anything else (either form where the other is due); then
 // *over_budget (when given) says whether the budget was the reason. When `owner` keeps the
 // frame alive, large binaries stay in it (term::decode_at).
-// `by_hand` false leaves every control to the general decoder (no `send` or `monitor`): what the
-// readers by hand are checked against.
 std::optional<Message> parse_message(std::string_view frame, const term::Limits& limits = {},
                                      const std::shared_ptr<const void>& owner = nullptr, bool* over_budget = nullptr,
-                                     AtomCache* cache = nullptr, bool by_hand = true);
+                                     AtomCache* cache = nullptr);
 
 // Appends a complete frame (length header included) for control + optional payload. The
 // header form names no atom: every atom goes out in full, which any peer decodes.

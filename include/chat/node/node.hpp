@@ -146,8 +146,7 @@ class Node {
   // transport then closes that connection).
   bool control(const std::string& peer, const term::Term& control, std::optional<term::Term> payload);
   // The same for a message as the frame parser gives it: a plain send it took apart without
-  // building the control tuple (dist::Send), a monitor read the same way (dist::Monitor), or any
-  // other control.
+  // building the control tuple (dist::Send), or any other control.
   bool message(const std::string& peer, dist::Message&& m);
 
   // True while the links and monitors of a peer that went down are being undone.
@@ -251,7 +250,6 @@ class Node {
   [[nodiscard]] bool remote_link_live(const term::Pid& other, LocalKey local) const;
 
   // Remote control messages (node_remote.cpp).
-  bool monitor_message(const std::string& peer, const dist::Monitor& m);
   bool remote_monitor(const std::string& peer, const term::Pid& watcher, const term::Term& target, const term::Ref& ref);
   bool remote_demonitor(const term::Pid& watcher, const term::Term& target, const term::Ref& ref);
   void remote_monitor_exit(const term::Pid& to, const term::Ref& ref, const term::Term& reason);
