@@ -311,7 +311,7 @@ namespace {
 
 // parse_message's work, into `m`; false for a frame it refuses.
 bool read_message(Message& m, std::string_view frame, const term::Limits& limits,
-                  const std::shared_ptr<const void>& owner, bool* over_budget, AtomCache* cache) {
+                  const std::shared_ptr<const void>& owner, bool* over_budget, AtomCache* cache, bool by_hand) {
   if (frame.size() < 2) return false;
   const auto first = static_cast<uint8_t>(frame[0]);
   const auto second = static_cast<uint8_t>(frame[1]);
@@ -335,7 +335,7 @@ bool read_message(Message& m, std::string_view frame, const term::Limits& limits
     return false;
   };
   SendReader send(frame, offset, atoms);
-  if (send.read(&budget, m.send)) {
+  if (by_hand && send.read(&budget, m.send)) {
     offset = send.offset();
   } else {
     auto control = term::decode_at(frame, &offset, limits, owner, &budget, atoms);
@@ -372,11 +372,12 @@ bool read_message(Message& m, std::string_view frame, const term::Limits& limits
 }  // namespace
 
 std::optional<Message> parse_message(std::string_view frame, const term::Limits& limits,
-                                     const std::shared_ptr<const void>& owner, bool* over_budget, AtomCache* cache) {
+                                     const std::shared_ptr<const void>& owner, bool* over_budget, AtomCache* cache,
+                                     bool by_hand) {
   if (over_budget != nullptr) *over_budget = false;
   // One object, returned from one place: built where the caller keeps it, not moved there.
   std::optional<Message> result(std::in_place);
-  if (!read_message(*result, frame, limits, owner, over_budget, cache)) result.reset();
+  if (!read_message(*result, frame, limits, owner, over_budget, cache, by_hand)) result.reset();
   return result;
 }
 

@@ -8,8 +8,9 @@
 // parse, or that control() rejects, ends the connection. Then every queued signal runs,
 // pending timers fire, and the peer goes down (its links and monitors fire too).
 //
-// Invariant besides "no crash, no sanitizer report": every message the node sends back must
-// be a well-formed distribution message (it would otherwise break the peer's connection).
+// Invariants besides "no crash, no sanitizer report": every message the node sends back must
+// be a well-formed distribution message (it would otherwise break the peer's connection), and
+// the frame parser's reader by hand for plain sends must agree with its general path.
 //
 // The first frame decides the form, as the handshake would have: one that starts with 131 is
 // a distribution header and the connection keeps an atom cache; otherwise pass-through.
@@ -107,8 +108,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       // a distribution header (131) and an atom cache, or pass-through (112).
       if (!form) form = static_cast<uint8_t>(frame[0]) == chat::dist::kVersionMagic ? chat::dist::FrameForm::kDistHeader
                                                                                    : chat::dist::FrameForm::kPassThrough;
-      auto msg = chat::dist::parse_message(guarded().place(frame), {}, nullptr, nullptr,
-                                           form == chat::dist::FrameForm::kDistHeader ? &cache : nullptr);
+      const std::string_view placed = guarded().place(frame);
+      auto* frame_cache = form == chat::dist::FrameForm::kDistHeader ? &cache : nullptr;
+      auto msg = chat::dist::parse_message(placed, {}, nullptr, nullptr, frame_cache);
+      // The reader by hand says what the general decoder says, and refuses what it refuses
+      // (reading a header again sets its atoms to what they already are).
+      const auto general = chat::dist::parse_message(placed, {}, nullptr, nullptr, frame_cache, false);
+      FUZZ_CHECK(msg.has_value() == general.has_value());
+      if (msg && general) {
+        FUZZ_CHECK(msg->control_term() == general->control);
+        FUZZ_CHECK(msg->has_payload() == general->has_payload());
+      }
       if (!msg || !node.message(fuzz::kPeerName, std::move(*msg))) {
         open = false;
         break;

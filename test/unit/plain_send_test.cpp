@@ -56,6 +56,11 @@ TEST_SUITE("framing") {
       CHECK(m->binary.has_value());  // a small binary stays in the frame, no term built
       CHECK_FALSE(m->payload.has_value());
       CHECK(m->take_payload() == msg);
+      auto general = dist::parse_message(frame, {}, nullptr, nullptr, nullptr, false);  // what the fuzzer compares
+      REQUIRE(general.has_value());
+      CHECK_FALSE(general->send.has_value());
+      CHECK(general->control == *control);
+      CHECK(*general->payload == msg);
     }
     const std::string plain_frame = pass_through(plain, msg);
     auto m = dist::parse_message(plain_frame);

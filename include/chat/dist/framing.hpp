@@ -132,9 +132,11 @@ enum class FrameForm { kPassThrough, kDistHeader };
 // together. nullopt for anything else (either form where the other is due); then
 // *over_budget (when given) says whether the budget was the reason. When `owner` keeps the
 // frame alive, large binaries stay in it (term::decode_at).
+// `by_hand` false leaves every control to the general decoder (no `send`): what the reader by
+// hand is checked against.
 std::optional<Message> parse_message(std::string_view frame, const term::Limits& limits = {},
                                      const std::shared_ptr<const void>& owner = nullptr, bool* over_budget = nullptr,
-                                     AtomCache* cache = nullptr);
+                                     AtomCache* cache = nullptr, bool by_hand = true);
 
 // Appends a complete frame (length header included) for control + optional payload. The
 // header form names no atom: every atom goes out in full, which any peer decodes.
